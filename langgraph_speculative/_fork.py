@@ -1,0 +1,58 @@
+"""Fork a thread through a checkpointer: copy a checkpoint to a new thread.
+
+OSS savers do not implement `copy_thread`; this works on any
+`BaseCheckpointSaver` through `get_tuple`/`put` (and the async twins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+
+__all__ = ("afork_thread", "fork_thread")
+
+# The checkpoint a node reads may still be on its way to the saver
+# (durability="async"); wait this long for it before giving up.
+_WAIT_S = 1.0
+
+
+def _target(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+def _copy(saver: BaseCheckpointSaver, tup: CheckpointTuple, thread_id: str) -> RunnableConfig:
+    versions = dict(tup.checkpoint["channel_versions"])
+    metadata: Any = {**(tup.metadata or {}), "speculative_fork_of": tup.config["configurable"]["thread_id"]}
+    return saver.put(_target(thread_id), tup.checkpoint, metadata, versions)
+
+
+def fork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str) -> RunnableConfig:
+    """Copy the checkpoint `source` names into a new thread `thread_id`.
+
+    Returns the config of the copy. Raises `LookupError` when the checkpoint
+    is not in the saver.
+    """
+    deadline = time.monotonic() + _WAIT_S
+    while (tup := saver.get_tuple(source)) is None:
+        if time.monotonic() > deadline:
+            raise LookupError(f"checkpoint {source['configurable']} is not in the checkpointer")
+        time.sleep(0.002)
+    return _copy(saver, tup, thread_id)
+
+
+async def afork_thread(
+    saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str
+) -> RunnableConfig:
+    """Async twin of `fork_thread`."""
+    deadline = time.monotonic() + _WAIT_S
+    while (tup := await saver.aget_tuple(source)) is None:
+        if time.monotonic() > deadline:
+            raise LookupError(f"checkpoint {source['configurable']} is not in the checkpointer")
+        await asyncio.sleep(0.002)
+    versions = dict(tup.checkpoint["channel_versions"])
+    metadata: Any = {**(tup.metadata or {}), "speculative_fork_of": tup.config["configurable"]["thread_id"]}
+    return await saver.aput(_target(thread_id), tup.checkpoint, metadata, versions)

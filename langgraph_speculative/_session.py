@@ -1,0 +1,554 @@
+"""The speculation session: everything speculation starts in one run.
+
+One session lives for exactly one `invoke`/`stream` (or async twin) of a
+speculative graph. It owns every task it starts: speculator calls, branch runs
+and actor calls launched early on branches; `close`/`aclose` cancels them all
+and, in sync mode, joins every thread it used. All session state is touched
+only on the session's event loop (the caller's loop in async mode, a private
+loop thread in sync mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+
+from ._fork import afork_thread, fork_thread
+from ._guesses import coerce_guesses, describe
+from ._report import SpeculationReport
+
+if TYPE_CHECKING:
+    from ._compile import _Plan
+    from ._node import SpeculativeNode
+
+__all__ = ("CONF_KEY", "BranchStop", "Session", "context_of")
+
+CONF_KEY = "__speculation"
+THREAD_PREFIX = "langgraph-speculative"
+_JOIN_TIMEOUT_S = 30.0
+
+
+class BranchStop(Exception):
+    """Raised inside a branch to end it at a slow node (not an error)."""
+
+
+@dataclass
+class _Ctx:
+    session: Session
+    branch: _Branch | None = None
+
+
+def context_of(config: RunnableConfig | None) -> _Ctx | None:
+    """The speculation context a node runs in, if any."""
+    if not config:
+        return None
+    ctx = (config.get("configurable") or {}).get(CONF_KEY)
+    return ctx if isinstance(ctx, _Ctx) else None
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One actor call, keyed by (node, key(input)), with its speculation."""
+
+    node: SpeculativeNode
+    name: str
+    key: str
+    level: int
+    state: Any
+    config: RunnableConfig
+    source: RunnableConfig | None
+    owner: _Branch | None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    task: asyncio.Future[Any] | None = None
+    spec_task: asyncio.Task[None] | None = None
+    branches: list[_Branch] = field(default_factory=list)
+    speculated: bool = False
+    resolved: bool = False
+    cancelled: bool = False
+
+
+@dataclass(eq=False)
+class _Branch:
+    """A fork of the state with one guess applied, running beside the main run."""
+
+    entry: _Entry
+    update: dict[str, Any]
+    confidence: float | None
+    level: int
+    thread_id: str
+    rank: int
+    task: asyncio.Task[None] | None = None
+    entries: list[_Entry] = field(default_factory=list)
+    cancelled: bool = False
+    outcome: str | None = None
+
+
+class Session:
+    """Runs and tracks the speculation of one graph run."""
+
+    def __init__(self, plan: _Plan, mode: Literal["sync", "async"], root_thread: str) -> None:
+        self.plan = plan
+        self.mode = mode
+        self.root_thread = root_thread
+        self.report = SpeculationReport()
+        self.cache: dict[tuple[str, str], _Entry] = {}
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.branches: list[_Branch] = []
+        self.main_level = 0
+        self.inflight = 0
+        self.closed = False
+        self.writer: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        if mode == "sync":
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4 + 2 * plan.max_inflight, thread_name_prefix=f"{THREAD_PREFIX}-work"
+            )
+            self.loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self.loop.run_forever, name=f"{THREAD_PREFIX}-loop", daemon=True
+            )
+            self._thread.start()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def ctx(self, branch: _Branch | None = None) -> _Ctx:
+        return _Ctx(self, branch)
+
+    def emit(self, event: str, node: str, **data: Any) -> None:
+        ev = self.report._record({"type": "speculation", "event": event, "node": node, **data})
+        if self.writer is not None and not self.closed:
+            try:
+                self.writer(dict(ev))
+            except Exception:  # the stream may be gone; the report keeps the event
+                self.writer = None
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        """Run a blocking call on the session's pool, in a copy of this context."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await loop.run_in_executor(self._pool, call)
+
+    def _submit(self, coro: Any) -> Any:
+        """From a worker thread (sync mode): run `coro` on the loop and wait."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    # ------------------------------------------------------------------ main run
+
+    def call_sync(self, node: SpeculativeNode, state: Any, config: RunnableConfig) -> Any:
+        """A speculative node on the main run, sync mode (a LangGraph worker thread)."""
+        self.writer = _writer()
+        entry, adopted = self._submit(self._begin(node, state, config, _source(config)))
+        if adopted:
+            try:
+                result = self._submit(_await(entry.task))
+            except Exception as exc:
+                self._submit(self._adoption_failed(entry, exc))
+                adopted = False
+        if not adopted:
+            try:
+                result = node.action.invoke(state, config)
+            except BaseException:
+                self._submit(self._abandon(entry))
+                raise
+        self._submit(self._finish(entry, result))
+        return result
+
+    async def call_async(self, node: SpeculativeNode, state: Any, config: RunnableConfig) -> Any:
+        """A speculative node on the main run, async mode."""
+        self.writer = _writer()
+        entry, adopted = await self._begin(node, state, config, _source(config))
+        if adopted:
+            try:
+                assert entry.task is not None
+                result = await entry.task
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._adoption_failed(entry, exc)
+                adopted = False
+        if not adopted:
+            try:
+                result = await node.action.ainvoke(state, config)
+            except BaseException:
+                await self._abandon(entry)
+                raise
+        await self._finish(entry, result)
+        return result
+
+    async def _begin(
+        self, node: SpeculativeNode, state: Any, config: RunnableConfig, source: RunnableConfig | None
+    ) -> tuple[_Entry, bool]:
+        name = _node_name(node, config)
+        stats = self.report.node(name)
+        stats.calls += 1
+        key = node.key(state)
+        self.main_level += 1
+        entry = self.cache.pop((name, key), None)
+        if entry is not None and not entry.cancelled and entry.task is not None:
+            self.main_level = entry.level
+            hidden = max(0.0, (entry.finished or time.monotonic()) - entry.started)
+            stats.adopted += 1
+            stats.time_saved_s += hidden
+            entry.owner = None
+            self.emit("adopted", name, key=key, hidden_s=round(hidden, 6), done=entry.finished is not None)
+            self._prune()
+            if not entry.task.done():
+                self._maybe_speculate(entry)
+            self._deepen(entry)
+            return entry, True
+        self._prune()
+        entry = _Entry(node, name, key, self.main_level, state, config, source, owner=None)
+        self._maybe_speculate(entry)
+        return entry, False
+
+    async def _adoption_failed(self, entry: _Entry, exc: BaseException) -> None:
+        self.emit("adopted_failed", entry.name, error=describe(exc))
+        self.report.node(entry.name).adopted -= 1
+        entry.task = None
+
+    async def _abandon(self, entry: _Entry) -> None:
+        entry.resolved = True
+        self._cancel_entry(entry, "actor_failed")
+
+    async def _finish(self, entry: _Entry, result: Any) -> None:
+        """The actor answered: keep the branches whose guess matched, cancel the rest."""
+        entry.resolved = True
+        entry.finished = entry.finished or time.monotonic()
+        stats = self.report.node(entry.name)
+        if entry.spec_task is not None and not entry.spec_task.done():
+            entry.spec_task.cancel()
+            self.emit("speculator_late", entry.name)
+        if not entry.branches:
+            return
+        hit_rank = None
+        for branch in entry.branches:
+            if branch.cancelled:
+                continue
+            try:
+                ok = bool(entry.node.match(branch.update, result))
+            except Exception as exc:
+                ok = False
+                self.emit("match_error", entry.name, error=describe(exc))
+            if ok and hit_rank is None:
+                hit_rank = branch.rank
+                branch.outcome = "hit"
+            else:
+                self._cancel_branch(branch, "miss")
+        if hit_rank is not None:
+            stats.hits += 1
+            self.emit("hit", entry.name, rank=hit_rank, guesses=len(entry.branches))
+        else:
+            stats.misses += 1
+            self.emit("miss", entry.name, guesses=len(entry.branches))
+
+    # ------------------------------------------------------------------ branches
+
+    def branch_sync(self, node: SpeculativeNode, state: Any, config: RunnableConfig, branch: _Branch) -> Any:
+        """A speculative node reached on a branch, sync mode: launch it early, stop."""
+        self._submit(self._launch_on_branch(node, state, config, branch))
+        raise BranchStop()
+
+    async def branch_async(
+        self, node: SpeculativeNode, state: Any, config: RunnableConfig, branch: _Branch
+    ) -> Any:
+        """Async twin of `branch_sync`."""
+        await self._launch_on_branch(node, state, config, branch)
+        raise BranchStop()
+
+    async def _launch_on_branch(
+        self, node: SpeculativeNode, state: Any, config: RunnableConfig, branch: _Branch
+    ) -> None:
+        if branch.cancelled or self.closed:
+            return
+        name = _node_name(node, config)
+        key = node.key(state)
+        existing = self.cache.get((name, key))
+        if existing is not None and not existing.cancelled:
+            branch.entries.append(existing)
+            return
+        if self.inflight >= self.plan.max_inflight:
+            self.emit("budget", name, inflight=self.inflight)
+            return
+        entry = _Entry(node, name, key, branch.level, state, config, _source(config), owner=branch)
+        entry.task = self._spawn(self._early_call(entry))
+        self.cache[(name, key)] = entry
+        branch.entries.append(entry)
+        self.report.node(name).launched += 1
+        self.emit("launch", name, key=key, branch=branch.thread_id, level=branch.level)
+        self._maybe_speculate(entry)
+
+    async def _early_call(self, entry: _Entry) -> Any:
+        self.inflight += 1
+        try:
+            if self.mode == "async":
+                return await entry.node.action.ainvoke(entry.state, entry.config)
+            return await self._in_thread(entry.node.action.invoke, entry.state, entry.config)
+        finally:
+            self.inflight -= 1
+            entry.finished = time.monotonic()
+
+    def _maybe_speculate(self, entry: _Entry) -> None:
+        node = entry.node
+        if (
+            entry.speculated
+            or self.closed
+            or node.speculator is None
+            or not node.policy.enabled
+            or entry.source is None
+            or entry.level - self.main_level >= node.policy.depth
+        ):
+            return
+        entry.speculated = True
+        entry.spec_task = self._spawn(self._speculate(entry))
+
+    def _deepen(self, entry: _Entry) -> None:
+        """The main run moved to `entry`: calls below it may now speculate deeper."""
+        for branch in entry.branches:
+            if branch.cancelled:
+                continue
+            for child in branch.entries:
+                if not child.cancelled:
+                    self._maybe_speculate(child)
+                    self._deepen(child)
+
+    async def _speculate(self, entry: _Entry) -> None:
+        node, name = entry.node, entry.name
+        stats = self.report.node(name)
+        policy = node.policy
+        assert node.speculator is not None
+        cfg: RunnableConfig = {**entry.config, "run_name": f"{name}:speculator", "tags": ["speculator"]}
+        t0 = time.monotonic()
+        try:
+            if self.mode == "async":
+                call = node.speculator.ainvoke(entry.state, cfg)
+            else:
+                call = self._in_thread(node.speculator.invoke, entry.state, cfg)
+            raw = await asyncio.wait_for(call, policy.speculator_timeout)
+        except asyncio.CancelledError:
+            raise
+        except (asyncio.TimeoutError, TimeoutError):
+            stats.speculator_errors += 1
+            self.emit("speculator_timeout", name, timeout_s=policy.speculator_timeout)
+            return
+        except Exception as exc:
+            stats.speculator_errors += 1
+            self.emit("speculator_error", name, error=describe(exc))
+            return
+        guesses, problems = coerce_guesses(raw, self.plan.channels)
+        if problems:
+            stats.speculator_errors += 1
+            self.emit("invalid_guess", name, problems=problems)
+        guesses = [
+            g for g in guesses
+            if policy.min_confidence is None or g.confidence is None or g.confidence >= policy.min_confidence
+        ][: policy.k]
+        self.emit(
+            "guesses", name, guesses=[describe(g.update) for g in guesses],
+            speculator_s=round(time.monotonic() - t0, 6), level=entry.level,
+        )
+        if entry.resolved or (entry.owner is None and entry.task is not None and entry.task.done()):
+            return
+        for rank, guess in enumerate(guesses, 1):
+            if self.inflight >= policy.max_inflight:
+                self.emit("budget", name, inflight=self.inflight)
+                break
+            branch = _Branch(
+                entry, guess.update, guess.confidence, entry.level + 1,
+                f"{self.root_thread}:spec:{uuid.uuid4().hex[:12]}", rank,
+            )
+            entry.branches.append(branch)
+            self.branches.append(branch)
+            stats.guesses += 1
+            branch.task = self._spawn(self._run_branch(branch))
+
+    async def _run_branch(self, branch: _Branch) -> None:
+        entry = branch.entry
+        plan = self.plan
+        assert entry.source is not None
+        self.inflight += 1
+        try:
+            if self.mode == "async":
+                cfg = await afork_thread(plan.saver, entry.source, branch.thread_id)
+                cfg = await plan.branch_graph.aupdate_state(cfg, branch.update, as_node=entry.name)
+            else:
+                cfg = await self._in_thread(_sync_fork, plan, entry.source, branch, entry.name)
+            if branch.cancelled:
+                return
+            run_cfg: RunnableConfig = {
+                "configurable": {
+                    "thread_id": branch.thread_id,
+                    "checkpoint_ns": "",
+                    CONF_KEY: self.ctx(branch),
+                },
+                "callbacks": entry.config.get("callbacks"),
+                "run_name": f"{entry.name}:branch",
+                "tags": ["speculative"],
+                "metadata": {
+                    "speculative": True,
+                    "spec_node": entry.name,
+                    "spec_guess": describe(branch.update),
+                    "spec_rank": branch.rank,
+                    "spec_thread": branch.thread_id,
+                },
+                "recursion_limit": plan.recursion_limit,
+            }
+            self.emit("branch", entry.name, thread=branch.thread_id, rank=branch.rank, level=branch.level)
+            if self.mode == "async":
+                await plan.branch_graph.ainvoke(None, run_cfg)
+            else:
+                await self._in_thread(plan.branch_graph.invoke, None, run_cfg)
+        except (asyncio.CancelledError, BranchStop):
+            pass
+        except Exception as exc:
+            if not branch.cancelled:
+                self.emit("branch_error", entry.name, thread=branch.thread_id, error=describe(exc))
+        finally:
+            self.inflight -= 1
+
+    # ------------------------------------------------------------------ cancelling
+
+    def _cancel_branch(self, branch: _Branch, why: str) -> None:
+        if branch.cancelled:
+            return
+        branch.cancelled = True
+        branch.outcome = branch.outcome if why == "closed" and branch.outcome else why
+        if branch.task is not None and not branch.task.done():
+            branch.task.cancel()
+        self.report.node(branch.entry.name).cancelled += 1
+        if not self.closed:
+            self.emit("cancelled", branch.entry.name, thread=branch.thread_id, reason=why)
+        for entry in branch.entries:
+            if entry.owner is branch:
+                self._cancel_entry(entry, why)
+
+    def _cancel_entry(self, entry: _Entry, why: str) -> None:
+        if entry.cancelled:
+            return
+        entry.cancelled = True
+        if self.cache.get((entry.name, entry.key)) is entry:
+            del self.cache[(entry.name, entry.key)]
+        if entry.spec_task is not None and not entry.spec_task.done():
+            entry.spec_task.cancel()
+        if entry.owner is not None:
+            stats = self.report.node(entry.name)
+            stats.wasted += 1
+            if entry.task is not None and not entry.task.done():
+                entry.task.cancel()
+                stats.cancelled += 1
+        for branch in entry.branches:
+            self._cancel_branch(branch, why)
+
+    def _prune(self) -> None:
+        """Cancel early calls the main run has passed without adopting."""
+        for entry in [e for e in self.cache.values() if e.level < self.main_level]:
+            self._cancel_entry(entry, "stale")
+
+    async def aclose(self) -> None:
+        """Cancel everything this session started and wait for it to stop."""
+        self.closed = True
+        for entry in list(self.cache.values()):
+            self._cancel_entry(entry, "closed")
+        for branch in self.branches:
+            if branch.outcome == "hit":
+                branch.cancelled = True
+                for entry in branch.entries:
+                    if entry.owner is branch:
+                        self._cancel_entry(entry, "closed")
+            else:
+                self._cancel_branch(branch, "closed")
+        while pending := [t for t in self.tasks if not t.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self.report.wall_time_s = 0.0
+
+    def close(self) -> None:
+        """Sync twin of `aclose`: also joins every thread the session used."""
+        assert self.loop is not None and self._thread is not None and self._pool is not None
+        try:
+            asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result()
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            deadline = time.monotonic() + _JOIN_TIMEOUT_S
+            for t in list(getattr(self._pool, "_threads", ())):
+                t.join(max(0.0, deadline - time.monotonic()))
+                if t.is_alive():
+                    warnings.warn(
+                        f"a speculative call is still running in thread {t.name} after "
+                        f"{_JOIN_TIMEOUT_S:.0f}s; sync actors and speculators cannot be "
+                        "interrupted, use async ones for instant cancellation",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+            self.loop.close()
+
+    def branch_threads(self) -> list[tuple[str, str]]:
+        """(thread id, outcome) of every branch: hit branches are committed."""
+        return [
+            (b.thread_id, "committed" if b.outcome == "hit" else (b.outcome or "cancelled"))
+            for b in self.branches
+        ]
+
+
+async def _await(task: asyncio.Future[Any] | None) -> Any:
+    assert task is not None
+    return await task
+
+
+def _sync_fork(plan: _Plan, source: RunnableConfig, branch: _Branch, node: str) -> RunnableConfig:
+    cfg = fork_thread(plan.saver, source, branch.thread_id)
+    return plan.branch_graph.update_state(cfg, branch.update, as_node=node)
+
+
+def _node_name(node: SpeculativeNode, config: RunnableConfig) -> str:
+    return str((config.get("metadata") or {}).get("langgraph_node") or node.name)
+
+
+def _source(config: RunnableConfig) -> RunnableConfig | None:
+    """The checkpoint the running node read, to fork from (root graphs only)."""
+    from langgraph.runtime import get_runtime
+
+    try:
+        info = get_runtime().execution_info
+    except Exception:
+        return None
+    if info is None or info.thread_id is None or "|" in (info.checkpoint_ns or ""):
+        return None
+    return {
+        "configurable": {
+            "thread_id": info.thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": info.checkpoint_id,
+        }
+    }
+
+
+def _writer() -> Any:
+    from langgraph.config import get_stream_writer
+
+    try:
+        return get_stream_writer()
+    except Exception:
+        return None

@@ -1,0 +1,183 @@
+"""Lossless, property-based: a speculative run commits exactly what a plain run does.
+
+Random graphs (chains, conditional edges, loops, fan-out/fan-in; `add_messages`
+and `operator.add` reducers), random latencies, speculators that are right,
+wrong, partly right, raise, hang or return junk. Final state, the main thread's
+checkpoint values in order, and side-effect counters of unsafe nodes must equal
+the plain graph's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from langgraph.checkpoint.memory import InMemorySaver
+
+from langgraph_speculative import SpeculationPolicy, speculate
+
+from .conftest import ASYNC_SAVERS, SYNC_SAVERS, amake_saver, make_saver
+from .graphs_for_tests import BEHAVIOURS, Spec, build, make_speculator, strip_ids
+
+EXAMPLES = int(os.environ.get("LGS_HYPOTHESIS_EXAMPLES", "200"))
+
+
+@st.composite
+def specs(draw: Any, asynchronous: bool | None = None) -> Spec:
+    kind = draw(st.sampled_from(["chain", "cond", "loop", "fanout"]))
+    n = draw(st.integers(2, 5))
+    latency = draw(st.lists(st.integers(0, 12), min_size=n, max_size=n))
+    spec_nodes = draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n))
+    behaviour = {i: draw(st.sampled_from(BEHAVIOURS)) for i in sorted(spec_nodes)}
+    others = [i for i in range(n) if i not in spec_nodes]
+    unsafe = draw(st.sets(st.sampled_from(others))) if others else set()
+    return Spec(
+        kind=kind,
+        n=n,
+        latency_ms=latency,
+        behaviour=behaviour,
+        unsafe=set(unsafe),
+        asynchronous=draw(st.booleans()) if asynchronous is None else asynchronous,
+        depth=draw(st.integers(1, 3)),
+        k=draw(st.integers(1, 3)),
+    )
+
+
+def _speculative(spec: Spec, saver: Any) -> Any:
+    builder = build(spec)
+    return speculate(
+        builder,
+        {f"n{i}": make_speculator(spec, i) for i in spec.behaviour},
+        policy=SpeculationPolicy(k=spec.k, depth=spec.depth, speculator_timeout=0.05),
+        unsafe={f"n{i}" for i in spec.unsafe},
+    ).compile(checkpointer=saver)
+
+
+def _history(graph: Any, cfg: dict[str, Any]) -> list[Any]:
+    return [strip_ids((s.values, s.next)) for s in graph.get_state_history(cfg)]
+
+
+async def _ahistory(graph: Any, cfg: dict[str, Any]) -> list[Any]:
+    return [strip_ids((s.values, s.next)) async for s in graph.aget_state_history(cfg)]
+
+
+INPUT = {"v": 1, "log": [], "messages": []}
+
+
+def check_sync(spec: Spec, saver: Any) -> None:
+    """Run plain then speculative (sync) and compare everything committed."""
+    plain = build(spec).compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    expected = plain.invoke(INPUT, cfg)
+    expected_counts = dict(spec.counters)
+    spec.counters.clear()
+    graph = _speculative(spec, saver)
+    cfg2 = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    got = graph.invoke(INPUT, cfg2)
+    assert strip_ids(got) == strip_ids(expected)
+    assert dict(spec.counters) == expected_counts
+    if saver is not None:
+        assert _history(graph, cfg2) == _history(plain, cfg)
+    report = graph.last_report
+    assert report is not None and report.calls >= 1
+    assert report.hits + report.misses <= report.calls
+
+
+async def check_async(spec: Spec, saver: Any) -> None:
+    """Async twin of `check_sync`."""
+    plain = build(spec).compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    expected = await plain.ainvoke(INPUT, cfg)
+    expected_counts = dict(spec.counters)
+    spec.counters.clear()
+    graph = _speculative(spec, saver)
+    cfg2 = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    got = await graph.ainvoke(INPUT, cfg2)
+    assert strip_ids(got) == strip_ids(expected)
+    assert dict(spec.counters) == expected_counts
+    if saver is not None:
+        assert await _ahistory(graph, cfg2) == await _ahistory(plain, cfg)
+    assert graph.last_report is not None
+
+
+_SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@settings(max_examples=EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
+@given(spec=specs())
+def test_lossless_random_graphs_memory(spec: Spec) -> None:
+    saver = InMemorySaver()
+    if spec.asynchronous:
+        asyncio.run(check_async(spec, saver))
+    else:
+        check_sync(spec, saver)
+
+
+@pytest.mark.parametrize("kind", SYNC_SAVERS)
+def test_lossless_every_sync_checkpointer(kind: str, tmp_path: Any) -> None:
+    with make_saver(kind, tmp_path) as saver:
+
+        @settings(max_examples=12, **_SETTINGS)  # type: ignore[arg-type]
+        @given(spec=specs(asynchronous=False))
+        def body(spec: Spec) -> None:
+            check_sync(spec, saver)
+
+        body()
+
+
+@pytest.mark.parametrize("kind", ASYNC_SAVERS)
+def test_lossless_every_async_checkpointer(kind: str, tmp_path: Any) -> None:
+    async def main() -> None:
+        async with amake_saver(kind, tmp_path) as saver:
+            for spec in _fixed_specs(asynchronous=True):
+                await check_async(spec, saver)
+
+    asyncio.run(main())
+
+
+def _fixed_specs(asynchronous: bool) -> list[Spec]:
+    """A deterministic spread of layouts and speculator behaviours."""
+    out = []
+    kinds = ["chain", "cond", "loop", "fanout"]
+    for j, behaviour in enumerate(BEHAVIOURS):
+        n = 3 + j % 3
+        out.append(
+            Spec(
+                kind=kinds[j % 4],
+                n=n,
+                latency_ms=[(3 * i + j) % 9 for i in range(n)],
+                behaviour={0: behaviour, 1: "right"},
+                unsafe={n - 1},
+                asynchronous=asynchronous,
+                depth=1 + j % 3,
+            )
+        )
+    return out
+
+
+def test_right_guesses_are_adopted() -> None:
+    """Not only lossless: a right speculator actually gets its calls adopted."""
+    spec = Spec("chain", 4, [30, 30, 30, 30], {0: "right", 1: "right", 2: "right"}, set(), False)
+    graph = _speculative(spec, InMemorySaver())
+    graph.invoke(INPUT, {"configurable": {"thread_id": "t"}})
+    report = graph.last_report
+    assert report is not None
+    assert report.hits == 3 and report.misses == 0
+    assert report.adopted == 2  # n1 and n2; n3 has no speculator, so it is not a slow call
+    assert report.time_saved_s > 0
+    assert report.node("n0").guesses == 2
+
+
+def test_wrong_guesses_are_cancelled_not_adopted() -> None:
+    spec = Spec("chain", 3, [20, 20, 20], {0: "wrong", 1: "wrong"}, set(), True)
+    graph = _speculative(spec, InMemorySaver())
+    asyncio.run(graph.ainvoke(INPUT, {"configurable": {"thread_id": "t"}}))
+    report = graph.last_report
+    assert report is not None
+    assert report.hits == 0 and report.misses == 2 and report.adopted == 0
+    assert report.cancelled >= 2
