@@ -57,16 +57,17 @@ class _SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         none is given) and stop before `unsafe` nodes and before the
         interrupts you configure.
         """
+        nodes = [s.runnable for s in self.nodes.values() if isinstance(s.runnable, SpeculativeNode)]
+        active = any(n.policy.enabled and n.speculator is not None for n in nodes)
         internal = not isinstance(checkpointer, BaseCheckpointSaver)
         saver: BaseCheckpointSaver[Any] = InMemorySaver() if internal else checkpointer
-        main = super().compile(checkpointer=saver, **kwargs)
+        main = super().compile(checkpointer=saver if active else checkpointer, **kwargs)
         before = kwargs.get("interrupt_before")
         guarded = set(self.nodes) if before == "*" else set(before or ()) | set(self._unsafe)
         branch_kwargs = {
             k: v for k, v in kwargs.items() if k not in ("interrupt_before", "name", "debug")
         }
         branch = _guarded_copy(self, guarded).compile_plain(checkpointer=saver, **branch_kwargs)
-        nodes = [s.runnable for s in self.nodes.values() if isinstance(s.runnable, SpeculativeNode)]
         plan = _Plan(
             branch_graph=branch,
             saver=saver,
@@ -74,7 +75,7 @@ class _SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
             channels=frozenset(self.channels),
             unsafe=self._unsafe,
             max_inflight=max((n.policy.max_inflight for n in nodes), default=1),
-            active=any(n.policy.enabled and n.speculator is not None for n in nodes),
+            active=active,
         )
         attrs = {k: v for k, v in main.__dict__.items() if k != "__orig_class__"}
         return _SpeculativeCompiledGraph(speculation=plan, **attrs)

@@ -1,0 +1,258 @@
+"""Public API: build-time errors, run-time junk, streaming, reports, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import warnings
+from typing import Any, TypedDict
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+
+from langgraph_speculative import Guess, SpeculationPolicy, SpeculationReport, SpeculativeNode, speculate
+
+
+class S(TypedDict):
+    n: int
+
+
+def _chain(actor: Any, names: tuple[str, ...] = ("a", "b", "c")) -> StateGraph:  # type: ignore[type-arg]
+    b = StateGraph(S)
+    prev = START
+    for name in names:
+        b.add_node(name, actor)
+        b.add_edge(prev, name)
+        prev = name
+    b.add_edge(prev, END)
+    return b
+
+
+def inc(state: S) -> dict[str, int]:
+    time.sleep(0.02)
+    return {"n": state["n"] + 1}
+
+
+async def ainc(state: S) -> dict[str, int]:
+    await asyncio.sleep(0.02)
+    return {"n": state["n"] + 1}
+
+
+def right(state: S) -> list[Guess]:
+    return [Guess({"n": state["n"] + 1}, confidence=0.9), Guess({"n": -5}, confidence=0.1)]
+
+
+def _threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("langgraph-speculative")]
+
+
+# ----------------------------------------------------------------- build time
+
+
+def test_unknown_node_names_the_graph_nodes() -> None:
+    with pytest.raises(ValueError, match=r"'nope'.*not a node.*\['a', 'b', 'c'\]"):
+        speculate(_chain(inc), {"nope": right})
+    with pytest.raises(ValueError, match=r"unsafe.*'zzz'"):
+        speculate(_chain(inc), {"a": right}, unsafe={"zzz"})
+
+
+def test_non_callable_speculator_and_bad_policy() -> None:
+    with pytest.raises(TypeError, match=r"speculator for node 'a'.*not a function"):
+        speculate(_chain(inc), {"a": 42})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="SpeculationPolicy"):
+        speculate(_chain(inc), {"a": right}, policy={"k": 3})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"k=0"):
+        SpeculationPolicy(k=0)
+    with pytest.raises(ValueError, match=r"min_confidence=2"):
+        SpeculationPolicy(min_confidence=2)
+    with pytest.raises(ValueError, match="speculator_timeout"):
+        SpeculationPolicy(speculator_timeout=-1)
+    with pytest.raises(TypeError, match="positional"):
+        SpeculationPolicy(3)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="action must be a function"):
+        SpeculativeNode("not a function", speculator=right)  # type: ignore[arg-type]
+
+
+def test_builder_must_be_uncompiled_and_nodes_not_both_unsafe_and_speculative() -> None:
+    with pytest.raises(TypeError, match="uncompiled StateGraph"):
+        speculate(_chain(inc).compile(), {"a": right})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="both speculative and unsafe"):
+        speculate(_chain(inc), {"a": right}, unsafe={"a"})
+
+
+def test_speculate_does_not_change_the_builder() -> None:
+    builder = _chain(inc)
+    speculate(builder, {"a": right})
+    assert not isinstance(builder.nodes["a"].runnable, SpeculativeNode)
+
+
+# ----------------------------------------------------------------- run time
+
+
+@pytest.mark.parametrize(
+    "junk, problem",
+    [(42, "returned int"), (["x"], "not an update dict"), ([{"zz": 1}], "unknown keys"),
+     ([Guess({"n": 1}, confidence=7)], "confidence")],
+)
+def test_junk_from_the_speculator_is_an_event_not_an_error(junk: Any, problem: str) -> None:
+    graph = speculate(_chain(inc), {"a": lambda s: junk}).compile()
+    assert graph.invoke({"n": 0}) == {"n": 3}
+    events = [e for e in graph.last_report.events if e["event"] == "invalid_guess"]
+    assert events and problem in " ".join(events[0]["problems"])
+    assert graph.last_report.node("a").speculator_errors == 1
+
+
+def test_raising_and_hanging_speculators_cost_nothing() -> None:
+    def boom(state: S) -> Any:
+        raise RuntimeError("speculator down")
+
+    async def hang(state: S) -> Any:
+        await asyncio.sleep(60)
+
+    graph = speculate(
+        _chain(ainc), {"a": boom, "b": hang}, policy=SpeculationPolicy(speculator_timeout=0.05)
+    ).compile()
+    t0 = time.monotonic()
+    assert asyncio.run(graph.ainvoke({"n": 0})) == {"n": 3}
+    assert time.monotonic() - t0 < 5
+    kinds = {e["event"] for e in graph.last_report.events}
+    assert {"speculator_error"} <= kinds
+    assert "speculator_timeout" in kinds or "speculator_late" in kinds
+
+
+def test_report_and_custom_stream_events() -> None:
+    graph = speculate(_chain(inc), {"a": right, "b": right}).compile(checkpointer=InMemorySaver())
+    chunks = list(graph.stream({"n": 0}, {"configurable": {"thread_id": "1"}}, stream_mode=["values", "custom"]))
+    custom = [c for mode, c in chunks if mode == "custom"]
+    values = [c for mode, c in chunks if mode == "values"]
+    assert values[-1] == {"n": 3}
+    assert {"guesses", "hit", "adopted"} <= {c["event"] for c in custom}
+    assert all(c["type"] == "speculation" for c in custom)
+    report = graph.last_report
+    assert isinstance(report, SpeculationReport)
+    assert report.hits == 2 and report.adopted == 1  # b; c has no speculator
+    summary = report.summary()
+    assert summary["nodes"]["a"]["hits"] == 1
+    assert graph.report.hits >= 2
+
+
+def test_disabled_policy_runs_like_a_plain_graph() -> None:
+    graph = speculate(_chain(inc), {"a": right}, policy=SpeculationPolicy(enabled=False)).compile()
+    assert graph.invoke({"n": 0}) == {"n": 3}
+    assert graph.last_report is None  # no session was opened
+
+
+def test_min_confidence_drops_guesses() -> None:
+    graph = speculate(_chain(inc), {"a": right}, policy=SpeculationPolicy(min_confidence=0.5)).compile()
+    graph.invoke({"n": 0})
+    assert graph.last_report.node("a").guesses == 1
+
+
+def test_speculative_node_added_directly() -> None:
+    builder = StateGraph(S)
+    builder.add_node("a", SpeculativeNode(inc, speculator=right, policy=SpeculationPolicy(k=2)))
+    builder.add_node("b", SpeculativeNode(inc, speculator=right))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    graph = speculate(builder).compile()
+    assert graph.invoke({"n": 0}) == {"n": 2}
+    assert graph.last_report.hits == 2 and graph.last_report.adopted == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert builder.compile().invoke({"n": 0}) == {"n": 2}
+    assert any("speculate(builder)" in str(w.message) for w in caught)
+
+
+def test_custom_key_and_match() -> None:
+    class T(TypedDict):
+        n: int
+        noise: str
+
+    def actor(state: T) -> dict[str, Any]:
+        time.sleep(0.05)
+        return {"n": state["n"] + 1, "noise": "x" * state["n"]}
+
+    builder = StateGraph(T)
+    for name in "ab":
+        builder.add_node(name, actor)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    graph = speculate(
+        builder,
+        {"a": lambda s: [{"n": s["n"] + 1, "noise": "?"}], "b": lambda s: []},
+        keys={"b": lambda s: s["n"]},
+        matches={"a": lambda g, actual: g["n"] == actual["n"]},
+    ).compile()
+    out = graph.invoke({"n": 0, "noise": ""})
+    assert out == {"n": 2, "noise": "x"}
+    assert graph.last_report.hits == 1 and graph.last_report.adopted == 1
+
+
+# ----------------------------------------------------------------- lifecycle
+
+
+def test_no_thread_outlives_invoke_even_when_it_raises() -> None:
+    def fails(state: S) -> Any:
+        time.sleep(0.01)
+        raise ValueError("actor failed")
+
+    builder = _chain(inc, ("a", "b"))
+    builder.add_node("c", fails)
+    builder.add_edge("b", "c")
+    graph = speculate(builder, {"a": right, "b": right}).compile()
+    with pytest.raises(ValueError, match="actor failed"):
+        graph.invoke({"n": 0})
+    assert _threads() == []
+    graph2 = speculate(_chain(inc), {"a": right, "b": right}).compile()
+    graph2.invoke({"n": 0})
+    assert _threads() == []
+
+
+def test_losing_branches_are_cancelled_and_nothing_outlives_ainvoke() -> None:
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    async def slow(state: S) -> dict[str, int]:
+        started.append(state["n"])
+        try:
+            await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            cancelled.append(state["n"])
+            raise
+        return {"n": state["n"] + 1}
+
+    def wrong(state: S) -> list[dict[str, int]]:
+        return [{"n": 100}, {"n": 200}]
+
+    graph = speculate(_chain(slow), {"a": wrong, "b": wrong, "c": wrong}).compile()
+
+    async def main() -> None:
+        assert await graph.ainvoke({"n": 0}) == {"n": 3}
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    asyncio.run(main())
+    assert sorted(set(cancelled)) == [100, 200]  # early calls on wrong guesses were cancelled
+    assert graph.last_report.wasted >= 4
+
+
+def test_cancelling_the_run_cancels_every_speculative_task() -> None:
+    async def slow(state: S) -> dict[str, int]:
+        await asyncio.sleep(0.2)
+        return {"n": state["n"] + 1}
+
+    graph = speculate(_chain(slow), {"a": right, "b": right}).compile()
+
+    async def main() -> None:
+        task = asyncio.create_task(graph.ainvoke({"n": 0}))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    asyncio.run(main())
