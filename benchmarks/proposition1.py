@@ -1,0 +1,143 @@
+"""Proposition 1 of the paper, measured.
+
+A T-step chain of slow nodes. Actor latency ~ Exp(beta), speculator latency
+~ Exp(alpha), the speculator's single guess right with probability p. For each
+grid point: the measured wall-clock ratio speculative/sequential (same draws,
+one process), the paper's Proposition 1 prediction for one-step speculation,
+and the ideal ratio of the same policy from a zero-overhead event simulation.
+
+    python benchmarks/proposition1.py --quick
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from _common import emit, median, parser  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+
+from langgraph_speculative import SpeculationPolicy, speculate  # noqa: E402
+
+WRONG = 10_000
+
+
+class S(TypedDict):
+    n: int
+
+
+@dataclass
+class Draws:
+    actor: list[float]
+    spec: list[float]
+    right: list[bool]
+
+    @classmethod
+    def make(cls, seed: int, steps: int, mean_actor: float, ratio: float, p: float) -> Draws:
+        rng = random.Random(seed)
+        # the wrong-path calls get latencies too (index by n % steps); draws are shared
+        return cls(
+            actor=[rng.expovariate(1 / mean_actor) for _ in range(steps)],
+            spec=[rng.expovariate(ratio / mean_actor) for _ in range(steps)],
+            right=[rng.random() < p for _ in range(steps)],
+        )
+
+
+def build(steps: int, d: Draws) -> StateGraph:  # type: ignore[type-arg]
+    b = StateGraph(S)
+    for i in range(steps):
+
+        async def actor(state: S) -> dict[str, int]:
+            await asyncio.sleep(d.actor[state["n"] % steps])
+            return {"n": state["n"] + 1}
+
+        b.add_node(f"s{i}", actor)
+        b.add_edge(START if i == 0 else f"s{i - 1}", f"s{i}")
+    b.add_edge(f"s{steps - 1}", END)
+    return b
+
+
+def speculators(steps: int, d: Draws) -> dict[str, Any]:
+    async def guess(state: S) -> list[dict[str, int]]:
+        t = state["n"] % steps
+        await asyncio.sleep(d.spec[t])
+        return [{"n": state["n"] + 1 if d.right[t] else state["n"] + WRONG}]
+
+    return {f"s{i}": guess for i in range(steps)}
+
+
+def ideal(steps: int, d: Draws, depth: int) -> float:
+    """Zero-overhead simulation of the runtime's policy (k=1) on the same draws."""
+    main = [0.0] * (steps + 1)  # main[t]: when the main run reaches step t
+    start = [0.0] * steps
+    end = [0.0] * steps
+    for t in range(steps):
+        end[t] = start[t] + d.actor[t]
+        main[t + 1] = max(main[t], end[t])
+        if t + 1 < steps:
+            start[t + 1] = main[t + 1]
+            eligible = max(start[t], main[max(0, t - depth + 1)])
+            finished = eligible + d.spec[t]
+            if d.right[t] and finished < main[t + 1]:
+                start[t + 1] = finished
+    return main[steps]
+
+
+def proposition1(steps: int, p: float, ratio: float) -> float:
+    """E[T_spec]/E[T_seq] = 1 - (1 - 1/T) p alpha / (2 (alpha + beta)), alpha/beta = ratio."""
+    return 1 - (1 - 1 / steps) * p * ratio / (2 * (ratio + 1))
+
+
+async def one(steps: int, d: Draws, depth: int) -> tuple[float, float]:
+    seq = build(steps, d).compile()
+    t0 = time.perf_counter()
+    out1 = await seq.ainvoke({"n": 0})
+    t_seq = time.perf_counter() - t0
+    graph = speculate(
+        build(steps, d), speculators(steps, d), policy=SpeculationPolicy(k=1, depth=depth, max_inflight=64)
+    ).compile()
+    t0 = time.perf_counter()
+    out2 = await graph.ainvoke({"n": 0})
+    t_spec = time.perf_counter() - t0
+    assert out1 == out2 == {"n": steps}, (out1, out2)
+    return t_seq, t_spec
+
+
+def main() -> None:
+    args = parser(__doc__ or "").parse_args()
+    steps, mean, reps = (8, 0.03, 2) if args.quick else (20, 0.1, 3)
+    rows = []
+    for p in (0.2, 0.5, 0.8, 1.0):
+        for ratio in (2, 5, 10):
+            for depth in (1, 2, 4):
+                measured, simulated = [], []
+                for r in range(reps):
+                    d = Draws.make(args.seed * 1000 + r, steps, mean, ratio, p)
+                    t_seq, t_spec = asyncio.run(one(steps, d, depth))
+                    measured.append(t_spec / t_seq)
+                    simulated.append(ideal(steps, d, depth) / sum(d.actor))
+                m, s = median(measured), median(simulated)
+                rows.append({
+                    "p": p, "alpha/beta": ratio, "depth": depth, "measured": round(m, 4),
+                    "ideal": round(s, 4), "prop1": round(proposition1(steps, p, ratio), 4),
+                    "vs_ideal": round(m / s - 1, 4),
+                })
+    d1 = [r for r in rows if r["depth"] == 1]
+    extra = {
+        "steps": steps, "mean_actor_s": mean, "repeats": reps,
+        "depth1_at_or_below_prop1": all(r["measured"] <= r["prop1"] + 0.01 for r in d1),
+        "max_abs_vs_ideal": max(abs(r["vs_ideal"]) for r in rows),
+        "best_p1_depth4": min(r["measured"] for r in rows if r["p"] == 1.0 and r["depth"] == 4),
+    }
+    emit(rows, ["p", "alpha/beta", "depth", "measured", "ideal", "prop1", "vs_ideal"], args.json, extra)
+
+
+if __name__ == "__main__":
+    main()
