@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from ._fork import afork_thread, fork_thread
 from ._guesses import coerce_guesses, describe
@@ -92,6 +92,7 @@ class _Branch:
     entries: list[_Entry] = field(default_factory=list)
     cancelled: bool = False
     outcome: str | None = None
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Session:
@@ -252,6 +253,7 @@ class Session:
             if ok and hit_rank is None:
                 hit_rank = branch.rank
                 branch.outcome = "hit"
+                branch.decided.set()
             else:
                 self._cancel_branch(branch, "miss")
         if hit_rank is not None:
@@ -382,6 +384,42 @@ class Session:
             branch.task = self._spawn(self._run_branch(branch))
 
     async def _run_branch(self, branch: _Branch) -> None:
+        """Fork, run the branch to the next slow node, then wait for its verdict.
+
+        The whole branch is one traced run (a child of the speculative node)
+        whose metadata says `speculative=True`, the guess, and, once the main
+        run has decided, `spec_outcome` in {hit, miss, cancelled}.
+        """
+        entry = branch.entry
+        cfg: RunnableConfig = {
+            "callbacks": entry.config.get("callbacks"),
+            "run_name": f"{entry.name}:speculative_branch",
+            "tags": ["speculative"],
+            "metadata": {
+                "speculative": True,
+                "spec_node": entry.name,
+                "spec_guess": describe(branch.update),
+                "spec_rank": branch.rank,
+                "spec_thread": branch.thread_id,
+            },
+        }
+        try:
+            await RunnableLambda(self._branch_body, name=cfg["run_name"]).ainvoke(branch, cfg)
+        except (asyncio.CancelledError, BranchStop):
+            pass
+
+    async def _branch_body(self, branch: _Branch, config: RunnableConfig) -> dict[str, Any]:
+        run_tree = _current_run_tree()
+        try:
+            await self._branch_run(branch, config)
+            await branch.decided.wait()
+        finally:
+            outcome = branch.outcome if branch.outcome in ("hit", "miss") else "cancelled"
+            if run_tree is not None:
+                run_tree.metadata["spec_outcome"] = outcome
+        return {"spec_outcome": outcome}
+
+    async def _branch_run(self, branch: _Branch, config: RunnableConfig) -> None:
         entry = branch.entry
         plan = self.plan
         assert entry.source is not None
@@ -400,16 +438,7 @@ class Session:
                     "checkpoint_ns": "",
                     CONF_KEY: self.ctx(branch),
                 },
-                "callbacks": entry.config.get("callbacks"),
-                "run_name": f"{entry.name}:branch",
-                "tags": ["speculative"],
-                "metadata": {
-                    "speculative": True,
-                    "spec_node": entry.name,
-                    "spec_guess": describe(branch.update),
-                    "spec_rank": branch.rank,
-                    "spec_thread": branch.thread_id,
-                },
+                "callbacks": config.get("callbacks"),
                 "recursion_limit": plan.recursion_limit,
             }
             self.emit("branch", entry.name, thread=branch.thread_id, rank=branch.rank, level=branch.level)
@@ -417,8 +446,10 @@ class Session:
                 await plan.branch_graph.ainvoke(None, run_cfg)
             else:
                 await self._in_thread(plan.branch_graph.invoke, None, run_cfg)
-        except (asyncio.CancelledError, BranchStop):
+        except BranchStop:
             pass
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             if not branch.cancelled:
                 self.emit("branch_error", entry.name, thread=branch.thread_id, error=describe(exc))
@@ -432,6 +463,7 @@ class Session:
             return
         branch.cancelled = True
         branch.outcome = branch.outcome if why == "closed" and branch.outcome else why
+        branch.decided.set()
         if branch.task is not None and not branch.task.done():
             branch.task.cancel()
         self.report.node(branch.entry.name).cancelled += 1
@@ -471,6 +503,7 @@ class Session:
         for branch in self.branches:
             if branch.outcome == "hit":
                 branch.cancelled = True
+                branch.decided.set()
                 for entry in branch.entries:
                     if entry.owner is branch:
                         self._cancel_entry(entry, "closed")
@@ -543,6 +576,15 @@ def _source(config: RunnableConfig) -> RunnableConfig | None:
             "checkpoint_id": info.checkpoint_id,
         }
     }
+
+
+def _current_run_tree() -> Any:
+    """The LangSmith run of the current Runnable, when tracing is on."""
+    try:
+        from langsmith.run_helpers import get_current_run_tree
+    except ImportError:  # pragma: no cover - langsmith ships with langchain-core
+        return None
+    return get_current_run_tree()
 
 
 def _writer() -> Any:
