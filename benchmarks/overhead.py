@@ -75,19 +75,30 @@ def main() -> None:
         base = median(times["plain"])
         for name in graphs:
             t = median(times[name])
-            rows.append({
-                "latency_ms": latency_ms, "variant": name, "total_s": round(t, 4),
-                "per_step_ms": round(1000 * t / steps, 3),
-                "overhead_ms_per_step": round(1000 * (t - base) / steps, 3), "ratio": round(t / base, 4),
-            })
+            rows.append(
+                {
+                    "latency_ms": latency_ms,
+                    "variant": name,
+                    "total_s": round(t, 4),
+                    "per_step_ms": round(1000 * t / steps, 3),
+                    "overhead_ms_per_step": round(1000 * (t - base) / steps, 3),
+                    "ratio": round(t / base, 4),
+                }
+            )
     ratio = {(r["latency_ms"], r["variant"]): r["ratio"] for r in rows}
     extra = {
-        "steps": steps, "repeats": reps,
-        "all_miss_20ms_ratio": ratio[(20, "all_miss_k3")], "disabled_20ms_ratio": ratio[(20, "disabled")],
+        "steps": steps,
+        "repeats": reps,
+        "all_miss_20ms_ratio": ratio[(20, "all_miss_k3")],
+        "disabled_20ms_ratio": ratio[(20, "disabled")],
         "disabled_0ms_ratio": ratio[(0, "disabled")],
     }
-    emit(rows, ["latency_ms", "variant", "total_s", "per_step_ms", "overhead_ms_per_step", "ratio"],
-         args.json, extra)
+    emit(
+        rows,
+        ["latency_ms", "variant", "total_s", "per_step_ms", "overhead_ms_per_step", "ratio"],
+        args.json,
+        extra,
+    )
 
 
 if __name__ == "__main__":

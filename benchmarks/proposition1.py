@@ -83,10 +83,10 @@ def ideal(steps: int, d: Draws, depth: int) -> float:
         main[t + 1] = max(main[t], end[t])
         if t + 1 < steps:
             start[t + 1] = main[t + 1]
-            eligible = max(start[t], main[max(0, t - depth + 1)])
-            finished = eligible + d.spec[t]
-            if d.right[t] and finished < main[t + 1]:
-                start[t + 1] = finished
+            # the speculator starts with its actor; branching waits for depth
+            branched = max(start[t] + d.spec[t], main[max(0, t - depth + 1)])
+            if d.right[t] and branched < main[t + 1]:
+                start[t + 1] = branched
     return main[steps]
 
 
@@ -124,14 +124,22 @@ def main() -> None:
                     measured.append(t_spec / t_seq)
                     simulated.append(ideal(steps, d, depth) / sum(d.actor))
                 m, s = median(measured), median(simulated)
-                rows.append({
-                    "p": p, "alpha/beta": ratio, "depth": depth, "measured": round(m, 4),
-                    "ideal": round(s, 4), "prop1": round(proposition1(steps, p, ratio), 4),
-                    "vs_ideal": round(m / s - 1, 4),
-                })
+                rows.append(
+                    {
+                        "p": p,
+                        "alpha/beta": ratio,
+                        "depth": depth,
+                        "measured": round(m, 4),
+                        "ideal": round(s, 4),
+                        "prop1": round(proposition1(steps, p, ratio), 4),
+                        "vs_ideal": round(m / s - 1, 4),
+                    }
+                )
     d1 = [r for r in rows if r["depth"] == 1]
     extra = {
-        "steps": steps, "mean_actor_s": mean, "repeats": reps,
+        "steps": steps,
+        "mean_actor_s": mean,
+        "repeats": reps,
         "depth1_at_or_below_prop1": all(r["measured"] <= r["prop1"] + 0.01 for r in d1),
         "max_abs_vs_ideal": max(abs(r["vs_ideal"]) for r in rows),
         "best_p1_depth4": min(r["measured"] for r in rows if r["p"] == 1.0 and r["depth"] == 4),

@@ -95,8 +95,10 @@ async def main() -> dict[str, Any]:
     print(f"answer:       {got['messages'][-1].content}")
     print(f"sequential:   {t_seq:.3f} s")
     print(f"speculative:  {t_spec:.3f} s  ({100 * (1 - t_spec / t_seq):.1f}% saved, same result: {same})")
-    print(f"hits {report.hits}/{report.calls}, adopted {report.adopted}, cancelled {report.cancelled}, "
-          f"wasted calls {report.wasted}, hidden actor time {report.time_saved_s:.3f} s")
+    print(
+        f"hits {report.hits}/{report.calls}, adopted {report.adopted}, cancelled {report.cancelled}, "
+        f"wasted calls {report.wasted}, hidden actor time {report.time_saved_s:.3f} s"
+    )
     return {"sequential_s": t_seq, "speculative_s": t_spec, "identical": same, **report.summary()}
 
 

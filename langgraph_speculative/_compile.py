@@ -64,9 +64,7 @@ class _SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         main = super().compile(checkpointer=saver if active else checkpointer, **kwargs)
         before = kwargs.get("interrupt_before")
         guarded = set(self.nodes) if before == "*" else set(before or ()) | set(self._unsafe)
-        branch_kwargs = {
-            k: v for k, v in kwargs.items() if k not in ("interrupt_before", "name", "debug")
-        }
+        branch_kwargs = {k: v for k, v in kwargs.items() if k not in ("interrupt_before", "name", "debug")}
         branch = _guarded_copy(self, guarded).compile_plain(checkpointer=saver, **branch_kwargs)
         plan = _Plan(
             branch_graph=branch,
@@ -79,7 +77,6 @@ class _SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         )
         attrs = {k: v for k, v in main.__dict__.items() if k != "__orig_class__"}
         return _SpeculativeCompiledGraph(speculation=plan, **attrs)
-
 
     def compile_plain(self, **kwargs: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
         """`StateGraph.compile`, without speculation (for branch graphs)."""
@@ -228,7 +225,10 @@ def speculate(
         )
     known = sorted(builder.nodes)
     for label, names in (
-        ("speculators", speculators), ("unsafe", unsafe_set), ("keys", keys), ("matches", matches)
+        ("speculators", speculators),
+        ("unsafe", unsafe_set),
+        ("keys", keys),
+        ("matches", matches),
     ):
         for name in names:
             if name not in builder.nodes:
@@ -251,9 +251,13 @@ def speculate(
                     f"speculate({label}=...) names {name!r}, which has no speculator; "
                     f"add it to speculators or drop it from {label}"
                 )
-    clash = sorted(unsafe_set & (set(speculators) | {
-        n for n, s in builder.nodes.items() if isinstance(s.runnable, SpeculativeNode)
-    }))
+    clash = sorted(
+        unsafe_set
+        & (
+            set(speculators)
+            | {n for n, s in builder.nodes.items() if isinstance(s.runnable, SpeculativeNode)}
+        )
+    )
     if clash:
         raise ValueError(
             f"nodes {clash} are both speculative and unsafe; an unsafe node never runs on a "
@@ -272,8 +276,12 @@ def speculate(
         current = new.nodes[name].runnable
         if name not in speculators and isinstance(current, SpeculativeNode):
             node = SpeculativeNode(
-                current.action, speculator=current.speculator, policy=current.policy,
-                key=keys.get(name, current._key), match=matches.get(name, current.match), name=name,
+                current.action,
+                speculator=current.speculator,
+                policy=current.policy,
+                key=keys.get(name, current._key),
+                match=matches.get(name, current.match),
+                name=name,
             )
             new.nodes[name] = replace(new.nodes[name], runnable=node)
     new._unsafe = unsafe_set

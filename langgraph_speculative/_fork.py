@@ -44,9 +44,7 @@ def fork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: s
     return _copy(saver, tup, thread_id)
 
 
-async def afork_thread(
-    saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str
-) -> RunnableConfig:
+async def afork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str) -> RunnableConfig:
     """Async twin of `fork_thread`."""
     deadline = time.monotonic() + _WAIT_S
     while (tup := await saver.aget_tuple(source)) is None:

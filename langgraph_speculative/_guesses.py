@@ -52,9 +52,7 @@ def coerce_guesses(raw: Any, channels: Collection[str]) -> tuple[list[Guess], li
             continue
         unknown = sorted(str(k) for k in guess.update if k not in channels)
         if unknown:
-            problems.append(
-                f"guess {i} updates unknown keys {unknown}; the state has {sorted(channels)}"
-            )
+            problems.append(f"guess {i} updates unknown keys {unknown}; the state has {sorted(channels)}")
             continue
         conf = guess.confidence
         if conf is not None and (

@@ -122,8 +122,7 @@ def as_runnable(fn: Any, label: str) -> Runnable[Any, Any]:
         return fn
     if not callable(fn):
         raise TypeError(
-            f"{label} must be a function (sync or async) or a Runnable, got "
-            f"{type(fn).__name__} {fn!r}"
+            f"{label} must be a function (sync or async) or a Runnable, got {type(fn).__name__} {fn!r}"
         )
     try:
         params = set(inspect.signature(fn).parameters)
@@ -133,7 +132,7 @@ def as_runnable(fn: Any, label: str) -> Runnable[Any, Any]:
     name = getattr(fn, "__name__", label)
     if not wanted:
         return RunnableLambda(fn, name=name)
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
 
         async def acall(state: Any, config: RunnableConfig) -> Any:
             return await fn(state, **_inject(wanted, params, config))
@@ -151,8 +150,11 @@ def _inject(wanted: list[str], params: set[str], config: RunnableConfig) -> dict
     from langgraph.runtime import get_runtime
 
     out: dict[str, Any] = {"config": config} if "config" in params else {}
+    getters: dict[str, Callable[[], Any]] = {
+        "runtime": get_runtime,
+        "writer": get_stream_writer,
+        "store": get_store,
+    }
     for p in wanted:
-        out[p] = {"runtime": get_runtime, "writer": get_stream_writer, "store": get_store}[p]()
+        out[p] = getters[p]()
     return out
-
-

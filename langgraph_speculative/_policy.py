@@ -44,8 +44,7 @@ class SpeculationPolicy:
         _check_int("depth", self.depth, 1)
         _check_int("max_inflight", self.max_inflight, 1)
         if self.min_confidence is not None and not (
-            isinstance(self.min_confidence, (int, float))
-            and 0.0 <= self.min_confidence <= 1.0
+            isinstance(self.min_confidence, (int, float)) and 0.0 <= self.min_confidence <= 1.0
         ):
             raise ValueError(
                 f"SpeculationPolicy(min_confidence={self.min_confidence!r}) is invalid: "
@@ -62,17 +61,12 @@ class SpeculationPolicy:
                 "invalid: use a positive number of seconds, or None for no timeout."
             )
         if not isinstance(self.enabled, bool):
-            raise TypeError(
-                f"SpeculationPolicy(enabled={self.enabled!r}) must be True or False."
-            )
+            raise TypeError(f"SpeculationPolicy(enabled={self.enabled!r}) must be True or False.")
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(
-            f"SpeculationPolicy({name}={value!r}) is invalid: "
-            f"use a whole number >= {low}."
-        )
+        raise ValueError(f"SpeculationPolicy({name}={value!r}) is invalid: use a whole number >= {low}.")
 
 
 @dataclass(frozen=True)

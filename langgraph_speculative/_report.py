@@ -118,8 +118,7 @@ class SpeculationReport:
             "time_saved_s": round(self.time_saved_s, 6),
             "wall_time_s": round(self.wall_time_s, 6),
             "nodes": {
-                n: {f.name: getattr(s, f.name) for f in fields(NodeStats)}
-                for n, s in self.nodes.items()
+                n: {f.name: getattr(s, f.name) for f in fields(NodeStats)} for n, s in self.nodes.items()
             },
         }
 

@@ -74,6 +74,7 @@ class _Entry:
     spec_task: asyncio.Task[None] | None = None
     branches: list[_Branch] = field(default_factory=list)
     speculated: bool = False
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
     resolved: bool = False
     cancelled: bool = False
 
@@ -213,8 +214,7 @@ class Session:
             entry.owner = None
             self.emit("adopted", name, key=key, hidden_s=round(hidden, 6), done=entry.finished is not None)
             self._prune()
-            if not entry.task.done():
-                self._maybe_speculate(entry)
+            entry.gate.set()
             self._deepen(entry)
             return entry, True
         self._prune()
@@ -309,28 +309,38 @@ class Session:
             self.inflight -= 1
             entry.finished = time.monotonic()
 
+    def _eligible(self, entry: _Entry) -> bool:
+        """May `entry` branch now? Branches reach at most `depth` slow nodes ahead."""
+        return entry.level - self.main_level < entry.node.policy.depth
+
     def _maybe_speculate(self, entry: _Entry) -> None:
+        """Start the speculator beside the actor, as every actor call has one.
+
+        Only the branching waits (on `entry.gate`) until the main run is
+        close enough for `depth` to allow it.
+        """
         node = entry.node
+        if self._eligible(entry):
+            entry.gate.set()
         if (
             entry.speculated
             or self.closed
             or node.speculator is None
             or not node.policy.enabled
             or entry.source is None
-            or entry.level - self.main_level >= node.policy.depth
         ):
             return
         entry.speculated = True
         entry.spec_task = self._spawn(self._speculate(entry))
 
     def _deepen(self, entry: _Entry) -> None:
-        """The main run moved to `entry`: calls below it may now speculate deeper."""
+        """The main run moved to `entry`: calls below it may now branch deeper."""
         for branch in entry.branches:
             if branch.cancelled:
                 continue
             for child in branch.entries:
-                if not child.cancelled:
-                    self._maybe_speculate(child)
+                if not child.cancelled and self._eligible(child):
+                    child.gate.set()
                     self._deepen(child)
 
     async def _speculate(self, entry: _Entry) -> None:
@@ -361,13 +371,21 @@ class Session:
             stats.speculator_errors += 1
             self.emit("invalid_guess", name, problems=problems)
         guesses = [
-            g for g in guesses
+            g
+            for g in guesses
             if policy.min_confidence is None or g.confidence is None or g.confidence >= policy.min_confidence
         ][: policy.k]
         self.emit(
-            "guesses", name, guesses=[describe(g.update) for g in guesses],
-            speculator_s=round(time.monotonic() - t0, 6), level=entry.level,
+            "guesses",
+            name,
+            guesses=[describe(g.update) for g in guesses],
+            speculator_s=round(time.monotonic() - t0, 6),
+            level=entry.level,
         )
+        if self.closed:
+            return
+        if not entry.gate.is_set():
+            await entry.gate.wait()
         if entry.resolved or (entry.owner is None and entry.task is not None and entry.task.done()):
             return
         for rank, guess in enumerate(guesses, 1):
@@ -375,8 +393,12 @@ class Session:
                 self.emit("budget", name, inflight=self.inflight)
                 break
             branch = _Branch(
-                entry, guess.update, guess.confidence, entry.level + 1,
-                f"{self.root_thread}:spec:{uuid.uuid4().hex[:12]}", rank,
+                entry,
+                guess.update,
+                guess.confidence,
+                entry.level + 1,
+                f"{self.root_thread}:spec:{uuid.uuid4().hex[:12]}",
+                rank,
             )
             entry.branches.append(branch)
             self.branches.append(branch)
@@ -440,6 +462,8 @@ class Session:
                 },
                 "callbacks": config.get("callbacks"),
                 "recursion_limit": plan.recursion_limit,
+                # nodes and actors on a branch can tell (e.g. to run at lower priority)
+                "metadata": {"speculative": True, "spec_rank": branch.rank, "spec_level": branch.level},
             }
             self.emit("branch", entry.name, thread=branch.thread_id, rank=branch.rank, level=branch.level)
             if self.mode == "async":
@@ -509,10 +533,12 @@ class Session:
                         self._cancel_entry(entry, "closed")
             else:
                 self._cancel_branch(branch, "closed")
+        # Re-cancel in rounds: a task may swallow one cancellation (asyncio.wait_for
+        # on Python < 3.12 returns a result that finished as it was cancelled).
         while pending := [t for t in self.tasks if not t.done()]:
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.wait(pending, timeout=0.05)
         self.report.wall_time_s = 0.0
 
     def close(self) -> None:

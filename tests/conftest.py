@@ -75,7 +75,9 @@ def make_saver(kind: str, tmp_path: Any) -> Iterator[Any]:
         from psycopg_pool import ConnectionPool
 
         with _pg_database() as uri:
-            with ConnectionPool(uri, max_size=20, kwargs={"autocommit": True, "prepare_threshold": 0}) as pool:
+            with ConnectionPool(
+                uri, max_size=20, kwargs={"autocommit": True, "prepare_threshold": 0}
+            ) as pool:
                 saver = PostgresSaver(pool)  # type: ignore[arg-type]
                 saver.setup()
                 yield saver

@@ -93,8 +93,12 @@ def test_speculate_does_not_change_the_builder() -> None:
 
 @pytest.mark.parametrize(
     "junk, problem",
-    [(42, "returned int"), (["x"], "not an update dict"), ([{"zz": 1}], "unknown keys"),
-     ([Guess({"n": 1}, confidence=7)], "confidence")],
+    [
+        (42, "returned int"),
+        (["x"], "not an update dict"),
+        ([{"zz": 1}], "unknown keys"),
+        ([Guess({"n": 1}, confidence=7)], "confidence"),
+    ],
 )
 def test_junk_from_the_speculator_is_an_event_not_an_error(junk: Any, problem: str) -> None:
     graph = speculate(_chain(inc), {"a": lambda s: junk}).compile()
@@ -124,7 +128,9 @@ def test_raising_and_hanging_speculators_cost_nothing() -> None:
 
 def test_report_and_custom_stream_events() -> None:
     graph = speculate(_chain(inc), {"a": right, "b": right}).compile(checkpointer=InMemorySaver())
-    chunks = list(graph.stream({"n": 0}, {"configurable": {"thread_id": "1"}}, stream_mode=["values", "custom"]))
+    chunks = list(
+        graph.stream({"n": 0}, {"configurable": {"thread_id": "1"}}, stream_mode=["values", "custom"])
+    )
     custom = [c for mode, c in chunks if mode == "custom"]
     values = [c for mode, c in chunks if mode == "values"]
     assert values[-1] == {"n": 3}

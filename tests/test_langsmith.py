@@ -112,7 +112,5 @@ def test_branches_are_child_runs_with_outcomes(collector: str) -> None:
         assert "spec_guess" in meta
         parent = runs[r["parent_run_id"]]
         assert parent["name"] == meta["spec_node"]  # child of the speculative node's run
-    outcomes = sorted(
-        _Collector.patches[r["id"]]["extra"]["metadata"]["spec_outcome"] for r in branches
-    )
+    outcomes = sorted(_Collector.patches[r["id"]]["extra"]["metadata"]["spec_outcome"] for r in branches)
     assert outcomes == ["hit", "hit", "miss", "miss"]

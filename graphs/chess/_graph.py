@@ -1,0 +1,113 @@
+"""The chess self-play graph: two player nodes, each speculative."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+import chess
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+
+from langgraph_speculative import Guess, SpeculationPolicy, speculate
+
+from ._players import Players
+
+__all__ = ("ChessState", "make_graph")
+
+
+class ChessState(TypedDict):
+    """A game: the position, the moves so far, and whether it goes on."""
+
+    fen: str
+    moves: Annotated[list[str], operator.add]
+    status: str
+    max_plies: int
+
+
+def initial_state(max_plies: int = 30, fen: str = chess.STARTING_FEN) -> ChessState:
+    """The state a game starts from."""
+    return {"fen": fen, "moves": [], "status": "playing", "max_plies": max_plies}
+
+
+def after(state: ChessState, move: chess.Move | None, who: str) -> dict[str, Any]:
+    """The update a player's move makes (also what a speculator guesses)."""
+    board = chess.Board(state["fen"])
+    if move is None:
+        return {"status": f"forfeit: {who} gave no legal move after retries"}
+    board.push(move)
+    outcome = board.outcome(claim_draw=False)
+    if outcome is not None:
+        status = outcome.termination.name.lower()
+    elif len(state["moves"]) + 1 >= state["max_plies"]:
+        status = "move_limit"
+    else:
+        status = "playing"
+    return {"fen": board.fen(), "moves": [move.uci()], "status": status}
+
+
+def position_key(state: ChessState) -> tuple[str, int]:
+    """What a player reads: the position (and the move limit)."""
+    return state["fen"], state["max_plies"]
+
+
+def make_graph(
+    white: Any = None,
+    black: Any = None,
+    speculator: Any = None,
+    *,
+    k: int = 3,
+    depth: int = 1,
+    players: Players | None = None,
+    speculative: bool = True,
+) -> StateGraph:  # type: ignore[type-arg]
+    """A self-play `StateGraph` over a python-chess board.
+
+    Players and the speculator are strings resolved at run time (see
+    `Players`) or a ready `Players`. The returned builder carries its players
+    as `builder.chess_players`; call `await builder.chess_players.aclose()`
+    when done to stop the engines. With `speculative=False` it is the plain
+    sequential graph (for comparisons).
+    """
+    if players is None:
+        kwargs = {n: v for n, v in (("white", white), ("black", black), ("speculator", speculator)) if v}
+        players = Players(**kwargs)
+    players.check()
+
+    async def white_move(state: ChessState, config: RunnableConfig) -> dict[str, Any]:
+        return await _turn(players, state, config, "white")
+
+    async def black_move(state: ChessState, config: RunnableConfig) -> dict[str, Any]:
+        return await _turn(players, state, config, "black")
+
+    async def guess(state: ChessState) -> list[Guess]:
+        board = chess.Board(state["fen"])
+        moves = await players.guesses(board, k)
+        return [Guess(after(state, m, ""), confidence=None) for m in moves]
+
+    builder = StateGraph(ChessState)
+    builder.add_node("white", white_move)
+    builder.add_node("black", black_move)
+    builder.add_edge(START, "white")
+    builder.add_conditional_edges(
+        "white", lambda s: "black" if s["status"] == "playing" else END, ["black", END]
+    )
+    builder.add_conditional_edges(
+        "black", lambda s: "white" if s["status"] == "playing" else END, ["white", END]
+    )
+    if speculative:
+        builder = speculate(
+            builder,
+            {"white": guess, "black": guess},
+            policy=SpeculationPolicy(k=k, depth=depth, max_inflight=4 * k * depth + 4),
+            keys={"white": position_key, "black": position_key},
+        )
+    builder.chess_players = players  # type: ignore[attr-defined]
+    return builder
+
+
+async def _turn(players: Players, state: ChessState, config: RunnableConfig, who: str) -> dict[str, Any]:
+    board = chess.Board(state["fen"])
+    meta = config.get("metadata") or {}
+    move = await players.move(board, speculative=bool(meta.get("speculative")), rank=meta.get("spec_rank"))
+    return after(state, move, who)

@@ -1,0 +1,173 @@
+"""`langgraph-speculative chess`: play, compare with a sequential game, report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from typing import Any
+
+import chess
+import chess.pgn
+from langgraph.checkpoint.memory import InMemorySaver
+
+from ._graph import initial_state, make_graph
+from ._players import Players
+
+__all__ = ("add_parser", "run")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("chess", help="speculative chess self-play (offline on engines by default)")
+    p.add_argument("--white", default=None, help="player spec, e.g. stockfish:depth=12, openai:gpt-5")
+    p.add_argument("--black", default=None, help="player spec (default: same engine as white)")
+    p.add_argument("--speculator", default=None, help="speculator spec, e.g. stockfish:depth=8")
+    p.add_argument("--k", type=int, default=3, help="guesses per move (default 3)")
+    p.add_argument("--depth", type=int, default=1, help="speculation depth (default 1)")
+    p.add_argument("--moves", type=int, default=30, help="plies to play (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed > 0 plays that many-th random 2-ply opening")
+    p.add_argument("--compare", action="store_true", help="also play sequentially and compare")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("--timeline", metavar="FILE", help="write a PNG timeline of the speculative game")
+    p.set_defaults(func=run)
+
+
+def _opening(seed: int) -> tuple[str, list[str]]:
+    board = chess.Board()
+    if seed <= 0:
+        return board.fen(), []
+    rng = random.Random(seed)
+    played = []
+    for _ in range(2):
+        move = rng.choice(sorted(board.legal_moves, key=lambda m: m.uci()))
+        board.push(move)
+        played.append(move.uci())
+    return board.fen(), played
+
+
+async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[str, Any]:
+    kwargs = {n: v for n, v in (("white", args.white), ("black", args.black or args.white),
+                                ("speculator", args.speculator)) if v}
+    players = Players(**kwargs)
+    builder = make_graph(k=args.k, depth=args.depth, players=players, speculative=speculative)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    fen, opening = _opening(args.seed)
+    state = initial_state(args.moves, fen)
+    try:
+        await players.warm(args.k, args.depth)
+        t0 = time.monotonic()
+        saved = 0.0
+        outcome: dict[str, str] = {}
+        final: dict[str, Any] = dict(state)
+        async for mode, chunk in graph.astream(state, {"configurable": {"thread_id": "game"}},
+                                               stream_mode=["updates", "custom"]):
+            if mode == "custom":
+                if chunk.get("event") in ("hit", "miss"):
+                    outcome[chunk["node"]] = chunk["event"]
+                if chunk.get("event") == "adopted":
+                    saved += chunk.get("hidden_s", 0.0)
+                continue
+            for node, update in chunk.items():
+                if not update or "moves" not in update:
+                    continue
+                final["moves"] = [*final["moves"], *update["moves"]]
+                final.update({k: v for k, v in update.items() if k != "moves"})
+                ply = len(final["moves"])
+                call = _last_call(players, update, final)
+                guesses = _guesses_for(players, ply, final, fen)
+                tag = outcome.pop(node, "-") if speculative else "seq"
+                log(f"  ply {ply:>3} {node:<5} {update['moves'][0]:<6} actor {call:6.2f}s  "
+                    f"guesses {' '.join(guesses) or '-':<17} {tag:<4}  saved so far {saved:6.2f}s")
+        elapsed = time.monotonic() - t0
+    finally:
+        await players.aclose()
+    report = getattr(graph, "last_report", None)
+    return {"moves": opening + final["moves"], "status": final["status"], "elapsed": elapsed,
+            "report": report, "players": players, "start_fen": fen, "opening": opening, "t0": t0}
+
+
+def _last_call(players: Players, update: dict[str, Any], final: dict[str, Any]) -> float:
+    calls = [r for r in players.timeline if r["kind"] == "actor" and r["end"] is not None]
+    return (calls[-1]["end"] - calls[-1]["start"]) if calls else 0.0
+
+
+def _guesses_for(players: Players, ply: int, final: dict[str, Any], start_fen: str) -> list[str]:
+    board = chess.Board(start_fen)
+    for m in final["moves"][:-1]:
+        board.push_uci(m)
+    fen = board.fen()
+    recs = [r for r in players.timeline if r["kind"] == "speculator" and r["fen"] == fen and "moves" in r]
+    return recs[0]["moves"] if recs else []
+
+
+def _accuracy(result: dict[str, Any], k: int) -> tuple[float, float]:
+    board = chess.Board(result["start_fen"])
+    top1 = topk = n = 0
+    by_fen: dict[str, list[str]] = {}
+    for r in result["players"].timeline:
+        if r["kind"] == "speculator" and "moves" in r:
+            by_fen.setdefault(r["fen"], r["moves"])
+    for m in result["moves"][len(result["opening"]):]:
+        guesses = by_fen.get(board.fen())
+        if guesses is not None:
+            n += 1
+            top1 += guesses[:1] == [m]
+            topk += m in guesses[:k]
+        board.push_uci(m)
+    return (top1 / n if n else 0.0), (topk / n if n else 0.0)
+
+
+def _pgn(moves: list[str]) -> str:
+    game = chess.pgn.Game()
+    node: Any = game
+    board = chess.Board()
+    for m in moves:
+        node = node.add_variation(chess.Move.from_uci(m))
+        board.push_uci(m)
+    game.headers["Result"] = board.result(claim_draw=True) if board.is_game_over() else "*"
+    return str(game.mainline_moves())
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `chess` command."""
+    log = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    seq = None
+    if args.compare:
+        log("sequential game:")
+        seq = asyncio.run(_play(args, False, log))
+    log("speculative game:")
+    spec = asyncio.run(_play(args, True, log))
+    report = spec["report"]
+    top1, topk = _accuracy(spec, args.k)
+    out: dict[str, Any] = {
+        "moves": spec["moves"], "pgn": _pgn(spec["moves"]), "status": spec["status"],
+        "plies": len(spec["moves"]) - len(spec["opening"]),
+        "speculative_s": round(spec["elapsed"], 3),
+        "hits": report.hits if report else 0, "adopted": report.adopted if report else 0,
+        "wasted": report.wasted if report else 0, "hidden_actor_s": round(report.time_saved_s, 3) if report else 0,
+        "top1_acc": round(top1, 4), "topk_acc": round(topk, 4), "k": args.k, "depth": args.depth,
+        "sequential_s": None, "identical": None, "time_saved_pct": None,
+    }
+    if seq is not None:
+        out["sequential_s"] = round(seq["elapsed"], 3)
+        out["identical"] = seq["moves"] == spec["moves"]
+        out["time_saved_pct"] = round(100 * (1 - spec["elapsed"] / seq["elapsed"]), 2)
+    elif report is not None:
+        out["time_saved_pct"] = round(100 * report.time_saved_s / (spec["elapsed"] + report.time_saved_s), 2)
+    if args.timeline:
+        from ._timeline import draw
+
+        draw(spec, args.timeline)
+        log(f"timeline written to {args.timeline}")
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"\n{out['pgn']}\nstatus {out['status']}, {out['plies']} plies, hits {out['hits']} "
+              f"(top-1 {top1:.0%}, top-{args.k} {topk:.0%}), adopted {out['adopted']}, wasted {out['wasted']}")
+        if seq is not None:
+            print(f"sequential {out['sequential_s']:.2f}s, speculative {out['speculative_s']:.2f}s: "
+                  f"{out['time_saved_pct']:.1f}% saved; identical games: {out['identical']}")
+    return 0 if out["identical"] in (None, True) else 1

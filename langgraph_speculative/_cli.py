@@ -1,0 +1,24 @@
+"""The `langgraph-speculative` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `langgraph-speculative` console script."""
+    parser = argparse.ArgumentParser(prog="langgraph-speculative", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    try:
+        from graphs.chess._run import add_parser as add_chess
+    except ImportError as exc:  # the chess extra is missing
+        print(f"chess needs its extra: pip install 'langgraph-speculative[chess]' ({exc})", file=sys.stderr)
+    else:
+        add_chess(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
