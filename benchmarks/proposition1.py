@@ -83,10 +83,11 @@ def ideal(steps: int, d: Draws, depth: int) -> float:
         main[t + 1] = max(main[t], end[t])
         if t + 1 < steps:
             start[t + 1] = main[t + 1]
-            # the speculator starts with its actor; branching waits for depth
-            branched = max(start[t] + d.spec[t], main[max(0, t - depth + 1)])
-            if d.right[t] and branched < main[t + 1]:
-                start[t + 1] = branched
+            # the speculator starts once the main run is within `depth` slow nodes
+            eligible = max(start[t], main[max(0, t - depth + 1)])
+            finished = eligible + d.spec[t]
+            if d.right[t] and finished < main[t + 1]:
+                start[t + 1] = finished
     return main[steps]
 
 

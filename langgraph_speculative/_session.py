@@ -214,7 +214,8 @@ class Session:
             entry.owner = None
             self.emit("adopted", name, key=key, hidden_s=round(hidden, 6), done=entry.finished is not None)
             self._prune()
-            entry.gate.set()
+            if not entry.task.done():
+                self._maybe_speculate(entry)
             self._deepen(entry)
             return entry, True
         self._prune()
@@ -314,14 +315,15 @@ class Session:
         return entry.level - self.main_level < entry.node.policy.depth
 
     def _maybe_speculate(self, entry: _Entry) -> None:
-        """Start the speculator beside the actor, as every actor call has one.
+        """Start the speculator beside the actor once `depth` allows branching.
 
-        Only the branching waits (on `entry.gate`) until the main run is
-        close enough for `depth` to allow it.
+        Early-launched calls start theirs only when the main run comes within
+        `depth` slow nodes: a speculator on a branch that may lose is wasted work.
         """
         node = entry.node
-        if self._eligible(entry):
-            entry.gate.set()
+        if not self._eligible(entry):
+            return
+        entry.gate.set()
         if (
             entry.speculated
             or self.closed
@@ -340,7 +342,7 @@ class Session:
                 continue
             for child in branch.entries:
                 if not child.cancelled and self._eligible(child):
-                    child.gate.set()
+                    self._maybe_speculate(child)
                     self._deepen(child)
 
     async def _speculate(self, entry: _Entry) -> None:

@@ -65,7 +65,9 @@ def test_llm_that_never_answers_legally_forfeits_cleanly() -> None:
 @pytest.mark.skipif(find_engine("stockfish") is None, reason="stockfish not installed (.ci/run installs it)")
 def test_real_engine_game_identical_to_sequential_and_ends_by_mate() -> None:
     async def play(speculative: bool, fen: str, plies: int) -> dict[str, Any]:
-        players = Players(white="stockfish:depth=8", black="stockfish:depth=8", speculator="stockfish:depth=4")
+        players = Players(
+            white="stockfish:depth=8", black="stockfish:depth=8", speculator="stockfish:depth=4"
+        )
         builder = make_graph(players=players, k=3, speculative=speculative)
         graph = builder.compile(checkpointer=InMemorySaver())
         try:

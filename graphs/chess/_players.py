@@ -82,9 +82,6 @@ class _EnginePool:
         engine = await self._acquire(nice)
         try:
             result = await engine.play(board, self.limit, game=object())
-        except asyncio.CancelledError:
-            self._idle.append(engine)  # python-chess sent "stop"; the process is reusable
-            raise
         except BaseException:
             await self._retire(engine)
             raise

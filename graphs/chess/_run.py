@@ -49,8 +49,15 @@ def _opening(seed: int) -> tuple[str, list[str]]:
 
 
 async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[str, Any]:
-    kwargs = {n: v for n, v in (("white", args.white), ("black", args.black or args.white),
-                                ("speculator", args.speculator)) if v}
+    kwargs = {
+        n: v
+        for n, v in (
+            ("white", args.white),
+            ("black", args.black or args.white),
+            ("speculator", args.speculator),
+        )
+        if v
+    }
     players = Players(**kwargs)
     builder = make_graph(k=args.k, depth=args.depth, players=players, speculative=speculative)
     graph = builder.compile(checkpointer=InMemorySaver())
@@ -62,8 +69,9 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[s
         saved = 0.0
         outcome: dict[str, str] = {}
         final: dict[str, Any] = dict(state)
-        async for mode, chunk in graph.astream(state, {"configurable": {"thread_id": "game"}},
-                                               stream_mode=["updates", "custom"]):
+        async for mode, chunk in graph.astream(
+            state, {"configurable": {"thread_id": "game"}}, stream_mode=["updates", "custom"]
+        ):
             if mode == "custom":
                 if chunk.get("event") in ("hit", "miss"):
                     outcome[chunk["node"]] = chunk["event"]
@@ -79,14 +87,24 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[s
                 call = _last_call(players, update, final)
                 guesses = _guesses_for(players, ply, final, fen)
                 tag = outcome.pop(node, "-") if speculative else "seq"
-                log(f"  ply {ply:>3} {node:<5} {update['moves'][0]:<6} actor {call:6.2f}s  "
-                    f"guesses {' '.join(guesses) or '-':<17} {tag:<4}  saved so far {saved:6.2f}s")
+                log(
+                    f"  ply {ply:>3} {node:<5} {update['moves'][0]:<6} actor {call:6.2f}s  "
+                    f"guesses {' '.join(guesses) or '-':<17} {tag:<4}  saved so far {saved:6.2f}s"
+                )
         elapsed = time.monotonic() - t0
     finally:
         await players.aclose()
     report = getattr(graph, "last_report", None)
-    return {"moves": opening + final["moves"], "status": final["status"], "elapsed": elapsed,
-            "report": report, "players": players, "start_fen": fen, "opening": opening, "t0": t0}
+    return {
+        "moves": opening + final["moves"],
+        "status": final["status"],
+        "elapsed": elapsed,
+        "report": report,
+        "players": players,
+        "start_fen": fen,
+        "opening": opening,
+        "t0": t0,
+    }
 
 
 def _last_call(players: Players, update: dict[str, Any], final: dict[str, Any]) -> float:
@@ -110,7 +128,7 @@ def _accuracy(result: dict[str, Any], k: int) -> tuple[float, float]:
     for r in result["players"].timeline:
         if r["kind"] == "speculator" and "moves" in r:
             by_fen.setdefault(r["fen"], r["moves"])
-    for m in result["moves"][len(result["opening"]):]:
+    for m in result["moves"][len(result["opening"]) :]:
         guesses = by_fen.get(board.fen())
         if guesses is not None:
             n += 1
@@ -143,13 +161,22 @@ def run(args: argparse.Namespace) -> int:
     report = spec["report"]
     top1, topk = _accuracy(spec, args.k)
     out: dict[str, Any] = {
-        "moves": spec["moves"], "pgn": _pgn(spec["moves"]), "status": spec["status"],
+        "moves": spec["moves"],
+        "pgn": _pgn(spec["moves"]),
+        "status": spec["status"],
         "plies": len(spec["moves"]) - len(spec["opening"]),
         "speculative_s": round(spec["elapsed"], 3),
-        "hits": report.hits if report else 0, "adopted": report.adopted if report else 0,
-        "wasted": report.wasted if report else 0, "hidden_actor_s": round(report.time_saved_s, 3) if report else 0,
-        "top1_acc": round(top1, 4), "topk_acc": round(topk, 4), "k": args.k, "depth": args.depth,
-        "sequential_s": None, "identical": None, "time_saved_pct": None,
+        "hits": report.hits if report else 0,
+        "adopted": report.adopted if report else 0,
+        "wasted": report.wasted if report else 0,
+        "hidden_actor_s": round(report.time_saved_s, 3) if report else 0,
+        "top1_acc": round(top1, 4),
+        "topk_acc": round(topk, 4),
+        "k": args.k,
+        "depth": args.depth,
+        "sequential_s": None,
+        "identical": None,
+        "time_saved_pct": None,
     }
     if seq is not None:
         out["sequential_s"] = round(seq["elapsed"], 3)
@@ -165,9 +192,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"\n{out['pgn']}\nstatus {out['status']}, {out['plies']} plies, hits {out['hits']} "
-              f"(top-1 {top1:.0%}, top-{args.k} {topk:.0%}), adopted {out['adopted']}, wasted {out['wasted']}")
+        print(
+            f"\n{out['pgn']}\nstatus {out['status']}, {out['plies']} plies, hits {out['hits']} "
+            f"(top-1 {top1:.0%}, top-{args.k} {topk:.0%}), adopted {out['adopted']}, wasted {out['wasted']}"
+        )
         if seq is not None:
-            print(f"sequential {out['sequential_s']:.2f}s, speculative {out['speculative_s']:.2f}s: "
-                  f"{out['time_saved_pct']:.1f}% saved; identical games: {out['identical']}")
+            print(
+                f"sequential {out['sequential_s']:.2f}s, speculative {out['speculative_s']:.2f}s: "
+                f"{out['time_saved_pct']:.1f}% saved; identical games: {out['identical']}"
+            )
     return 0 if out["identical"] in (None, True) else 1

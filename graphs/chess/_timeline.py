@@ -17,7 +17,7 @@ def draw(result: dict[str, Any], path: str) -> None:
     t0 = result["t0"]
     board = chess.Board(result["start_fen"])
     committed = set()
-    for m in result["moves"][len(result["opening"]):]:
+    for m in result["moves"][len(result["opening"]) :]:
         committed.add(board.fen())
         board.push_uci(m)
     lanes = ["white", "black", "speculator"]
@@ -41,8 +41,10 @@ def draw(result: dict[str, Any], path: str) -> None:
     ax.set_xlabel("wall-clock time (s)")
     ax.set_title(
         f"Speculative chess: {len(result['moves'])} plies in {result['elapsed']:.1f}s — "
-        "blue/grey: actor on the main run, green: branch search adopted (hit), red: cancelled or unused (miss)"
-        , fontsize=9)
+        "blue/grey: actor on the main run, green: branch search adopted (hit), "
+        "red: cancelled or unused (miss)",
+        fontsize=9,
+    )
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
