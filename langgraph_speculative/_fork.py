@@ -24,10 +24,10 @@ def _target(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
 
-def _copy(saver: BaseCheckpointSaver, tup: CheckpointTuple, thread_id: str) -> RunnableConfig:
-    versions = dict(tup.checkpoint["channel_versions"])
+def _put_args(tup: CheckpointTuple, thread_id: str) -> tuple[Any, ...]:
+    """`put` arguments that copy `tup` whole (every channel value) into `thread_id`."""
     metadata: Any = {**(tup.metadata or {}), "speculative_fork_of": tup.config["configurable"]["thread_id"]}
-    return saver.put(_target(thread_id), tup.checkpoint, metadata, versions)
+    return _target(thread_id), tup.checkpoint, metadata, dict(tup.checkpoint["channel_versions"])
 
 
 def fork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str) -> RunnableConfig:
@@ -41,7 +41,7 @@ def fork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: s
         if time.monotonic() > deadline:
             raise LookupError(f"checkpoint {source['configurable']} is not in the checkpointer")
         time.sleep(0.002)
-    return _copy(saver, tup, thread_id)
+    return saver.put(*_put_args(tup, thread_id))
 
 
 async def afork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str) -> RunnableConfig:
@@ -51,6 +51,4 @@ async def afork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, threa
         if time.monotonic() > deadline:
             raise LookupError(f"checkpoint {source['configurable']} is not in the checkpointer")
         await asyncio.sleep(0.002)
-    versions = dict(tup.checkpoint["channel_versions"])
-    metadata: Any = {**(tup.metadata or {}), "speculative_fork_of": tup.config["configurable"]["thread_id"]}
-    return await saver.aput(_target(thread_id), tup.checkpoint, metadata, versions)
+    return await saver.aput(*_put_args(tup, thread_id))

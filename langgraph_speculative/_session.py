@@ -74,7 +74,6 @@ class _Entry:
     spec_task: asyncio.Task[None] | None = None
     branches: list[_Branch] = field(default_factory=list)
     speculated: bool = False
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
     resolved: bool = False
     cancelled: bool = False
 
@@ -321,11 +320,9 @@ class Session:
         `depth` slow nodes: a speculator on a branch that may lose is wasted work.
         """
         node = entry.node
-        if not self._eligible(entry):
-            return
-        entry.gate.set()
         if (
-            entry.speculated
+            not self._eligible(entry)
+            or entry.speculated
             or self.closed
             or node.speculator is None
             or not node.policy.enabled
@@ -384,11 +381,11 @@ class Session:
             speculator_s=round(time.monotonic() - t0, 6),
             level=entry.level,
         )
-        if self.closed:
-            return
-        if not entry.gate.is_set():
-            await entry.gate.wait()
-        if entry.resolved or (entry.owner is None and entry.task is not None and entry.task.done()):
+        if (
+            self.closed
+            or entry.resolved
+            or (entry.owner is None and entry.task is not None and entry.task.done())
+        ):
             return
         for rank, guess in enumerate(guesses, 1):
             if self.inflight >= policy.max_inflight:
@@ -541,7 +538,6 @@ class Session:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=0.05)
-        self.report.wall_time_s = 0.0
 
     def close(self) -> None:
         """Sync twin of `aclose`: also joins every thread the session used."""
