@@ -8,6 +8,8 @@ from typing import Any
 import chess
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.chess import Players, make_graph
@@ -29,13 +31,34 @@ def test_parse_brackets_whitespace_san_and_illegal() -> None:
 
 
 class SlowFake(FakeListChatModel):
-    """A deterministic fake chat model with real latency."""
+    """A deterministic fake chat model with real latency (asyncio.sleep)."""
 
     delay: float = 0.02
 
-    async def _acall(self, *args: Any, **kwargs: Any) -> str:
+    def _reply(self, messages: list[BaseMessage]) -> str:
+        return self._call(messages)
+
+    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         await asyncio.sleep(self.delay)
-        return await super()._acall(*args, **kwargs)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._reply(messages)))])
+
+
+class PositionalFake(SlowFake):
+    """Answers from the prompt alone, so any call order gives the same game.
+
+    A first ask gets an illegal move; the retry (the last message says it was
+    not legal) gets the last valid move listed. The speculator ask gets the
+    last two valid moves.
+    """
+
+    def _reply(self, messages: list[BaseMessage]) -> str:
+        prompt, last = str(messages[0].content), str(messages[-1].content)
+        valid = prompt.split("Valid moves:")[-1].split(",")
+        if "most likely" in prompt:
+            return " ".join(v.strip() for v in reversed(valid[-2:]))
+        if "not a legal move" in last:
+            return valid[-1].strip()
+        return "[z9z9]"
 
 
 def _fake_game(replies: list[str], guesses: list[str], plies: int) -> tuple[dict[str, Any], Any]:
@@ -48,12 +71,22 @@ def _fake_game(replies: list[str], guesses: list[str], plies: int) -> tuple[dict
 
 
 def test_fake_llm_game_is_lossless_and_retries_illegal_moves() -> None:
-    # the fake answers in a fixed cycle; replies are consumed by main and branch calls alike,
-    # so use a reply that is legal in every position reached: knights out and back.
-    replies = ["[g1f3]", "[g8f6]", "[f3g1]", "[f6g8]"]
-    out, graph = _fake_game(replies * 50, ["[g1f3] [g8f6] [f3g1] [f6g8]"], 4)
-    assert out["status"] == "move_limit"
-    assert len(out["moves"]) == 4
+    async def play(speculative: bool) -> tuple[dict[str, Any], Any]:
+        player, speculator = (
+            PositionalFake(responses=["-"], delay=0.03),
+            PositionalFake(responses=["-"], delay=0.0),
+        )
+        players = Players(white=player, black=player, speculator=speculator)
+        graph = make_graph(players=players, k=2, speculative=speculative).compile(
+            checkpointer=InMemorySaver()
+        )
+        return await graph.ainvoke(initial_state(6), {"configurable": {"thread_id": "g"}}), graph
+
+    seq, _ = asyncio.run(play(False))
+    spec, graph = asyncio.run(play(True))
+    assert seq["status"] == "move_limit" and len(seq["moves"]) == 6  # every move came from a retry
+    assert spec["moves"] == seq["moves"]
+    assert graph.last_report.hits >= 1
 
 
 def test_llm_that_never_answers_legally_forfeits_cleanly() -> None:

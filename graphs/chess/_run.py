@@ -49,17 +49,15 @@ def _opening(seed: int) -> tuple[str, list[str]]:
 
 
 async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[str, Any]:
-    kwargs = {
-        n: v
-        for n, v in (
-            ("white", args.white),
-            ("black", args.black or args.white),
-            ("speculator", args.speculator),
-        )
-        if v
-    }
-    players = Players(**kwargs)
-    builder = make_graph(k=args.k, depth=args.depth, players=players, speculative=speculative)
+    builder = make_graph(
+        args.white,
+        args.black or args.white,
+        args.speculator,
+        k=args.k,
+        depth=args.depth,
+        speculative=speculative,
+    )
+    players: Players = builder.chess_players  # type: ignore[attr-defined]
     graph = builder.compile(checkpointer=InMemorySaver())
     fen, opening = _opening(args.seed)
     state = initial_state(args.moves, fen)
@@ -69,6 +67,7 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[s
         saved = 0.0
         outcome: dict[str, str] = {}
         final: dict[str, Any] = dict(state)
+        board = chess.Board(fen)
         async for mode, chunk in graph.astream(
             state, {"configurable": {"thread_id": "game"}}, stream_mode=["updates", "custom"]
         ):
@@ -84,8 +83,10 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[s
                 final["moves"] = [*final["moves"], *update["moves"]]
                 final.update({k: v for k, v in update.items() if k != "moves"})
                 ply = len(final["moves"])
-                call = _last_call(players, update, final)
-                guesses = _guesses_for(players, ply, final, fen)
+                before = board.fen()
+                board.push_uci(update["moves"][0])
+                call = _call_time(players, before)
+                guesses = _guesses_at(players, before)
                 tag = outcome.pop(node, "-") if speculative else "seq"
                 log(
                     f"  ply {ply:>3} {node:<5} {update['moves'][0]:<6} actor {call:6.2f}s  "
@@ -107,16 +108,14 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[s
     }
 
 
-def _last_call(players: Players, update: dict[str, Any], final: dict[str, Any]) -> float:
-    calls = [r for r in players.timeline if r["kind"] == "actor" and r["end"] is not None]
+def _call_time(players: Players, fen: str) -> float:
+    """Duration of the actor call that moved from `fen` (on the main run or adopted)."""
+    calls = [r for r in players.timeline if r["kind"] == "actor" and r["fen"] == fen and r["end"] is not None]
     return (calls[-1]["end"] - calls[-1]["start"]) if calls else 0.0
 
 
-def _guesses_for(players: Players, ply: int, final: dict[str, Any], start_fen: str) -> list[str]:
-    board = chess.Board(start_fen)
-    for m in final["moves"][:-1]:
-        board.push_uci(m)
-    fen = board.fen()
+def _guesses_at(players: Players, fen: str) -> list[str]:
+    """The speculator's guesses for `fen`, if it answered."""
     recs = [r for r in players.timeline if r["kind"] == "speculator" and r["fen"] == fen and "moves" in r]
     return recs[0]["moves"] if recs else []
 
