@@ -78,7 +78,9 @@ class S(TypedDict):
 
 
 async def slow(state: S) -> dict[str, int]:
-    await asyncio.sleep(0.05)
+    # b (n == 1) is launched early on a's branch; it must still be running when the main
+    # run adopts it, or b has no speculation (by design) and only a's branches exist
+    await asyncio.sleep(0.05 if state["n"] != 1 else 0.3)
     return {"n": state["n"] + 1}
 
 
