@@ -1,6 +1,6 @@
 """Players and speculators from strings, resolved at run time.
 
-- engines over UCI through `chess.engine`: `stockfish:depth=12`,
+- engines over UCI through `chess.engine`: `stockfish:depth=16`,
   `stockfish:movetime=0.5`, `stockfish:nodes=20000`, `sunfish:movetime=0.3`
   (pure Python, from PyPI). One thread, fresh hash per search: at fixed depth
   or nodes a search is deterministic, so games can be compared move for move.
@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,26 +80,42 @@ class _EnginePool:
         started = [await self._acquire(0) for _ in range(max(0, n - len(self._all)))]
         self._idle.extend(started)
 
-    async def play(self, board: chess.Board, nice: int = 0) -> chess.Move:
+    async def _search(
+        self, board: chess.Board, nice: int, multipv: int | None = None
+    ) -> tuple[chess.Move | None, list[chess.engine.InfoDict]]:
+        """One search; on cancel the engine is told to stop and kept for reuse."""
         engine = await self._acquire(nice)
         try:
-            result = await engine.play(board, self.limit, game=object())
+            info = chess.engine.INFO_PV if multipv else chess.engine.INFO_NONE  # parse only what we use
+            analysis = await engine.analysis(board, self.limit, multipv=multipv, game=object(), info=info)
         except BaseException:
             await self._retire(engine)
             raise
-        self._idle.append(engine)
-        if result.move is None:
-            raise RuntimeError(f"{self.path} returned no move for {board.fen()}")
-        return result.move
-
-    async def top_moves(self, board: chess.Board, k: int) -> list[chess.Move]:
-        engine = await self._acquire(0)
         try:
-            infos = await engine.analyse(board, self.limit, multipv=k, game=object())
+            best = await asyncio.shield(analysis.wait())
+        except asyncio.CancelledError:
+            analysis.stop()  # UCI "stop": the engine answers bestmove at once
+            try:
+                await asyncio.wait_for(analysis.wait(), 2)
+            except BaseException:
+                await self._retire(engine)
+                raise
+            self._idle.append(engine)
+            raise
         except BaseException:
             await self._retire(engine)
             raise
         self._idle.append(engine)
+        return best.move, analysis.multipv
+
+    async def play(self, board: chess.Board, nice: int = 0) -> chess.Move:
+        move, _ = await self._search(board, nice)
+        if move is None:
+            raise RuntimeError(f"{self.path} returned no move for {board.fen()}")
+        return move
+
+    async def top_moves(self, board: chess.Board, k: int, nice: int = 0) -> list[chess.Move]:
+        _, infos = await self._search(board, nice, multipv=k)
         return [i["pv"][0] for i in infos if i.get("pv")]
 
     async def _retire(self, engine: chess.engine.UciProtocol) -> None:
@@ -139,8 +157,8 @@ def _is_engine(spec: Any) -> bool:
 
 
 def default_player() -> str:
-    """Stockfish at depth 12 when installed, else sunfish (pure Python)."""
-    return "stockfish:depth=12" if find_engine("stockfish") else "sunfish:movetime=0.3"
+    """Stockfish at depth 16 when installed, else sunfish (pure Python)."""
+    return "stockfish:depth=16" if find_engine("stockfish") else "sunfish:movetime=0.3"
 
 
 def default_speculator() -> str:
@@ -178,7 +196,11 @@ class Players:
     white: Any = field(default_factory=default_player)
     black: Any = field(default_factory=default_player)
     speculator: Any = field(default_factory=default_speculator)
+    cores: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    """Engine searches that may run at once; a branch search waits for a free one."""
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    _running: int = 0
+    _cpu: tuple[Any, asyncio.Condition] | None = None
     _pools: dict[str, _EnginePool] = field(default_factory=dict)
     _models: dict[int, Any] = field(default_factory=dict)
 
@@ -217,10 +239,34 @@ class Players:
         self.timeline.append(rec)
         try:
             if _is_engine(spec):
-                return await self._pool(spec).play(board, nice)
+                rec["ran"] = False  # a branch search may be cancelled while it waits for a core
+                async with self._core(wait=speculative):
+                    rec["start"], rec["ran"] = time.monotonic(), True
+                    return await self._pool(spec).play(board, nice)
             return await self._llm_move(self._model(spec), board)
         finally:
             rec["end"] = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def _core(self, wait: bool) -> AsyncIterator[None]:
+        """Count a running search. A branch search (`wait`) first waits for a
+        free core: more searches than cores only slow the actor down. The
+        actor's own searches never wait, so an adopted branch search keeps
+        running and the next branches queue behind it in rank order."""
+        loop = asyncio.get_running_loop()
+        if self._cpu is None or self._cpu[0] is not loop:
+            self._cpu, self._running = (loop, asyncio.Condition()), 0
+        cond = self._cpu[1]
+        async with cond:
+            if wait:
+                await cond.wait_for(lambda: self._running < self.cores)
+            self._running += 1
+        try:
+            yield
+        finally:
+            self._running -= 1
+            async with cond:
+                cond.notify_all()
 
     async def guesses(self, board: chess.Board, k: int) -> list[chess.Move]:
         """The speculator's top-k moves for the player to move, best first."""
@@ -228,7 +274,8 @@ class Players:
         self.timeline.append(rec)
         try:
             if _is_engine(self.speculator):
-                moves = await self._pool(self.speculator).top_moves(board, k)
+                async with self._core(wait=False):
+                    moves = await self._pool(self.speculator).top_moves(board, k)
             else:
                 reply = await self._model(self.speculator).ainvoke(
                     _prompt(

@@ -22,7 +22,7 @@ __all__ = ("add_parser", "run")
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("chess", help="speculative chess self-play (offline on engines by default)")
-    p.add_argument("--white", default=None, help="player spec, e.g. stockfish:depth=12, openai:gpt-5")
+    p.add_argument("--white", default=None, help="player spec, e.g. stockfish:depth=16, openai:gpt-5")
     p.add_argument("--black", default=None, help="player spec (default: same engine as white)")
     p.add_argument("--speculator", default=None, help="speculator spec, e.g. stockfish:depth=8")
     p.add_argument("--k", type=int, default=3, help="guesses per move (default 3)")
@@ -110,7 +110,11 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[s
 
 def _call_time(players: Players, fen: str) -> float:
     """Duration of the actor call that moved from `fen` (on the main run or adopted)."""
-    calls = [r for r in players.timeline if r["kind"] == "actor" and r["fen"] == fen and r["end"] is not None]
+    calls = [
+        r
+        for r in players.timeline
+        if r["kind"] == "actor" and r["fen"] == fen and r["end"] is not None and r.get("ran", True)
+    ]
     return (calls[-1]["end"] - calls[-1]["start"]) if calls else 0.0
 
 

@@ -25,7 +25,7 @@ def draw(result: dict[str, Any], path: str) -> None:
     lanes += [f"branch #{r}" for r in ranks]
     fig, ax = plt.subplots(figsize=(12, 1.0 + 0.55 * len(lanes)))
     for r in result["players"].timeline:
-        if r["end"] is None or r["start"] < t0:
+        if r["end"] is None or r["start"] < t0 or not r.get("ran", True):
             continue
         if r["kind"] == "speculator":
             lane, color = "speculator", "#9e9e9e"
