@@ -16,6 +16,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chess needs its extra: pip install 'langgraph-speculative[chess]' ({exc})", file=sys.stderr)
     else:
         add_chess(sub)
+    evaluate = sub.add_parser("eval", help="evaluate a speculator on recorded runs").add_subparsers(
+        dest="benchmark", required=True
+    )
+    from graphs.tau_retail._eval import add_parser as add_tau
+
+    add_tau(evaluate)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
