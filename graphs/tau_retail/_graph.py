@@ -1,0 +1,324 @@
+"""The retail customer-service graph: user, agent, read tools, write tools.
+
+The agent node is speculative: while the agent's model thinks, the speculator
+guesses its next tool call, and a branch runs that call if it is a read (the
+write tools are `unsafe` and never run on a branch). When the agent asks for
+the same call, the main run adopts the branch's result, so the tool's
+latency is hidden behind the model's. Tool-call ids are derived from the call
+and the conversation's length, so a guessed call and the real one agree on
+their ids and the adopted tool messages are exactly the sequential ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode
+
+from langgraph_speculative import Guess, SpeculationPolicy, speculate
+
+from ._db import READ_TOOLS, WRITE_TOOLS, RetailDB, data_text
+from ._speculator import CallSpeculator
+
+__all__ = ("ReplayAgent", "ReplayUser", "RetailState", "make_graph", "stable_id")
+
+STOP = "###STOP###"
+
+
+class RetailState(TypedDict):
+    """The conversation, and how many writes the database has taken."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    db_version: int
+
+
+def stable_id(name: str, args: dict[str, Any], position: int) -> str:
+    """A tool-call id from the call and where it occurs (so guesses can name it too)."""
+    blob = json.dumps([name, args, position], sort_keys=True)
+    return "call_" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _with_stable_ids(message: AIMessage, position: int) -> AIMessage:
+    calls = [{**c, "id": stable_id(c["name"], c["args"], position)} for c in message.tool_calls]
+    return message.model_copy(update={"tool_calls": calls}) if calls else message
+
+
+def _tools(db: RetailDB, names: Sequence[str], latency: float) -> list[BaseTool]:
+    tools = []
+    for name in names:
+        method = getattr(db, name)
+        base = inspect.unwrap(method)
+
+        @functools.wraps(base)
+        def call(*a: Any, _m: Callable[..., str] = method, **kw: Any) -> str:
+            time.sleep(latency)
+            return _m(*a, **kw)
+
+        @functools.wraps(base)
+        async def acall(*a: Any, _m: Callable[..., str] = method, **kw: Any) -> str:
+            await asyncio.sleep(latency)
+            return _m(*a, **kw)
+
+        tools.append(
+            StructuredTool.from_function(
+                func=call, coroutine=acall, name=name, description=method.__doc__ or name
+            )
+        )
+    return tools
+
+
+def _model(spec: Any) -> BaseChatModel:
+    if not isinstance(spec, str):
+        return spec
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:  # pragma: no cover - depends on extras
+        raise ValueError(f"{spec!r} needs LangChain: pip install 'langgraph-speculative[openai]'") from exc
+    model, *opts = spec.split(",")
+    return init_chat_model(model, **dict(o.split("=", 1) for o in opts))
+
+
+def history_of(messages: Sequence[BaseMessage]) -> tuple[list[dict[str, Any]], str]:
+    """Earlier tool calls with their outputs, and what the customer has said."""
+    outputs = {m.tool_call_id: str(m.content) for m in messages if isinstance(m, ToolMessage)}
+    calls = [
+        {"name": c["name"], "kwargs": c["args"], "output": outputs.get(c["id"] or "", "")}
+        for m in messages
+        if isinstance(m, AIMessage)
+        for c in m.tool_calls
+    ]
+    said = " ".join(str(m.content) for m in messages if isinstance(m, HumanMessage))
+    return calls, said
+
+
+class ReplayAgent(BaseChatModel):
+    """An offline agent that makes a task's ground-truth calls in order, then answers.
+
+    Deterministic, with real latency (`delay` seconds per turn): it stands in
+    for a tool-calling chat model in tests and the offline demo.
+    """
+
+    actions: list[dict[str, Any]]
+    delay: float = 0.2
+
+    @property
+    def _llm_type(self) -> str:
+        return "replay-agent"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ReplayAgent:  # type: ignore[override]
+        return self
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        done = sum(len(m.tool_calls) for m in messages if isinstance(m, AIMessage))
+        if done < len(self.actions):
+            a = self.actions[done]
+            return AIMessage(content="", tool_calls=[{"name": a["name"], "args": a["kwargs"], "id": "x"}])
+        return AIMessage(content="Everything you asked for is done. Is there anything else?")
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        time.sleep(self.delay)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        await asyncio.sleep(self.delay)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+
+class ReplayUser(BaseChatModel):
+    """An offline customer: states the request, then stops once the agent answers."""
+
+    instruction: str
+    delay: float = 0.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "replay-user"
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        if len(messages) <= 2:
+            return AIMessage(content=f"Hi! {self.instruction}")
+        return AIMessage(content=f"Thanks, that's all. {STOP}")
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        time.sleep(self.delay)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        await asyncio.sleep(self.delay)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+
+def _user_prompt(instruction: str) -> str:
+    return (
+        "You are a customer talking to a retail customer-service agent. Your goal and details:\n"
+        f"{instruction}\n"
+        "Write one short message at a time, as the customer. Reveal details only when asked. "
+        f"When your goal is met, or cannot be met, reply with {STOP} alone."
+    )
+
+
+def make_graph(
+    *,
+    task: dict[str, Any],
+    agent_model: Any = "replay",
+    user_model: Any = "replay",
+    speculator: Any = "offline",
+    k: int = 3,
+    tool_latency: float = 0.5,
+    typing_wpm: float | None = None,
+    db: RetailDB | None = None,
+    replay_delay: float = 0.2,
+    speculative: bool = True,
+) -> StateGraph:  # type: ignore[type-arg]
+    """The retail graph for one tau-bench `task` (user_id, instruction, actions).
+
+    `agent_model` / `user_model`: a chat model, a string (`openai:gpt-4o`,
+    resolved at run time), or "replay" (offline: the agent makes the task's
+    ground-truth calls; the customer states the instruction). `speculator`:
+    "offline" (`CallSpeculator`), a chat model string, or a function from the
+    agent's input state to guesses. `typing_wpm`: the customer's typing speed
+    (sleeps for the time it takes to type each message); `replay_delay`: the
+    replay agent's seconds per turn. The database is
+    `builder.retail_db`.
+    """
+    db = db if db is not None else RetailDB()
+    agent = (
+        ReplayAgent(actions=task["actions"], delay=replay_delay)
+        if agent_model == "replay"
+        else _model(agent_model)
+    )
+    user = ReplayUser(instruction=task["instruction"]) if user_model == "replay" else _model(user_model)
+    reads, writes = _tools(db, READ_TOOLS, tool_latency), _tools(db, WRITE_TOOLS, tool_latency)
+    bound = agent.bind_tools(reads + writes)
+    policy = data_text("policy.md")
+    read_node, write_node = ToolNode(reads), ToolNode(writes)
+
+    async def user_turn(state: RetailState) -> dict[str, Any]:
+        flipped = [SystemMessage(_user_prompt(task["instruction"]))] + [
+            HumanMessage(str(m.content)) if isinstance(m, AIMessage) else AIMessage(str(m.content))
+            for m in state["messages"]
+            if isinstance(m, (AIMessage, HumanMessage)) and (m.content or not isinstance(m, AIMessage))
+        ]
+        reply = await user.ainvoke(flipped)
+        text = str(reply.content)
+        if typing_wpm:
+            await asyncio.sleep(len(text.split()) / typing_wpm * 60)
+        return {"messages": [HumanMessage(text)]}
+
+    async def agent_turn(state: RetailState) -> dict[str, Any]:
+        reply = await bound.ainvoke([SystemMessage(policy), *state["messages"]])
+        return {"messages": [_with_stable_ids(reply, len(state["messages"]))]}
+
+    async def write_turn(state: RetailState, config: RunnableConfig) -> dict[str, Any]:
+        before = db.writes
+        out = await write_node.ainvoke(state, config)
+        return {**out, "db_version": state["db_version"] + (db.writes - before)}
+
+    def after_agent(state: RetailState) -> str:
+        last = state["messages"][-1]
+        if isinstance(last, AIMessage) and last.tool_calls:
+            return "write_tools" if last.tool_calls[0]["name"] in WRITE_TOOLS else "read_tools"
+        return "user"
+
+    def after_user(state: RetailState) -> str:
+        return END if STOP in str(state["messages"][-1].content) else "agent"
+
+    builder = StateGraph(RetailState)
+    builder.add_node("user", user_turn)
+    builder.add_node("agent", agent_turn)
+    builder.add_node("read_tools", read_node)
+    builder.add_node("write_tools", write_turn)
+    builder.add_edge(START, "user")
+    builder.add_conditional_edges("user", after_user, ["agent", END])
+    builder.add_conditional_edges("agent", after_agent, ["read_tools", "write_tools", "user"])
+    builder.add_edge("read_tools", "agent")
+    builder.add_edge("write_tools", "agent")
+    if speculative:
+        guess = _speculator(speculator, k)
+        builder = speculate(
+            builder,
+            {"agent": guess, "read_tools": _no_guesses},
+            policy=SpeculationPolicy(k=k),
+            unsafe={"write_tools"},
+            keys={"read_tools": _read_key},
+            matches={"agent": _same_calls},
+        )
+    builder.retail_db = db  # type: ignore[attr-defined]
+    return builder
+
+
+def _no_guesses(state: RetailState) -> list[Guess]:
+    """read_tools is speculative only so that its branch runs can be adopted."""
+    return []
+
+
+def _read_key(state: RetailState) -> str:
+    """A read's result depends on its calls (with their ids) and the database version only."""
+    last = state["messages"][-1]
+    calls = [(c["name"], c["args"], c["id"]) for c in getattr(last, "tool_calls", [])]
+    return json.dumps([calls, state["db_version"]], sort_keys=True)
+
+
+def _same_calls(guess: dict[str, Any], actual: dict[str, Any]) -> bool:
+    def calls(update: dict[str, Any]) -> list[Any]:
+        return [
+            (c["name"], c["args"], c["id"])
+            for m in update.get("messages", [])
+            for c in getattr(m, "tool_calls", [])
+        ]
+
+    return bool(calls(guess)) and calls(guess) == calls(actual)
+
+
+def _speculator(spec: Any, k: int) -> Callable[[RetailState], list[Guess]]:
+    if callable(spec) and not isinstance(spec, (str, BaseChatModel)):
+        return spec
+    if spec == "offline":
+        learned = CallSpeculator.fit()
+
+        def offline(state: RetailState) -> list[Guess]:
+            calls, said = history_of(state["messages"])
+            position = len(state["messages"])
+            return [
+                Guess(
+                    {
+                        "messages": [
+                            AIMessage(
+                                content="",
+                                tool_calls=[
+                                    {
+                                        "name": c["name"],
+                                        "args": c["kwargs"],
+                                        "id": stable_id(c["name"], c["kwargs"], position),
+                                    }
+                                ],
+                            )
+                        ]
+                    }
+                )
+                for c in learned.guess(calls, k, said)
+            ]
+
+        return offline
+    raise ValueError(f"unknown retail speculator {spec!r}; use 'offline' or a function state -> guesses")
