@@ -67,7 +67,7 @@ def main(src: str) -> None:
     out.write_text(
         json.dumps(
             {
-                "source": "Speculative Actions (arXiv 2510.04371) repository, GPT-5 self-play traces; Apache-2.0",
+                "source": "Speculative Actions (arXiv 2510.04371) repository, GPT-5 self-play; Apache-2.0",
                 "games": games,
             },
             indent=1,
