@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     from graphs.tau_retail._eval import add_parser as add_tau
 
     add_tau(evaluate)
+    from graphs.hotpotqa._eval import add_parser as add_hotpotqa
+
+    add_hotpotqa(evaluate)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

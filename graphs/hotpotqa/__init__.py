@@ -1,0 +1,1 @@
+"""ReAct on HotpotQA: speculate Wikipedia's answer while the real call is in flight."""
