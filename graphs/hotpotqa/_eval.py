@@ -98,10 +98,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out))
     else:
         print(
-            f"{out['runs']} runs, {out['steps']} steps: top-1 {out['top1_acc']}, top-{args.k} {out['topk_acc']}"
+            f"{out['runs']} runs, {out['steps']} steps: "
+            f"top-1 {out['top1_acc']}, top-{args.k} {out['topk_acc']}"
         )
         for name, v in out["per_tool"].items():
             print(
-                f"  {name:<8} {v['steps']:>4} steps  top-1 {v['top1_acc']:.2f}  top-{args.k} {v['topk_acc']:.2f}"
+                f"  {name:<8} {v['steps']:>4} steps  "
+                f"top-1 {v['top1_acc']:.2f}  top-{args.k} {v['topk_acc']:.2f}"
             )
     return 0

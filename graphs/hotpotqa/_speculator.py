@@ -36,7 +36,8 @@ SPAN = re.compile(
     r"(?:[A-Z0-9][\w'’.&\-]*|\"[^\"]+\")(?:(?:\s+(?:of|the|and|de|von|van|for|on|in|la|le|&))*\s+[A-Z0-9][\w'’.&\-]*)*"
 )
 PLAN = re.compile(
-    r"(?:search|searching)(?: for)? (.+?)(?=,| and find| to find| and see| and check| next|\. |\.$|;| then |$)",
+    r"(?:search|searching)(?: for)? (.+?)"
+    r"(?=,| and find| to find| and see| and check| next|\. |\.$|;| then |$)",
     re.I,
 )
 NAME = re.compile(r"[A-Z][a-zà-ÿ'’\-]+(?:\s+(?:(?:of|the|and|de|von|van|&)\s+)?[A-Z][\w'’\-]+)+")

@@ -1,0 +1,180 @@
+"""The ReAct graph: an agent node that thinks and acts, a tool node that asks the wiki.
+
+The tool node is speculative: while the real backend answers (a slow round
+trip), the speculator guesses the observation from the local index, and a
+branch runs the agent on the guess, so its next thought and action start
+early. When the real observation equals the guess, the main run adopts the
+agent's call from the branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langgraph.graph import END, START, StateGraph
+
+from langgraph_speculative import Guess, SpeculationPolicy, speculate
+
+from ._speculator import ActionSpeculator
+from ._wiki import LocalWiki, WikipediaAPI, WikiSession, parse_action
+
+__all__ = ("ReActState", "ReplayReAct", "make_graph")
+
+PROMPT = (
+    "Solve a question answering task with interleaving Thought, Action, Observation steps. "
+    "Thought can reason about the current situation, and Action can be three types:\n"
+    "(1) Search[entity], which searches the exact entity on Wikipedia and returns the first paragraph if it "
+    "exists. If not, it will return some similar entities to search.\n"
+    "(2) Lookup[keyword], which returns the next sentence containing keyword in the current passage.\n"
+    "(3) Finish[answer], which returns the answer and finishes the task.\n"
+    "Answer with one line 'Thought: ...' and one line 'Action: ...'.\n"
+)
+
+
+class ReActState(TypedDict):
+    """The question, the steps so far, the action in flight, and the answer."""
+
+    question: str
+    steps: Annotated[list[dict[str, str]], operator.add]
+    pending: dict[str, str] | None
+    answer: str | None
+    max_steps: int
+
+
+def render(question: str, steps: list[dict[str, str]]) -> str:
+    """The ReAct scratchpad the agent reads."""
+    lines = [PROMPT, f"Question: {question}"]
+    for i, s in enumerate(steps, 1):
+        lines += [
+            f"Thought {i}: {s['thought']}",
+            f"Action {i}: {s['tool']}[{s['arg']}]",
+            f"Observation {i}: {s['observation']}",
+        ]
+    return "\n".join(lines)
+
+
+class ReplayReAct(BaseChatModel):
+    """An offline ReAct agent that replays a recorded run's thoughts and actions.
+
+    It reads the step number from the scratchpad, so any call order gives the
+    same answers; `delay` seconds per call stand in for a model's latency.
+    """
+
+    steps: list[dict[str, Any]]
+    delay: float = 0.1
+
+    @property
+    def _llm_type(self) -> str:
+        return "replay-react"
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        done = str(messages[-1].content).count("\nObservation ")
+        s = self.steps[min(done, len(self.steps) - 1)]
+        return AIMessage(content=f"Thought: {s['thought']}\nAction: {s['tool']}[{s['arg']}]")
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        import time
+
+        time.sleep(self.delay)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        await asyncio.sleep(self.delay)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+
+def session_after(backend: Any, steps: list[dict[str, str]], latency: float = 0.0) -> WikiSession:
+    """The episode's session (open page, Lookup cursor) after `steps`, without calling the backend."""
+    session = WikiSession(backend, latency=latency)
+    for s in steps:
+        if s["tool"] == "Search":
+            found = not s["observation"].startswith("Could not find")
+            session.page, session._lookup = (backend.page(s["arg"]) if found else None), None
+        elif s["tool"] == "Lookup" and session.page is not None:
+            keyword, hits, i = session._lookup or (s["arg"], [], 0)
+            if keyword != s["arg"]:
+                keyword, i = s["arg"], 0
+            hits = [x for x in backend.sentences(session.page) if keyword.lower() in x.lower()]
+            session._lookup = (keyword, hits, i + 1)
+    return session
+
+
+def _model(spec: Any) -> BaseChatModel:
+    if not isinstance(spec, str):
+        return spec
+    from langchain.chat_models import init_chat_model
+
+    model, *opts = spec.split(",")
+    return init_chat_model(model, **dict(o.split("=", 1) for o in opts))
+
+
+def make_graph(
+    *,
+    agent_model: Any,
+    speculator: Any = "offline",
+    k: int = 3,
+    backend: Any = "local",
+    latency: float = 1.0,
+    speculative: bool = True,
+) -> StateGraph:  # type: ignore[type-arg]
+    """A ReAct graph. `agent_model`: a chat model or a string (`openai:gpt-4o`,
+    resolved at run time); `backend`: "local" (offline wiki), "wikipedia"
+    (live API), or a backend object; `latency`: seconds per wiki call;
+    `speculator`: "offline" (local index) or a function state -> guesses.
+    """
+    wiki = (
+        LocalWiki() if backend in ("local", None) else WikipediaAPI() if backend == "wikipedia" else backend
+    )
+    model = _model(agent_model)
+
+    async def agent(state: ReActState) -> dict[str, Any]:
+        reply = await model.ainvoke(render(state["question"], state["steps"]))
+        text = str(reply.content)
+        thought = next(
+            (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Thought")), ""
+        )
+        action = next((ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("Action")), text)
+        parsed = parse_action(action) or ("Invalid", action.strip())
+        return {"pending": {"thought": thought, "tool": parsed[0], "arg": parsed[1]}}
+
+    async def tool(state: ReActState) -> dict[str, Any]:
+        p = state["pending"] or {}
+        session = session_after(wiki, state["steps"], latency)
+        obs = await asyncio.to_thread(session.step, p["tool"], p["arg"])
+        return {
+            "steps": [{**p, "observation": obs}],
+            "pending": None,
+            "answer": p["arg"] if p["tool"] == "Finish" else None,
+        }
+
+    def after_tool(state: ReActState) -> str:
+        return END if state["answer"] is not None or len(state["steps"]) >= state["max_steps"] else "agent"
+
+    builder = StateGraph(ReActState)
+    builder.add_node("agent", agent)
+    builder.add_node("tool", tool)
+    builder.add_edge(START, "agent")
+    builder.add_edge("agent", "tool")
+    builder.add_conditional_edges("tool", after_tool, ["agent", END])
+    if speculative:
+        local = wiki if isinstance(wiki, LocalWiki) else LocalWiki()
+        mirror = ActionSpeculator(local)
+
+        def guess_observation(state: ReActState) -> list[Guess]:
+            p = state["pending"] or {}
+            if p.get("tool") not in ("Search", "Lookup"):
+                return []
+            obs = mirror.observation(p["tool"], p["arg"], session_after(local, state["steps"]))
+            return [Guess({"steps": [{**p, "observation": obs}], "pending": None, "answer": None})]
+
+        builder = speculate(
+            builder,
+            {"tool": speculator if callable(speculator) else guess_observation, "agent": lambda s: []},
+            policy=SpeculationPolicy(k=k),
+        )
+    return builder
