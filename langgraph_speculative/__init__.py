@@ -4,8 +4,9 @@ right. Nothing committed ever differs from a sequential run.
 """
 
 from ._compile import speculate
+from ._lossy import LossyNode
 from ._node import SpeculativeNode
 from ._policy import Guess, SpeculationPolicy
 from ._report import SpeculationReport
 
-__all__ = ("Guess", "SpeculationPolicy", "SpeculationReport", "SpeculativeNode", "speculate")
+__all__ = ("Guess", "LossyNode", "SpeculationPolicy", "SpeculationReport", "SpeculativeNode", "speculate")

@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chess needs its extra: pip install 'langgraph-speculative[chess]' ({exc})", file=sys.stderr)
     else:
         add_chess(sub)
+    from graphs.cfs._run import add_parser as add_cfs
+
+    add_cfs(sub)
     evaluate = sub.add_parser("eval", help="evaluate a speculator on recorded runs").add_subparsers(
         dest="benchmark", required=True
     )
