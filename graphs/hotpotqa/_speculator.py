@@ -4,7 +4,8 @@ Next action, from what the agent has seen so far (the question, earlier
 thoughts, actions and observations), ranked:
 
 1. after "Could not find [X]. Similar: [...]": the similar titles, in order;
-2. the entities the last thought plans to search ("I need to search X next");
+2. the entities the last thought plans to search ("I need to search X next"),
+   and after a found page, Lookup[X] for the thing it plans to "find the X" of;
 3. for yes/no and "which of A or B" questions, once both sides were searched:
    Finish[yes] / Finish[no] / Finish[A] / Finish[B];
 4. entities of the question not searched yet (quoted titles, capitalised spans);
@@ -45,6 +46,10 @@ MONTHS = {
     "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
     "November", "December", "The", "It", "As", "In", "He", "She", "They",
 }  # fmt: skip
+FIND = re.compile(
+    r"\bfind (?:the |his |her |its |their )?((?:\d+ )?[a-z]+?(?: [a-z]+)?)"
+    r"(?=['’]s\b| he | she | it | that | which | then|,|\.| and| of| in| for|$)"
+)
 YES_NO = re.compile(r"^(are|is|was|were|do|does|did|can|could|has|have)\b", re.I)
 EITHER = re.compile(
     r"^(?:which|who|what|are|is|was|were|did|does|do)\b(?:\s+(?:of|between|one))*\s+(?:the\s+)?(.+?),?\s+or\s+"
@@ -73,27 +78,70 @@ def _clean(text: str) -> str:
     return text.strip().strip(".,;:!?").strip()
 
 
-def question_entities(question: str) -> list[str]:
-    """Quoted titles and capitalised spans of `question`, in order of appearance.
+CONNECTORS = {"of", "the", "and", "de", "von", "van", "du", "la", "le", "in", "&"}
+DEMONYMS = {
+    "american", "argentine", "british", "english", "french", "german", "dutch", "italian", "spanish",
+    "canadian", "australian", "chinese", "japanese", "korean", "indian", "russian", "irish", "scottish",
+    "welsh", "mexican", "brazilian", "swedish", "norwegian", "danish", "finnish", "polish", "greek",
+}  # fmt: skip
 
-    Spans joined by "and", "or", "of the", "in" are also offered split.
+
+def _capital(token: str) -> bool:
+    return bool(token) and (token[0].isupper() or token[0].isdigit())
+
+
+def question_entities(question: str) -> list[str]:
+    """Names a question mentions, most search-worthy first.
+
+    Quoted titles (bare, then in quotes); runs of capitalised words (Unicode
+    aware, possessive 's dropped, "of"/"the"/"and" allowed inside), split at
+    "and"/"of"/"in" too, with "Place, Region" kept whole; multi-word names
+    before single words, nationality adjectives and bare numbers last.
     """
-    out: list[str] = []
-    for quoted in re.findall(r"\"([^\"]+)\"", question):
-        out.append(quoted)
-    whole: list[str] = []
-    for m in SPAN.finditer(question):
-        span = _clean(m.group(0))
-        words = span.split()
-        while words and words[0].lower() in QUESTION_WORDS:
-            words = words[1:]
-        span = " ".join(words)
-        if span and span.lower() not in QUESTION_WORDS and not span.startswith('"'):
-            parts = [_clean(p) for p in re.split(r"\s+(?:and|or|of the|of|in|&)\s+", span)]
-            out.extend(p for p in parts if p and p.lower() not in QUESTION_WORDS)
-            if len(parts) > 1:
-                whole.append(span)
-    return list(dict.fromkeys(out + whole))
+    quoted = re.findall(r"\"([^\"]+)\"", question)
+    text = re.sub(r"\"[^\"]+\"", " . ", question)
+    tokens = re.findall(r"[^\s,?!;:()]+|,", text)
+    spans: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        while run and run[-1].lower() in CONNECTORS:
+            run.pop()
+        if run:
+            spans.append(" ".join(run))
+        run.clear()
+
+    for tok in tokens:
+        word = re.sub(r"['’]s$", "", tok) if tok != "," else tok
+        if word.endswith(".") and "." not in word[:-1] and not re.fullmatch(r"[A-Z]\.", word):
+            word = word[:-1]  # a full stop, not an initial or an abbreviation like F.C.
+        if word == ",":
+            flush()
+            spans.append(",")
+        elif _capital(word) and not (not run and word.lower() in QUESTION_WORDS):
+            run.append(word)
+            if re.search(r"['’]s\.?$", tok):
+                flush()  # a possessive ends the name
+        elif run and word.lower() in CONNECTORS:
+            run.append(word)
+        else:
+            flush()
+    flush()
+    names: list[str] = []
+    for i, span in enumerate(spans):
+        if span == ",":
+            continue
+        parts = [p for p in re.split(r"\s+(?:and|of the|of|in|&)\s+", span) if p]
+        names.extend(parts)
+        if len(parts) > 1:
+            names.append(span)
+        if i + 2 < len(spans) and spans[i + 1] == "," and spans[i + 2] != ",":
+            names.insert(len(names) - len(parts) - (len(parts) > 1) + 1, f"{span}, {spans[i + 2]}")
+    multi = [n for n in names if len(n.split()) > 1]
+    single = [n for n in names if len(n.split()) == 1 and n.lower() not in DEMONYMS and not n.isdigit()]
+    rest = [n for n in names if n not in multi and n not in single]
+    out = [v for q in quoted for v in (q, f'"{q}"')] + multi + single + rest
+    return [n for n in dict.fromkeys(out) if n and n.lower() not in QUESTION_WORDS]
 
 
 class ActionSpeculator:
@@ -152,10 +200,17 @@ class ActionSpeculator:
             ]
             for span in people[:1]:
                 add("Search", span)
+        if (
+            last is not None
+            and last.get("tool") == "Search"
+            and not str(last.get("observation", "")).startswith("Could not find")
+        ):
+            for thought in (str(st.get("thought", "")) for st in steps[-1:]):
+                m = FIND.search(thought)
+                if m:
+                    add("Lookup", m.group(1))
         for entity in entities:
             add("Search", entity)
-        for quoted in re.findall(r"\"([^\"]+)\"", question):
-            add("Search", f'"{quoted}"')
         for tool, arg in finals:
             add(tool, arg)
         return ranked[:k]
