@@ -136,7 +136,12 @@ def _plot(results: dict[str, Any], path: str, backend: str) -> None:
         t = [r["t"] for r in h]
         top.plot(t, [r["p95"] for r in h], label=name.replace("_", " "), color=colors[name])
         bottom.step(t, [r["setting"] for r in h], where="post", color=colors[name])
-        acted = [r for i, r in enumerate(h) if r["by"] == "actor" and (i == 0 or h[i - 1]["by"] != "actor")]
+        acted = [
+            r
+            for i, r in enumerate(h)
+            if r["by"] == "actor"
+            and (i == 0 or (h[i - 1]["by"], h[i - 1]["setting"]) != ("actor", r["setting"]))
+        ]
         bottom.scatter([r["t"] for r in acted], [r["setting"] for r in acted], color=colors[name], s=12)
     top.set_ylabel("p95 latency (ms)")
     top.set_title(f"Scheduler slice tuning from a bad setting ({backend} backend); dots: the actor's writes")
