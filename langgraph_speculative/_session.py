@@ -153,12 +153,38 @@ class Session:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
+    def _post(self, coro: Any) -> None:
+        """From a worker thread (sync mode): run `coro` on the loop without waiting.
+
+        The loop runs what is posted in order, and `_finish` never awaits, so
+        the next `_begin` (posted after it) sees its effects. Its errors are
+        kept as events.
+        """
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future.add_done_callback(self._posted_done)
+
+    def _posted_done(self, future: concurrent.futures.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self.emit("internal_error", "", error=describe(future.exception()))
+
     # ------------------------------------------------------------------ main run
 
     def call_sync(self, node: SpeculativeNode, state: Any, config: RunnableConfig) -> Any:
-        """A speculative node on the main run, sync mode (a LangGraph worker thread)."""
+        """A speculative node on the main run, sync mode (a LangGraph worker thread).
+
+        Only a call that may be adopted waits for the session's loop; otherwise
+        the actor starts at once and the loop is told afterwards (it runs what
+        is posted in order, so it sees this call before its `_finish`).
+        """
         self.writer = _writer()
-        entry, adopted = self._submit(self._begin(node, state, config, _source(config)))
+        name, key, source = _node_name(node, config), node.key(state), _source(config)
+        if (name, key) in self.cache:
+            entry, adopted = self._submit(self._begin(node, name, key, state, config, source))
+        else:
+            entry = _Entry(node, name, key, 0, state, config, source, owner=None)
+            self._post(self._begin_fresh(entry))
+            adopted = False
         if adopted:
             try:
                 result = self._submit(_await(entry.task))
@@ -169,15 +195,16 @@ class Session:
             try:
                 result = node.action.invoke(state, config)
             except BaseException:
-                self._submit(self._abandon(entry))
+                self._post(self._abandon(entry))
                 raise
-        self._submit(self._finish(entry, result))
+        self._post(self._finish(entry, result))
         return result
 
     async def call_async(self, node: SpeculativeNode, state: Any, config: RunnableConfig) -> Any:
         """A speculative node on the main run, async mode."""
         self.writer = _writer()
-        entry, adopted = await self._begin(node, state, config, _source(config))
+        name, key = _node_name(node, config), node.key(state)
+        entry, adopted = await self._begin(node, name, key, state, config, _source(config))
         if adopted:
             try:
                 assert entry.task is not None
@@ -197,15 +224,18 @@ class Session:
         return result
 
     async def _begin(
-        self, node: SpeculativeNode, state: Any, config: RunnableConfig, source: RunnableConfig | None
+        self,
+        node: SpeculativeNode,
+        name: str,
+        key: str,
+        state: Any,
+        config: RunnableConfig,
+        source: RunnableConfig | None,
     ) -> tuple[_Entry, bool]:
-        name = _node_name(node, config)
-        stats = self.report.node(name)
-        stats.calls += 1
-        key = node.key(state)
-        self.main_level += 1
         entry = self.cache.pop((name, key), None)
         if entry is not None and not entry.cancelled and entry.task is not None:
+            stats = self.report.node(name)
+            stats.calls += 1
             self.main_level = entry.level
             hidden = max(0.0, (entry.finished or time.monotonic()) - entry.started)
             stats.adopted += 1
@@ -217,10 +247,17 @@ class Session:
                 self._maybe_speculate(entry)
             self._deepen(entry)
             return entry, True
-        self._prune()
-        entry = _Entry(node, name, key, self.main_level, state, config, source, owner=None)
-        self._maybe_speculate(entry)
+        entry = _Entry(node, name, key, 0, state, config, source, owner=None)
+        await self._begin_fresh(entry)
         return entry, False
+
+    async def _begin_fresh(self, entry: _Entry) -> None:
+        """The main run reached a node it will run itself: speculate beside it."""
+        self.report.node(entry.name).calls += 1
+        self.main_level += 1
+        entry.level = self.main_level
+        self._prune()
+        self._maybe_speculate(entry)
 
     async def _adoption_failed(self, entry: _Entry, exc: BaseException) -> None:
         self.emit("adopted_failed", entry.name, error=describe(exc))
