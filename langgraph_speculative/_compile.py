@@ -268,6 +268,8 @@ def speculate(
         spec = new.nodes[name]
         current = spec.runnable
         action = current.action if isinstance(current, SpeculativeNode) else current
+        if policy is not None and not policy.enabled:
+            continue  # disabled: the node stays exactly as the user wrote it (no wrapper, no cost)
         node = SpeculativeNode(
             action, speculator=fn, policy=policy, key=keys.get(name), match=matches.get(name), name=name
         )

@@ -148,6 +148,7 @@ def test_disabled_policy_runs_like_a_plain_graph() -> None:
     graph = speculate(_chain(inc), {"a": right}, policy=SpeculationPolicy(enabled=False)).compile()
     assert graph.invoke({"n": 0}) == {"n": 3}
     assert graph.last_report is None  # no session was opened
+    assert not any(isinstance(n.bound, SpeculativeNode) for n in graph.nodes.values())  # no wrapper either
 
 
 def test_min_confidence_drops_guesses() -> None:
