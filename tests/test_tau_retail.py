@@ -146,3 +146,33 @@ def test_eval_command_bad_task_file(tmp_path: Any, capsys: pytest.CaptureFixture
     bad.write_text('{"not": "a list"}')
     assert cli(["eval", "tau-retail", "--tasks", str(bad)]) == 2
     assert "expected a JSON list of tasks" in capsys.readouterr().err
+
+
+def test_chat_model_speculator_is_parsed_and_stays_lossless() -> None:
+    from langchain_core.language_models import FakeListChatModel
+
+    from graphs.tau_retail._graph import parse_calls
+
+    assert parse_calls(
+        '{"name": "get_user_details", "arguments": {"user_id": "u"}}\nnot json\n{"name": "rm"}'
+    ) == [{"name": "get_user_details", "kwargs": {"user_id": "u"}}]
+    task = load_tasks(DATA + "tasks_test_sample.json")[0]
+    uid = task["user_id"]
+    model = FakeListChatModel(
+        responses=[f'{{"name": "get_user_details", "arguments": {{"user_id": "{uid}"}}}}\n{{"name": "x"}}']
+    )
+
+    async def run(speculative: bool) -> tuple[str, list[Any], Any]:
+        db = RetailDB()
+        builder = make_graph(task=task, db=db, speculator=model, speculative=speculative, tool_latency=0.02,
+                             replay_delay=0.02)  # fmt: skip
+        graph = builder.compile(checkpointer=InMemorySaver())
+        out = await graph.ainvoke({"messages": [], "db_version": 0}, {"configurable": {"thread_id": "t"}})
+        msgs = [(type(m).__name__, m.content, getattr(m, "tool_calls", None)) for m in out["messages"]]
+        return db.hash(), msgs, getattr(graph, "last_report", None)
+
+    seq, spec = asyncio.run(run(False)), asyncio.run(run(True))
+    assert spec[:2] == seq[:2]
+    assert (
+        spec[2].node("read_tools").adopted == 1
+    )  # the model's get_user_details guess was pre-run and adopted

@@ -299,26 +299,58 @@ def _speculator(spec: Any, k: int) -> Callable[[RetailState], list[Guess]]:
 
         def offline(state: RetailState) -> list[Guess]:
             calls, said = history_of(state["messages"])
-            position = len(state["messages"])
-            return [
-                Guess(
-                    {
-                        "messages": [
-                            AIMessage(
-                                content="",
-                                tool_calls=[
-                                    {
-                                        "name": c["name"],
-                                        "args": c["kwargs"],
-                                        "id": stable_id(c["name"], c["kwargs"], position),
-                                    }
-                                ],
-                            )
-                        ]
-                    }
-                )
-                for c in learned.guess(calls, k, said)
-            ]
+            return [_guess_call(c, len(state["messages"])) for c in learned.guess(calls, k, said)]
 
         return offline
-    raise ValueError(f"unknown retail speculator {spec!r}; use 'offline' or a function state -> guesses")
+    if isinstance(spec, (str, BaseChatModel)):
+        model = _model(spec)
+
+        async def llm(state: RetailState) -> list[Guess]:
+            calls, said = history_of(state["messages"])
+            position = len(state["messages"])
+            reply = await model.ainvoke(_speculator_prompt(calls, said, k))
+            return [_guess_call(c, position) for c in parse_calls(str(reply.content))[:k]]
+
+        return llm
+    raise ValueError(
+        f"unknown retail speculator {spec!r}; use 'offline', a chat model ('openai:gpt-5-nano') "
+        "or a function state -> guesses"
+    )
+
+
+def _guess_call(call: dict[str, Any], position: int) -> Guess:
+    """The agent's update if its next message is this one tool call."""
+    tool_call = {
+        "name": call["name"],
+        "args": call["kwargs"],
+        "id": stable_id(call["name"], call["kwargs"], position),
+    }
+    return Guess({"messages": [AIMessage(content="", tool_calls=[tool_call])]})
+
+
+def _speculator_prompt(calls: list[dict[str, Any]], said: str, k: int) -> str:
+    done = "\n".join(f"{c['name']}({json.dumps(c['kwargs'])}) -> {c['output'][:300]}" for c in calls)
+    return (
+        "A retail customer-service agent is helping a customer. Tools: "
+        + ", ".join(READ_TOOLS + WRITE_TOOLS)
+        + f".\nThe customer said: {said or '(nothing yet)'}\nCalls so far:\n{done or '(none)'}\n"
+        f"Predict the agent's next tool call: the {k} most likely, best first, one JSON object per line, "
+        'like {"name": "get_order_details", "arguments": {"order_id": "#W1234567"}}.'
+    )
+
+
+def parse_calls(text: str) -> list[dict[str, Any]]:
+    """Tool calls from a speculator model's reply: one JSON object per line; junk lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip().strip(",")
+        if not line.startswith("{"):
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        name, args = data.get("name"), data.get("arguments", data.get("args", {}))
+        if name in READ_TOOLS + WRITE_TOOLS and isinstance(args, dict):
+            out.append({"name": name, "kwargs": args})
+    return out
