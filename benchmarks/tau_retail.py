@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from _common import emit, parser  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
-from graphs.tau_retail._db import RetailDB, load_tasks  # noqa: E402
+from graphs.tau_retail._db import RetailDB, load_tasks, task_reward  # noqa: E402
 from graphs.tau_retail._graph import make_graph  # noqa: E402
 
 TASKS = os.path.join(
@@ -48,6 +48,7 @@ async def _run(
     return {
         "elapsed": elapsed,
         "hash": db.hash(),
+        "reward": task_reward(task, db),
         "messages": msgs,
         "report": getattr(graph, "last_report", None),
     }
@@ -75,6 +76,7 @@ def main() -> None:
                 "saved_pct": round(100 * (1 - spec["elapsed"] / seq["elapsed"]), 1),
                 "adopted_reads": report.node("read_tools").adopted if report else 0,
                 "wasted": report.wasted if report else 0,
+                "reward": spec["reward"],
                 "identical": spec["hash"] == seq["hash"] and spec["messages"] == seq["messages"],
             }
         )

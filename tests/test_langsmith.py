@@ -116,3 +116,48 @@ def test_branches_are_child_runs_with_outcomes(collector: str) -> None:
         assert parent["name"] == meta["spec_node"]  # child of the speculative node's run
     outcomes = sorted(_Collector.patches[r["id"]]["extra"]["metadata"]["spec_outcome"] for r in branches)
     assert outcomes == ["hit", "hit", "miss", "miss"]
+
+
+def test_lossy_writes_are_traced_child_runs(collector: str) -> None:
+    from langsmith import Client
+
+    from langgraph_speculative import LossyNode
+
+    client = Client(api_url=collector, api_key="test-key", auto_batch_tracing=False)
+    tracer = LangChainTracer(client=client, project_name="lossy-test")
+
+    async def actor(state: S) -> dict[str, int]:
+        await asyncio.sleep(0.03)
+        return {"n": 100}
+
+    def step(state: S) -> dict[str, int]:
+        return {"n": state["n"] + 1}
+
+    tune = LossyNode(actor, speculator=step, name="tune")
+    b = StateGraph(S)
+    b.add_node("tune", tune)
+
+    async def wait(state: S) -> dict[str, Any]:
+        await asyncio.sleep(0.02)
+        return {}
+
+    b.add_node("wait", wait)
+    b.add_edge(START, "tune")
+    b.add_edge("tune", "wait")
+    b.add_conditional_edges("wait", lambda s: "tune" if s["n"] < 100 else END, ["tune", END])
+
+    async def run() -> dict[str, Any]:
+        async with tune:
+            return await b.compile().ainvoke({"n": 0}, {"callbacks": [tracer], "recursion_limit": 100})
+
+    assert asyncio.run(run())["n"] == 100  # the actor's write landed last
+    tracer.wait_for_futures()
+    client.flush()
+    runs = {r["id"]: r for r in _Collector.posts}
+    lossy = [r for r in runs.values() if r.get("name") in ("lossy_actor", "lossy_speculator")]
+    assert {r["name"] for r in lossy} == {"lossy_actor", "lossy_speculator"}
+    for r in lossy:
+        assert r["extra"]["metadata"]["lossy"] is True
+        assert runs[r["parent_run_id"]]["name"] == "tune"  # child runs of the node
+    applied = [e["source"] for e in tune.report.events if e["event"] == "lossy_applied"]
+    assert applied[-1] == "actor" and "speculator" in applied

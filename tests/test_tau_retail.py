@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs.tau_retail._db import RetailDB, load_tasks
+from graphs.tau_retail._db import RetailDB, load_tasks, task_reward
 from graphs.tau_retail._graph import make_graph
 from langgraph_speculative._cli import main as cli
 
@@ -97,6 +97,7 @@ def _run(task: dict[str, Any], speculative: bool, tool_latency: float, agent_del
         )
     )
     messages = [(type(m).__name__, m.content, getattr(m, "tool_calls", None)) for m in final["messages"]]
+    assert task_reward(task, db) == 1.0  # the replay agent reaches the ground truth's end state
     return db.hash(), messages, calls, final["db_version"]
 
 

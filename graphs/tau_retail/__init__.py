@@ -3,7 +3,7 @@
 Data: tau-bench's retail domain (MIT License, Copyright (c) 2024 Sierra; see data/LICENSE).
 """
 
-from ._db import READ_TOOLS, WRITE_TOOLS, RetailDB, load_tasks
+from ._db import READ_TOOLS, WRITE_TOOLS, RetailDB, load_tasks, task_reward
 from ._graph import ReplayAgent, ReplayUser, RetailState, make_graph
 from ._speculator import CallSpeculator
 
@@ -17,4 +17,5 @@ __all__ = (
     "RetailState",
     "load_tasks",
     "make_graph",
+    "task_reward",
 )

@@ -17,7 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ("READ_TOOLS", "WRITE_TOOLS", "RetailDB", "load_tasks")
+__all__ = ("READ_TOOLS", "WRITE_TOOLS", "RetailDB", "load_tasks", "task_reward")
 
 READ_TOOLS = (
     "calculate",
@@ -66,6 +66,14 @@ def load_tasks(path: str) -> list[dict[str, Any]]:
     if not isinstance(tasks, list) or not all(isinstance(t, dict) and "actions" in t for t in tasks):
         raise ValueError(f"task file {path!r}: expected a JSON list of tasks, each with 'actions'")
     return tasks
+
+
+def task_reward(task: dict[str, Any], db: RetailDB) -> float:
+    """tau-bench's reward: 1.0 when `db` equals a fresh database after the task's ground-truth actions."""
+    truth = RetailDB()
+    for action in task["actions"]:
+        truth.call(action["name"], action.get("kwargs", {}))
+    return 1.0 if truth.hash() == db.hash() else 0.0
 
 
 class RetailDB:
