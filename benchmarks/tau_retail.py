@@ -90,6 +90,7 @@ def main() -> None:
         "speculative_s": round(spec_total, 3),
         "saved_pct": round(100 * (1 - spec_total / seq_total), 1),
         "all_identical": all(r["identical"] for r in rows),
+        "mean_reward": round(sum(r["reward"] for r in rows) / len(rows), 4),
     }
     emit(
         rows,
@@ -101,6 +102,7 @@ def main() -> None:
             "saved_pct",
             "adopted_reads",
             "wasted",
+            "reward",
             "identical",
         ],
         args.json,
