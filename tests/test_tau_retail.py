@@ -146,7 +146,7 @@ def test_eval_command_bad_task_file(tmp_path: Any, capsys: pytest.CaptureFixture
     bad = tmp_path / "bad.json"
     bad.write_text('{"not": "a list"}')
     assert cli(["eval", "tau-retail", "--tasks", str(bad)]) == 2
-    assert "expected a JSON list of tasks" in capsys.readouterr().err
+    assert "expected a JSON list of objects with 'actions'" in capsys.readouterr().err
 
 
 def test_chat_model_speculator_is_parsed_and_stays_lossless() -> None:

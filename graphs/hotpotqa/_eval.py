@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from .._common import load_records
 from ._speculator import ActionSpeculator
 
 __all__ = ("add_parser", "evaluate")
@@ -31,22 +32,8 @@ def add_parser(sub: Any) -> None:
 
 def load_runs(path: str) -> list[dict[str, Any]]:
     """Recorded runs in the format of `react_trajectories_dev.json`."""
-    try:
-        with open(path) as f:
-            runs = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"trajectory file {path!r} not found; e.g. graphs/hotpotqa/data/react_trajectories_dev.json"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"trajectory file {path!r} is not JSON ({exc})") from None
-    if not isinstance(runs, list) or not all(
-        isinstance(r, dict) and "question" in r and "steps" in r for r in runs
-    ):
-        raise ValueError(
-            f"trajectory file {path!r}: expected a JSON list of runs with 'question' and 'steps'"
-        )
-    return runs
+    example = "graphs/hotpotqa/data/react_trajectories_dev.json"
+    return load_records(path, "trajectory", example, ["question", "steps"])
 
 
 def evaluate(runs: list[dict[str, Any]], speculator: ActionSpeculator, k: int) -> dict[str, Any]:

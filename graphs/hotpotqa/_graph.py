@@ -15,11 +15,11 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.graph import END, START, StateGraph
 
 from langgraph_speculative import Guess, SpeculationPolicy, speculate
 
+from .._common import ScriptedChatModel
 from ._speculator import ActionSpeculator
 from ._wiki import LocalWiki, WikipediaAPI, WikiSession, parse_action
 
@@ -58,7 +58,7 @@ def render(question: str, steps: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-class ReplayReAct(BaseChatModel):
+class ReplayReAct(ScriptedChatModel):
     """An offline ReAct agent that replays a recorded run's thoughts and actions.
 
     It reads the step number from the scratchpad, so any call order gives the
@@ -68,24 +68,10 @@ class ReplayReAct(BaseChatModel):
     steps: list[dict[str, Any]]
     delay: float = 0.1
 
-    @property
-    def _llm_type(self) -> str:
-        return "replay-react"
-
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         done = str(messages[-1].content).count("\nObservation ")
         s = self.steps[min(done, len(self.steps) - 1)]
         return AIMessage(content=f"Thought: {s['thought']}\nAction: {s['tool']}[{s['arg']}]")
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        import time
-
-        time.sleep(self.delay)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
-
-    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        await asyncio.sleep(self.delay)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
 
 
 def session_after(backend: Any, steps: list[dict[str, str]], latency: float = 0.0) -> WikiSession:

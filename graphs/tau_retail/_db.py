@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .._common import load_records
+
 __all__ = ("READ_TOOLS", "WRITE_TOOLS", "RetailDB", "load_tasks", "task_reward")
 
 READ_TOOLS = (
@@ -52,20 +54,7 @@ def _pristine() -> dict[str, Any]:
 
 def load_tasks(path: str) -> list[dict[str, Any]]:
     """Tasks in tau-bench's format (`tasks_dev.json`): user_id, instruction, actions."""
-    try:
-        with open(path) as f:
-            tasks = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"task file {path!r} not found; e.g. graphs/tau_retail/data/tasks_dev.json"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"task file {path!r} is not JSON ({exc}); expected a list of tau-bench tasks"
-        ) from None
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) and "actions" in t for t in tasks):
-        raise ValueError(f"task file {path!r}: expected a JSON list of tasks, each with 'actions'")
-    return tasks
+    return load_records(path, "task", "graphs/tau_retail/data/tasks_dev.json", ["actions"])
 
 
 def task_reward(task: dict[str, Any], db: RetailDB) -> float:
@@ -192,6 +181,32 @@ class RetailDB:
             diff += variants[new_id]["price"] - item["price"]
         return round(diff, 2)
 
+    def _check_swap(
+        self,
+        order_id: str,
+        status_verb: tuple[str, str],
+        item_ids: list[str],
+        new_item_ids: list[str],
+        payment_method_id: str,
+        paying_for: str,
+    ) -> tuple[dict[str, Any], float, dict[str, Any]] | str:
+        """Every check of an exchange or an item change, in tau-bench's order; nothing is changed."""
+        order = self._order(order_id, *status_verb)
+        if isinstance(order, str):
+            return order
+        bad = self._items(order, item_ids)
+        if bad:
+            return bad
+        diff = self._swap(order, item_ids, new_item_ids)
+        if isinstance(diff, str):
+            return diff
+        method = self._payment(order, payment_method_id)
+        if isinstance(method, str):
+            return method
+        if method["source"] == "gift_card" and method["balance"] < diff:
+            return f"Error: insufficient gift card balance to pay for {paying_for}"
+        return order, diff, method
+
     def cancel_pending_order(self, order_id: str, reason: str) -> str:
         """Cancel a pending order ('no longer needed' or 'ordered by mistake'); refunds go back."""
         order = self._order(order_id, "pending", "cancelled")
@@ -218,20 +233,17 @@ class RetailDB:
         self, order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str
     ) -> str:
         """Exchange items of a delivered order for other variants of the same products."""
-        order = self._order(order_id, "delivered", "exchanged")
-        if isinstance(order, str):
-            return order
-        bad = self._items(order, item_ids)
-        if bad:
-            return bad
-        diff = self._swap(order, item_ids, new_item_ids)
-        if isinstance(diff, str):
-            return diff
-        method = self._payment(order, payment_method_id)
-        if isinstance(method, str):
-            return method
-        if method["source"] == "gift_card" and method["balance"] < diff:
-            return "Error: insufficient gift card balance to pay for the price difference"
+        checked = self._check_swap(
+            order_id,
+            ("delivered", "exchanged"),
+            item_ids,
+            new_item_ids,
+            payment_method_id,
+            "the price difference",
+        )
+        if isinstance(checked, str):
+            return checked
+        order, diff, _ = checked
         order["status"] = "exchange requested"
         order["exchange_items"] = sorted(item_ids)
         order["exchange_new_items"] = sorted(new_item_ids)
@@ -255,20 +267,12 @@ class RetailDB:
         self, order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str
     ) -> str:
         """Swap items of a pending order for other variants of the same products (once per order)."""
-        order = self._order(order_id, "pending", "modified")
-        if isinstance(order, str):
-            return order
-        bad = self._items(order, item_ids)
-        if bad:
-            return bad
-        diff = self._swap(order, item_ids, new_item_ids)
-        if isinstance(diff, str):
-            return diff
-        method = self._payment(order, payment_method_id)
-        if isinstance(method, str):
-            return method
-        if method["source"] == "gift_card" and method["balance"] < diff:
-            return "Error: insufficient gift card balance to pay for the new item"
+        checked = self._check_swap(
+            order_id, ("pending", "modified"), item_ids, new_item_ids, payment_method_id, "the new item"
+        )
+        if isinstance(checked, str):
+            return checked
+        order, diff, method = checked
         order["payment_history"].append(
             {
                 "transaction_type": "payment" if diff > 0 else "refund",

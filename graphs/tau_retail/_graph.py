@@ -29,7 +29,6 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.graph import END, START, StateGraph
@@ -38,6 +37,7 @@ from langgraph.prebuilt import ToolNode
 
 from langgraph_speculative import Guess, SpeculationPolicy, speculate
 
+from .._common import ScriptedChatModel
 from ._db import READ_TOOLS, WRITE_TOOLS, RetailDB, data_text
 from ._speculator import CallSpeculator
 
@@ -112,7 +112,7 @@ def history_of(messages: Sequence[BaseMessage]) -> tuple[list[dict[str, Any]], s
     return calls, said
 
 
-class ReplayAgent(BaseChatModel):
+class ReplayAgent(ScriptedChatModel):
     """An offline agent that makes a task's ground-truth calls in order, then answers.
 
     Deterministic, with real latency (`delay` seconds per turn): it stands in
@@ -121,10 +121,6 @@ class ReplayAgent(BaseChatModel):
 
     actions: list[dict[str, Any]]
     delay: float = 0.2
-
-    @property
-    def _llm_type(self) -> str:
-        return "replay-agent"
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> ReplayAgent:  # type: ignore[override]
         return self
@@ -136,37 +132,16 @@ class ReplayAgent(BaseChatModel):
             return AIMessage(content="", tool_calls=[{"name": a["name"], "args": a["kwargs"], "id": "x"}])
         return AIMessage(content="Everything you asked for is done. Is there anything else?")
 
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        time.sleep(self.delay)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
 
-    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        await asyncio.sleep(self.delay)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
-
-
-class ReplayUser(BaseChatModel):
+class ReplayUser(ScriptedChatModel):
     """An offline customer: states the request, then stops once the agent answers."""
 
     instruction: str
-    delay: float = 0.0
-
-    @property
-    def _llm_type(self) -> str:
-        return "replay-user"
 
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         if len(messages) <= 2:
             return AIMessage(content=f"Hi! {self.instruction}")
         return AIMessage(content=f"Thanks, that's all. {STOP}")
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        time.sleep(self.delay)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
-
-    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        await asyncio.sleep(self.delay)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
 
 
 def _user_prompt(instruction: str) -> str:
