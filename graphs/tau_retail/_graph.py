@@ -164,6 +164,8 @@ def make_graph(
     typing_wpm: float | None = None,
     db: RetailDB | None = None,
     replay_delay: float = 0.2,
+    user_delay: float = 0.0,
+    user_turns: bool = True,
     speculative: bool = True,
 ) -> StateGraph:  # type: ignore[type-arg]
     """The retail graph for one tau-bench `task` (user_id, instruction, actions).
@@ -174,7 +176,9 @@ def make_graph(
     "offline" (`CallSpeculator`), a chat model string, or a function from the
     agent's input state to guesses. `typing_wpm`: the customer's typing speed
     (sleeps for the time it takes to type each message); `replay_delay`: the
-    replay agent's seconds per turn. The database is
+    replay agent's seconds per turn; `user_delay`: the replay customer's.
+    `user_turns`: also speculate while the customer types (their message,
+    then the agent's next call on that branch). The database is
     `builder.retail_db`.
     """
     db = db if db is not None else RetailDB()
@@ -183,7 +187,11 @@ def make_graph(
         if agent_model == "replay"
         else _model(agent_model)
     )
-    user = ReplayUser(instruction=task["instruction"]) if user_model == "replay" else _model(user_model)
+    user = (
+        ReplayUser(instruction=task["instruction"], delay=user_delay)
+        if user_model == "replay"
+        else _model(user_model)
+    )
     reads, writes = _tools(db, READ_TOOLS, tool_latency), _tools(db, WRITE_TOOLS, tool_latency)
     bound = agent.bind_tools(reads + writes)
     policy = data_text("policy.md")
@@ -231,13 +239,22 @@ def make_graph(
     builder.add_edge("write_tools", "agent")
     if speculative:
         guess = _speculator(speculator, k)
+        speculators: dict[str, Any] = {"agent": guess, "read_tools": _no_guesses}
+        matches: dict[str, Any] = {"agent": _same_calls}
+        if user_turns:
+            # While the customer types: guess their message, and (depth 2) the agent's next call
+            # on that branch, so reads run before the message lands. Any guessed message counts
+            # as a hit: the agent's early call is keyed by its full input (so it is adopted only
+            # if the text was right), a read only by its call and the database version.
+            speculators["user"] = _user_guesser()
+            matches["user"] = _one_message
         builder = speculate(
             builder,
-            {"agent": guess, "read_tools": _no_guesses},
-            policy=SpeculationPolicy(k=k),
+            speculators,
+            policy=SpeculationPolicy(k=k, depth=2 if user_turns else 1),
             unsafe={"write_tools"},
             keys={"read_tools": _read_key},
-            matches={"agent": _same_calls},
+            matches=matches,
         )
     builder.retail_db = db  # type: ignore[attr-defined]
     return builder
@@ -246,6 +263,21 @@ def make_graph(
 def _no_guesses(state: RetailState) -> list[Guess]:
     """read_tools is speculative only so that its branch runs can be adopted."""
     return []
+
+
+def _user_guesser() -> Callable[[RetailState], list[Guess]]:
+    """The customer's most common reply in tau-bench's recorded conversations."""
+    reply = CallSpeculator.fit().user_reply
+
+    def guess(state: RetailState) -> list[Guess]:
+        return [Guess({"messages": [HumanMessage(reply)]})] if state["messages"] else []
+
+    return guess
+
+
+def _one_message(guess: dict[str, Any], actual: dict[str, Any]) -> bool:
+    """Both are one customer message (the text is checked by the keys downstream)."""
+    return [type(m) for m in guess.get("messages", [])] == [type(m) for m in actual.get("messages", [])]
 
 
 def _read_key(state: RetailState) -> str:

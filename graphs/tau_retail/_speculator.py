@@ -96,6 +96,8 @@ class CallSpeculator:
     item_rank: Counter[int] = field(default_factory=Counter)
     """Which not-yet-fetched product of the latest orders is fetched next."""
     cancel_reasons: Counter[str] = field(default_factory=Counter)
+    user_reply: str = "yes"
+    """The customer's most common message after their first one."""
 
     @classmethod
     def fit(
@@ -112,7 +114,10 @@ class CallSpeculator:
             tasks = json.loads(data_text("tasks_train.json"))
         spec = cls()
         follows: dict[str, Counter[str]] = defaultdict(Counter)
+        replies: Counter[str] = Counter()
         for conv in conversations:
+            said = [ln[6:].strip() for ln in conv.split("\n") if ln.startswith("user: ")]
+            replies.update(r for r in said[1:] if r and "###STOP###" not in r)  # a reply that goes on
             history: list[Call] = []
             prev = START
             for name, output, _ in infer_calls(conv):
@@ -141,6 +146,8 @@ class CallSpeculator:
                 if action["name"] == "cancel_pending_order":
                     spec.cancel_reasons[action["kwargs"].get("reason", "")] += 1
         spec.follows = dict(follows)
+        if replies:
+            spec.user_reply = replies.most_common(1)[0][0]
         return spec
 
     # ---- candidates ----------------------------------------------------------------------------
