@@ -8,7 +8,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `langgraph-speculative` console script."""
-    parser = argparse.ArgumentParser(prog="langgraph-speculative", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="langgraph-speculative",
+        description="Speculative actions for LangGraph: the ready-made graphs and their evaluations.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     try:
         from graphs.chess._run import add_parser as add_chess

@@ -140,7 +140,7 @@ class SliceBackend(_Backend):
         if why:
             return f"slice backend: {why}; use --backend sim"
         missing = SysbenchWorkload.missing()
-        return f"slice backend: {missing}" if missing else None
+        return f"slice backend: {missing}, or use --backend sim" if missing else None
 
     def _tids(self) -> list[int]:
         if self.pids:
