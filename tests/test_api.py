@@ -31,7 +31,7 @@ def _chain(actor: Any, names: tuple[str, ...] = ("a", "b", "c")) -> StateGraph: 
 
 
 def inc(state: S) -> dict[str, int]:
-    time.sleep(0.02)
+    time.sleep(0.1)  # slow enough that an instant speculator wins the race even on a loaded machine
     return {"n": state["n"] + 1}
 
 
@@ -157,10 +157,15 @@ def test_min_confidence_drops_guesses() -> None:
     assert graph.last_report.node("a").guesses == 1
 
 
+def slow_inc(state: S) -> dict[str, int]:
+    time.sleep(0.25)  # leaves the speculator ample time, so the hit counts below do not race
+    return {"n": state["n"] + 1}
+
+
 def test_speculative_node_added_directly() -> None:
     builder = StateGraph(S)
-    builder.add_node("a", SpeculativeNode(inc, speculator=right, policy=SpeculationPolicy(k=2)))
-    builder.add_node("b", SpeculativeNode(inc, speculator=right))
+    builder.add_node("a", SpeculativeNode(slow_inc, speculator=right, policy=SpeculationPolicy(k=2)))
+    builder.add_node("b", SpeculativeNode(slow_inc, speculator=right))
     builder.add_edge(START, "a")
     builder.add_edge("a", "b")
     builder.add_edge("b", END)
@@ -179,7 +184,7 @@ def test_custom_key_and_match() -> None:
         noise: str
 
     def actor(state: T) -> dict[str, Any]:
-        time.sleep(0.05)
+        time.sleep(0.15)
         return {"n": state["n"] + 1, "noise": "x" * state["n"]}
 
     builder = StateGraph(T)

@@ -162,7 +162,7 @@ def _fixed_specs(asynchronous: bool) -> list[Spec]:
 
 def test_right_guesses_are_adopted() -> None:
     """Not only lossless: a right speculator actually gets its calls adopted."""
-    spec = Spec("chain", 4, [30, 30, 30, 30], {0: "right", 1: "right", 2: "right"}, set(), False)
+    spec = Spec("chain", 4, [150, 150, 150, 150], {0: "right", 1: "right", 2: "right"}, set(), False)
     graph = _speculative(spec, InMemorySaver())
     graph.invoke(INPUT, {"configurable": {"thread_id": "t"}})
     report = graph.last_report
