@@ -162,7 +162,9 @@ def _fixed_specs(asynchronous: bool) -> list[Spec]:
 
 def test_right_guesses_are_adopted() -> None:
     """Not only lossless: a right speculator actually gets its calls adopted."""
-    spec = Spec("chain", 4, [150, 150, 150, 150], {0: "right", 1: "right", 2: "right"}, set(), False)
+    # n1 and n2 are slower than the node before them, so each is still running when the main run
+    # adopts it and its own speculation (which starts then, at depth 1) has time to launch the next
+    spec = Spec("chain", 4, [100, 250, 250, 50], {0: "right", 1: "right", 2: "right"}, set(), False)
     graph = _speculative(spec, InMemorySaver())
     graph.invoke(INPUT, {"configurable": {"thread_id": "t"}})
     report = graph.last_report
