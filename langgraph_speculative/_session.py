@@ -5,7 +5,8 @@ speculative graph. It owns every task it starts: speculator calls, branch runs
 and actor calls launched early on branches; `close`/`aclose` cancels them all
 and, in sync mode, joins every thread it used. All session state is touched
 only on the session's event loop (the caller's loop in async mode, a private
-loop thread in sync mode).
+loop thread in sync mode), except one read: in sync mode the calling thread
+looks a key up in the cache to decide whether it must wait for the loop.
 """
 
 from __future__ import annotations
@@ -18,11 +19,22 @@ import threading
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
+from ._entries import (
+    CONF_KEY,
+    BranchStop,
+    _Branch,
+    _Ctx,
+    _current_run_tree,
+    _Entry,
+    _node_name,
+    _source,
+    _writer,
+    context_of,
+)
 from ._fork import afork_thread, fork_thread
 from ._guesses import coerce_guesses, describe
 from ._report import SpeculationReport
@@ -33,66 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ("CONF_KEY", "BranchStop", "Session", "context_of")
 
-CONF_KEY = "__speculation"
 THREAD_PREFIX = "langgraph-speculative"
 _JOIN_TIMEOUT_S = 30.0
-
-
-class BranchStop(Exception):
-    """Raised inside a branch to end it at a slow node (not an error)."""
-
-
-@dataclass
-class _Ctx:
-    session: Session
-    branch: _Branch | None = None
-
-
-def context_of(config: RunnableConfig | None) -> _Ctx | None:
-    """The speculation context a node runs in, if any."""
-    if not config:
-        return None
-    ctx = (config.get("configurable") or {}).get(CONF_KEY)
-    return ctx if isinstance(ctx, _Ctx) else None
-
-
-@dataclass(eq=False)
-class _Entry:
-    """One actor call, keyed by (node, key(input)), with its speculation."""
-
-    node: SpeculativeNode
-    name: str
-    key: str
-    level: int
-    state: Any
-    config: RunnableConfig
-    source: RunnableConfig | None
-    owner: _Branch | None
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    task: asyncio.Future[Any] | None = None
-    spec_task: asyncio.Task[None] | None = None
-    branches: list[_Branch] = field(default_factory=list)
-    speculated: bool = False
-    resolved: bool = False
-    cancelled: bool = False
-
-
-@dataclass(eq=False)
-class _Branch:
-    """A fork of the state with one guess applied, running beside the main run."""
-
-    entry: _Entry
-    update: dict[str, Any]
-    confidence: float | None
-    level: int
-    thread_id: str
-    rank: int
-    task: asyncio.Task[None] | None = None
-    entries: list[_Entry] = field(default_factory=list)
-    cancelled: bool = False
-    outcome: str | None = None
-    decided: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Session:
@@ -614,44 +568,3 @@ async def _await(task: asyncio.Future[Any] | None) -> Any:
 def _sync_fork(plan: _Plan, source: RunnableConfig, branch: _Branch, node: str) -> RunnableConfig:
     cfg = fork_thread(plan.saver, source, branch.thread_id)
     return plan.branch_graph.update_state(cfg, branch.update, as_node=node)
-
-
-def _node_name(node: SpeculativeNode, config: RunnableConfig) -> str:
-    return str((config.get("metadata") or {}).get("langgraph_node") or node.name)
-
-
-def _source(config: RunnableConfig) -> RunnableConfig | None:
-    """The checkpoint the running node read, to fork from (root graphs only)."""
-    from langgraph.runtime import get_runtime
-
-    try:
-        info = get_runtime().execution_info
-    except Exception:
-        return None
-    if info is None or info.thread_id is None or "|" in (info.checkpoint_ns or ""):
-        return None
-    return {
-        "configurable": {
-            "thread_id": info.thread_id,
-            "checkpoint_ns": "",
-            "checkpoint_id": info.checkpoint_id,
-        }
-    }
-
-
-def _current_run_tree() -> Any:
-    """The LangSmith run of the current Runnable, when tracing is on."""
-    try:
-        from langsmith.run_helpers import get_current_run_tree
-    except ImportError:  # pragma: no cover - langsmith ships with langchain-core
-        return None
-    return get_current_run_tree()
-
-
-def _writer() -> Any:
-    from langgraph.config import get_stream_writer
-
-    try:
-        return get_stream_writer()
-    except Exception:
-        return None
