@@ -17,6 +17,28 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def bar_plot(path: str, title: str, groups: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+    """A grouped bar chart (one group per x label, one bar per series) written to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(groups)), 4))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, values, width, label=name)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def median(xs: Sequence[float]) -> float:
     return float(statistics.median(xs))
 

@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _common import emit, parser  # noqa: E402
+from _common import bar_plot, emit, parser  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
 from graphs.chess._graph import initial_state, make_graph  # noqa: E402
@@ -45,6 +45,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=None, help="latency scale (default 1/1000, quick 1/2000)")
     p.add_argument("--games", type=int, default=None, help="replay only the first N games")
+    p.add_argument("--plot", metavar="FILE", help="PNG: saving per game, the paper's and ours")
     args = p.parse_args()
     scale = args.scale or (1 / 2000 if args.quick else 1 / 1000)
     games = load_games()[: args.games or (2 if args.quick else None)]
@@ -83,6 +84,24 @@ def main() -> None:
         "regular file holds the steps, so their regular total is the sum of recorded actor times (and "
         "equals the speculate total: 0% accounted).",
     }
+    if args.plot:
+        names = list(dict.fromkeys(r["game"] for r in rows))
+        series = {
+            "paper (accounted)": [next(r["paper_saved_pct"] for r in rows if r["game"] == g) for g in names]
+        }
+        for k, depth in configs:
+            label = f"k={k}" + (f", depth {depth}" if depth > 1 else "")
+            series[label] = [
+                next(r["saved_pct"] for r in rows if (r["game"], r["k"], r["depth"]) == (g, k, depth))
+                for g in names
+            ]
+        bar_plot(
+            args.plot,
+            f"GPT-5 games replayed (latency x{scale:g}): wall-clock saved",
+            names,
+            series,
+            "% saved",
+        )
     emit(
         rows,
         [
