@@ -7,7 +7,8 @@ thoughts, actions and observations), ranked:
 2. the entities the last thought plans to search ("I need to search X next"),
    and after a found page, Lookup[X] for the thing it plans to "find the X" of;
 3. for yes/no and "which of A or B" questions, once both sides were searched:
-   Finish[yes] / Finish[no] / Finish[A] / Finish[B];
+   Finish[yes] / Finish[no] / Finish[A] / Finish[B]; for "what year" questions,
+   Finish[the first year the last observation names];
 4. entities of the question not searched yet (quoted titles, capitalised spans);
 5. titles of the local index named in the last observation, ranked by BM25
    against the question.
@@ -178,7 +179,9 @@ class ActionSpeculator:
                     add("Search", re.sub(r"\s+(?:instead|again)$", "", _clean(part)), again=retry)
         finals = self._finishes(question, steps)
         entities = question_entities(question)
-        if finals and len(searched) >= 2:
+        if finals and (
+            len(searched) >= 2 or finals[0][1] not in ("yes", "no") and not EITHER.search(question)
+        ):
             for tool, arg in finals:
                 add(tool, arg)
         if (
@@ -230,6 +233,11 @@ class ActionSpeculator:
             return [("Finish", first), ("Finish", _clean(m.group(2)))]
         if YES_NO.match(q):
             return [("Finish", "yes"), ("Finish", "no")]
+        last = str(steps[-1].get("observation", "")) if steps else ""
+        if re.search(r"\b(what|which) year\b|\bin what year\b", q, re.I):
+            return [
+                ("Finish", y) for y in list(dict.fromkeys(re.findall(r"\b1\d{3}\b|\b20\d{2}\b", last)))[:1]
+            ]
         return []
 
     def observation(self, tool: str, arg: str, session: WikiSession | None = None) -> str:
