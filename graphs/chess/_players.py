@@ -30,6 +30,19 @@ __all__ = ("Players", "find_engine")
 MOVE_RETRIES = 3
 
 
+def actor_record(board: chess.Board, speculative: bool, rank: int | None) -> dict[str, Any]:
+    """A timeline entry for one actor call (its `end` is set when the call returns)."""
+    return {
+        "kind": "actor",
+        "player": "white" if board.turn else "black",
+        "fen": board.fen(),
+        "speculative": speculative,
+        "rank": rank,
+        "start": time.monotonic(),
+        "end": None,
+    }
+
+
 def find_engine(name: str) -> str | None:
     """Path of a UCI engine: on PATH, or Debian's /usr/games for stockfish."""
     exe = {"sunfish": "sunfish-uci"}.get(name, name)
@@ -227,15 +240,7 @@ class Players:
         """The move of the player to move; None if a chat model gave no legal move."""
         spec = self.white if board.turn else self.black
         nice = 0 if not speculative else min(19, 1 + 9 * ((rank or 1) - 1))
-        rec = {
-            "kind": "actor",
-            "player": "white" if board.turn else "black",
-            "fen": board.fen(),
-            "speculative": speculative,
-            "rank": rank,
-            "start": time.monotonic(),
-            "end": None,
-        }
+        rec = actor_record(board, speculative, rank)
         self.timeline.append(rec)
         try:
             if _is_engine(spec):

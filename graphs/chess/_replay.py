@@ -18,6 +18,8 @@ from typing import Any
 
 import chess
 
+from ._players import actor_record
+
 __all__ = ("ReplayPlayers", "load_games")
 
 
@@ -94,15 +96,7 @@ class ReplayPlayers:
             else:
                 return None
         self.calls["speculative" if speculative else "actor"] += 1
-        rec = {
-            "kind": "actor",
-            "player": "white" if board.turn else "black",
-            "fen": fen,
-            "speculative": speculative,
-            "rank": rank,
-            "start": time.monotonic(),
-            "end": None,
-        }
+        rec = actor_record(board, speculative, rank)
         self.timeline.append(rec)
         try:
             await asyncio.sleep(seconds * self.scale)
