@@ -110,9 +110,10 @@ class Session:
     def _post(self, coro: Any) -> None:
         """From a worker thread (sync mode): run `coro` on the loop without waiting.
 
-        The loop runs what is posted in order, and `_finish` never awaits, so
-        the next `_begin` (posted after it) sees its effects. Its errors are
-        kept as events.
+        The loop runs what is posted in order, and the coroutines posted here
+        (`_begin_fresh`, `_finish`, `_abandon`) never await, so each one is
+        complete before anything posted or submitted after it starts. Their
+        errors are kept as events.
         """
         assert self.loop is not None
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
