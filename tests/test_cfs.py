@@ -229,3 +229,17 @@ def test_slice_backend_on_a_real_short_sysbench_run() -> None:
 
     slow, fast = asyncio.run(go())
     assert slow is not None and fast is not None and fast < slow  # the knob moves the real p95
+
+
+def test_a_speculator_past_its_timeout_is_skipped_with_an_event() -> None:
+    from langgraph_speculative import SpeculationPolicy
+
+    async def slow(state: S) -> dict[str, Any]:
+        await asyncio.sleep(1.0)
+        return {"value": 99, "by": "speculator"}
+
+    node = LossyNode(None, speculator=slow, policy=SpeculationPolicy(speculator_timeout=0.05))
+    t0 = time.monotonic()
+    out = asyncio.run(_loop(node, 2).ainvoke({"value": 5, "by": "-", "window": 0}))
+    assert out["value"] == 5 and time.monotonic() - t0 < 0.9  # the window did not wait for it
+    assert sum(e["event"] == "lossy_speculator_timeout" for e in node.report.events) == 2
