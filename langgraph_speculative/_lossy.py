@@ -57,7 +57,7 @@ class LossyNode(Runnable[Any, dict[str, Any]]):
 
     `actor` and `speculator` take the node's input state and return an update
     dict (sync or async functions, or Runnables). Either may be None (actor-only
-    or speculator-only). A speculator that raises, times out
+    or speculator-only). A speculator that raises, times out (async runs)
     (`policy.speculator_timeout`) or returns a non-dict is skipped with an event.
     """
 
