@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _common import emit, parser  # noqa: E402
+from _common import bar_plot, emit, parser  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
 from graphs.tau_retail._db import RetailDB, load_tasks, task_reward  # noqa: E402
@@ -58,6 +58,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--tool-latency", type=float, default=None, help="seconds per tool call (default 0.5)")
     p.add_argument("--agent-latency", type=float, default=None, help="seconds per agent turn (default 1.0)")
+    p.add_argument("--plot", metavar="FILE", help="PNG: wall-clock per task, sequential and speculative")
     args = p.parse_args()
     tool = args.tool_latency if args.tool_latency is not None else (0.2 if args.quick else 0.5)
     agent = args.agent_latency if args.agent_latency is not None else (0.4 if args.quick else 1.0)
@@ -92,6 +93,18 @@ def main() -> None:
         "all_identical": all(r["identical"] for r in rows),
         "mean_reward": round(sum(r["reward"] for r in rows) / len(rows), 4),
     }
+    if args.plot:
+        bar_plot(
+            args.plot,
+            f"tau-bench retail, replay agent ({agent:g} s/turn, {tool:g} s/tool): "
+            f"{extra['saved_pct']}% saved",
+            [str(r["task"]) for r in rows],
+            {
+                "sequential": [r["sequential_s"] for r in rows],
+                "speculative": [r["speculative_s"] for r in rows],
+            },
+            "wall-clock (s)",
+        )
     emit(
         rows,
         [
