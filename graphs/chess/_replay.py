@@ -33,10 +33,6 @@ def load_games(path: str | None = None) -> list[dict[str, Any]]:
     return list(json.loads(text)["games"])
 
 
-def _fen(board: chess.Board) -> str:
-    return board.fen()
-
-
 @dataclass
 class ReplayPlayers:
     """Duck-types `Players` for one recorded game at guess count `k`."""
@@ -55,7 +51,7 @@ class ReplayPlayers:
         board = chess.Board()
         moves, times = self.game["moves"], self.game["actor_s"]
         for i, move in enumerate(moves):
-            self._line[_fen(board)] = (i, move, times[i])
+            self._line[board.fen()] = (i, move, times[i])
             nxt = times[i + 1] if i + 1 < len(times) else times[i]
             for guess in set(self.game["guesses"][str(self.k)][i]) | set(self.game["replies"][i]):
                 try:
@@ -67,7 +63,7 @@ class ReplayPlayers:
                 reply = self.game["replies"][i].get(guess)
                 after = board.copy(stack=False)
                 after.push(mv)
-                self._off.setdefault(_fen(after), (reply[0], reply[1]) if reply else (None, nxt))
+                self._off.setdefault(after.fen(), (reply[0], reply[1]) if reply else (None, nxt))
             board.push_uci(move)
 
     def check(self) -> None:
@@ -83,7 +79,7 @@ class ReplayPlayers:
         self, board: chess.Board, *, speculative: bool = False, rank: int | None = None
     ) -> chess.Move | None:
         """The recorded move for this position, after its recorded latency."""
-        fen = _fen(board)
+        fen = board.fen()
         if fen in self._line:
             _, uci, seconds = self._line[fen]
         else:
@@ -106,7 +102,7 @@ class ReplayPlayers:
 
     async def guesses(self, board: chess.Board, k: int) -> list[chess.Move]:
         """The recorded top-k guesses on the game's line (none elsewhere)."""
-        fen = _fen(board)
+        fen = board.fen()
         if fen not in self._line:
             return []
         i = self._line[fen][0]

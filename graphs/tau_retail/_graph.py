@@ -39,7 +39,7 @@ from langgraph_speculative import Guess, SpeculationPolicy, speculate
 
 from .._common import ScriptedChatModel
 from ._db import READ_TOOLS, WRITE_TOOLS, RetailDB, data_text
-from ._speculator import CallSpeculator
+from ._speculator import learned
 
 __all__ = ("ReplayAgent", "ReplayUser", "RetailState", "make_graph", "stable_id")
 
@@ -267,7 +267,7 @@ def _no_guesses(state: RetailState) -> list[Guess]:
 
 def _user_guesser() -> Callable[[RetailState], list[Guess]]:
     """The customer's most common reply in tau-bench's recorded conversations."""
-    reply = CallSpeculator.fit().user_reply
+    reply = learned().user_reply
 
     def guess(state: RetailState) -> list[Guess]:
         return [Guess({"messages": [HumanMessage(reply)]})] if state["messages"] else []
@@ -302,11 +302,11 @@ def _speculator(spec: Any, k: int) -> Callable[[RetailState], list[Guess]]:
     if callable(spec) and not isinstance(spec, (str, BaseChatModel)):
         return spec
     if spec == "offline":
-        learned = CallSpeculator.fit()
+        speculator = learned()
 
         def offline(state: RetailState) -> list[Guess]:
             calls, said = history_of(state["messages"])
-            return [_guess_call(c, len(state["messages"])) for c in learned.guess(calls, k, said)]
+            return [_guess_call(c, len(state["messages"])) for c in speculator.guess(calls, k, said)]
 
         return offline
     if isinstance(spec, (str, BaseChatModel)):

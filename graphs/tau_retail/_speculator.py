@@ -15,11 +15,12 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from ._db import data_text
 
-__all__ = ("CallSpeculator", "infer_calls")
+__all__ = ("CallSpeculator", "infer_calls", "learned")
 
 Call = dict[str, Any]  # {"name": str, "kwargs": dict, "output": str (when known)}
 
@@ -233,3 +234,9 @@ class CallSpeculator:
                 scored.append((count / total * p, {"name": name, "kwargs": kwargs}))
         scored.sort(key=lambda sc: -sc[0])
         return [c for _, c in scored[:k]]
+
+
+@cache
+def learned() -> CallSpeculator:
+    """`CallSpeculator.fit()` on tau-bench's own data, fitted once per process (it is never mutated)."""
+    return CallSpeculator.fit()
