@@ -4,6 +4,7 @@ few lookups of LangGraph's runtime the session needs."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,15 @@ class _Branch:
     cancelled: bool = False
     outcome: str | None = None
     decided: asyncio.Event = field(default_factory=asyncio.Event)
+    # sync mode: the branch's fork and run, as they execute on the session's pool
+    work: list[concurrent.futures.Future[Any]] = field(default_factory=list)
+    discarded: bool = False
+    deleted: bool = False
+
+    @property
+    def lost(self) -> bool:
+        """Cancelled without being adopted: its thread can go."""
+        return self.cancelled and self.outcome != "hit"
 
 
 def _node_name(node: SpeculativeNode, config: RunnableConfig) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -30,25 +31,35 @@ def _put_args(tup: CheckpointTuple, thread_id: str) -> tuple[Any, ...]:
     return _target(thread_id), tup.checkpoint, metadata, dict(tup.checkpoint["channel_versions"])
 
 
-def fork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str) -> RunnableConfig:
+def fork_thread(
+    saver: BaseCheckpointSaver,
+    source: RunnableConfig,
+    thread_id: str,
+    stop: Callable[[], bool] = lambda: False,
+) -> RunnableConfig:
     """Copy the checkpoint `source` names into a new thread `thread_id`.
 
     Returns the config of the copy. Raises `LookupError` when the checkpoint
-    is not in the saver.
+    is not in the saver (after waiting for it up to a second, or until `stop()`).
     """
     deadline = time.monotonic() + _WAIT_S
     while (tup := saver.get_tuple(source)) is None:
-        if time.monotonic() > deadline:
+        if stop() or time.monotonic() > deadline:
             raise LookupError(f"checkpoint {source['configurable']} is not in the checkpointer")
         time.sleep(0.002)
     return saver.put(*_put_args(tup, thread_id))
 
 
-async def afork_thread(saver: BaseCheckpointSaver, source: RunnableConfig, thread_id: str) -> RunnableConfig:
+async def afork_thread(
+    saver: BaseCheckpointSaver,
+    source: RunnableConfig,
+    thread_id: str,
+    stop: Callable[[], bool] = lambda: False,
+) -> RunnableConfig:
     """Async twin of `fork_thread`."""
     deadline = time.monotonic() + _WAIT_S
     while (tup := await saver.aget_tuple(source)) is None:
-        if time.monotonic() > deadline:
+        if stop() or time.monotonic() > deadline:
             raise LookupError(f"checkpoint {source['configurable']} is not in the checkpointer")
         await asyncio.sleep(0.002)
     return await saver.aput(*_put_args(tup, thread_id))

@@ -3,7 +3,9 @@
 One session lives for exactly one `invoke`/`stream` (or async twin) of a
 speculative graph. It owns every task it starts: speculator calls, branch runs
 and actor calls launched early on branches; `close`/`aclose` cancels them all
-and, in sync mode, joins every thread it used. All session state is touched
+and, in sync mode, joins every thread it used. A branch that loses is deleted
+from the checkpointer once nothing of it runs any more; adopted branches stay.
+All session state is touched
 only on the session's event loop (the caller's loop in async mode, a private
 loop thread in sync mode), except one read: in sync mode the calling thread
 looks a key up in the cache to decide whether it must wait for the loop.
@@ -59,6 +61,8 @@ class Session:
         self.report = SpeculationReport()
         self.cache: dict[tuple[str, str], _Entry] = {}
         self.tasks: set[asyncio.Future[Any]] = set()
+        self.discards: set[asyncio.Future[Any]] = set()
+        self._discard_lock = threading.Lock()
         self.branches: list[_Branch] = []
         self.main_level = 0
         self.inflight = 0
@@ -101,6 +105,15 @@ class Session:
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, fn, *args)
         return await loop.run_in_executor(self._pool, call)
+
+    async def _branch_work(self, branch: _Branch, fn: Any, *args: Any) -> Any:
+        """`_in_thread` for a branch's fork and run: tracked, so the branch is
+        deleted only after they stop."""
+        assert self._pool is not None
+        future = self._pool.submit(functools.partial(contextvars.copy_context().run, fn, *args))
+        branch.work.append(future)
+        future.add_done_callback(lambda _: self._discard(branch))
+        return await asyncio.wrap_future(future)
 
     def _submit(self, coro: Any) -> Any:
         """From a worker thread (sync mode): run `coro` on the loop and wait."""
@@ -395,6 +408,7 @@ class Session:
             self.branches.append(branch)
             stats.guesses += 1
             branch.task = self._spawn(self._run_branch(branch))
+            branch.task.add_done_callback(lambda _, b=branch: self._discard(b))  # type: ignore[misc]
 
     async def _run_branch(self, branch: _Branch) -> None:
         """Fork, run the branch to the next slow node, then wait for its verdict.
@@ -439,10 +453,10 @@ class Session:
         self.inflight += 1
         try:
             if self.mode == "async":
-                cfg = await afork_thread(plan.saver, entry.source, branch.thread_id)
+                cfg = await afork_thread(plan.saver, entry.source, branch.thread_id, lambda: branch.cancelled)
                 cfg = await plan.branch_graph.aupdate_state(cfg, branch.update, as_node=entry.name)
             else:
-                cfg = await self._in_thread(_sync_fork, plan, entry.source, branch, entry.name)
+                cfg = await self._branch_work(branch, _sync_fork, plan, entry.source, branch, entry.name)
             if branch.cancelled:
                 return
             run_cfg: RunnableConfig = {
@@ -460,9 +474,11 @@ class Session:
             if self.mode == "async":
                 await plan.branch_graph.ainvoke(None, run_cfg)
             else:
-                await self._in_thread(plan.branch_graph.invoke, None, run_cfg)
-        except BranchStop:
-            pass
+                await self._branch_work(branch, plan.branch_graph.invoke, None, run_cfg)
+        except BranchStop as stop:
+            # The traceback holds the branch's frames, and they hold the futures that
+            # hold this exception: drop it, or every branch leaves a cycle to collect.
+            stop.__traceback__ = None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -487,6 +503,50 @@ class Session:
         for entry in branch.entries:
             if entry.owner is branch:
                 self._cancel_entry(entry, why)
+        self._discard(branch)
+
+    def _discard(self, branch: _Branch) -> None:
+        """Delete a lost branch's thread from the checkpointer once nothing of it runs.
+
+        Called (from any thread) when the branch is cancelled and whenever a
+        piece of its work ends; the last of them deletes. Losing forks would
+        otherwise pile up in the user's saver (and, in memory, slow every
+        garbage collection of the run). `close`/`aclose` sweep what is left.
+        """
+        if not branch.lost or branch.discarded:
+            return
+        if self.mode == "sync":
+            if not all(f.done() for f in branch.work) or (branch.task is not None and not branch.task.done()):
+                return
+        elif branch.task is not None and not branch.task.done():
+            return
+        with self._discard_lock:
+            if branch.discarded:
+                return
+            branch.discarded = True
+        if self.mode == "async":
+            task = asyncio.get_running_loop().create_task(self._adelete(branch))
+            self.discards.add(task)
+            task.add_done_callback(self.discards.discard)
+        elif self._pool is not None and not self.closed:
+            try:
+                self._pool.submit(self._delete, branch)
+            except RuntimeError:  # the pool is shutting down: `close` sweeps
+                pass
+
+    def _delete(self, branch: _Branch) -> None:
+        try:
+            self.plan.saver.delete_thread(branch.thread_id)
+            branch.deleted = True
+        except Exception as exc:
+            self.emit("discard_error", branch.entry.name, error=describe(exc))
+
+    async def _adelete(self, branch: _Branch) -> None:
+        try:
+            await self.plan.saver.adelete_thread(branch.thread_id)
+            branch.deleted = True
+        except Exception as exc:
+            self.emit("discard_error", branch.entry.name, error=describe(exc))
 
     def _cancel_entry(self, entry: _Entry, why: str) -> None:
         if entry.cancelled:
@@ -501,6 +561,7 @@ class Session:
             stats.wasted += 1
             if entry.task is not None and not entry.task.done():
                 entry.task.cancel()
+                entry.task = None  # its CancelledError's frames hold `entry`: no cycle
                 stats.cancelled += 1
         for branch in entry.branches:
             self._cancel_branch(branch, why)
@@ -530,6 +591,12 @@ class Session:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=0.05)
+        if self.mode == "async":
+            if self.discards:
+                await asyncio.wait(list(self.discards))
+            for branch in self.branches:
+                if branch.lost and not branch.deleted:
+                    await self._adelete(branch)
 
     def close(self) -> None:
         """Sync twin of `aclose`: also joins every thread the session used."""
@@ -549,6 +616,9 @@ class Session:
                         RuntimeWarning,
                         stacklevel=3,
                     )
+            for branch in self.branches:  # nothing of them runs any more
+                if branch.lost and not branch.deleted:
+                    self._delete(branch)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join()
             self.loop.close()

@@ -69,6 +69,15 @@ async def _ahistory(graph: Any, cfg: dict[str, Any]) -> list[Any]:
 INPUT = {"v": 1, "log": [], "messages": []}
 
 
+def _spec_threads(threads: set[str], cfg: dict[str, Any]) -> set[str]:
+    return {t for t in threads if t.startswith(f"{cfg['configurable']['thread_id']}:spec:")}
+
+
+def _committed(graph: Any) -> set[str]:
+    """Branch threads the run adopted from: the only ones a run leaves in the saver."""
+    return {t for t, outcome in graph.speculation.last_branches if outcome == "committed"}
+
+
 def check_sync(spec: Spec, saver: Any) -> None:
     """Run plain then speculative (sync) and compare everything committed."""
     plain = build(spec).compile(checkpointer=InMemorySaver())
@@ -83,6 +92,8 @@ def check_sync(spec: Spec, saver: Any) -> None:
     assert dict(spec.counters) == expected_counts
     if saver is not None:
         assert _history(graph, cfg2) == _history(plain, cfg)
+        left = {c.config["configurable"]["thread_id"] for c in saver.list(None)}
+        assert _spec_threads(left, cfg2) <= _committed(graph)
     report = graph.last_report
     assert report is not None and report.calls >= 1
     assert report.hits + report.misses <= report.calls
@@ -102,6 +113,8 @@ async def check_async(spec: Spec, saver: Any) -> None:
     assert dict(spec.counters) == expected_counts
     if saver is not None:
         assert await _ahistory(graph, cfg2) == await _ahistory(plain, cfg)
+        left = {c.config["configurable"]["thread_id"] async for c in saver.alist(None)}
+        assert _spec_threads(left, cfg2) <= _committed(graph)
     assert graph.last_report is not None
 
 
