@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.runnables import RunnableConfig
 
 if TYPE_CHECKING:
@@ -125,3 +126,27 @@ def _writer() -> Any:
         return get_stream_writer()
     except Exception:
         return None
+
+
+def _quiet(callbacks: Any) -> Any:
+    """The run's callbacks without LangGraph's own stream handlers.
+
+    Speculative work (branches, early calls, speculators) is traced like any
+    other run, but must not reach the user's `messages` stream: a wrong
+    branch's tokens would read as the agent's, and an adopted call's message
+    is streamed when the main run adopts it. LangGraph's handlers are told
+    apart by their module (they are not public classes).
+    """
+
+    def streams(h: Any) -> bool:
+        return type(h).__module__.split(".")[0] == "langgraph"
+
+    if isinstance(callbacks, list):
+        return [h for h in callbacks if not streams(h)]
+    if isinstance(callbacks, BaseCallbackManager):
+        drop = [h for h in [*callbacks.handlers, *callbacks.inheritable_handlers] if streams(h)]
+        if drop:
+            callbacks = callbacks.copy()
+            for h in drop:
+                callbacks.remove_handler(h)
+    return callbacks

@@ -33,6 +33,7 @@ from ._entries import (
     _current_run_tree,
     _Entry,
     _node_name,
+    _quiet,
     _source,
     _writer,
     context_of,
@@ -352,7 +353,12 @@ class Session:
         stats = self.report.node(name)
         policy = node.policy
         assert node.speculator is not None
-        cfg: RunnableConfig = {**entry.config, "run_name": f"{name}:speculator", "tags": ["speculator"]}
+        cfg: RunnableConfig = {
+            **entry.config,
+            "callbacks": _quiet(entry.config.get("callbacks")),
+            "run_name": f"{name}:speculator",
+            "tags": ["speculator"],
+        }
         t0 = time.monotonic()
         try:
             if self.mode == "async":
@@ -419,7 +425,7 @@ class Session:
         """
         entry = branch.entry
         cfg: RunnableConfig = {
-            "callbacks": entry.config.get("callbacks"),
+            "callbacks": _quiet(entry.config.get("callbacks")),
             "run_name": f"{entry.name}:speculative_branch",
             "tags": ["speculative"],
             "metadata": {
