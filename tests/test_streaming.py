@@ -30,7 +30,9 @@ class Echo(BaseChatModel):
         time.sleep(0.05)
         return f"echo {messages[-1].content}".split(" ")
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=AIMessage(" ".join(self._reply(messages))))])
 
     def _stream(
@@ -67,7 +69,11 @@ def answer(state: M) -> dict[str, Any]:
 
 
 def tail(state: M) -> dict[str, Any]:
-    return {"messages": [AIMessage(f"tail saw {state['messages'][-1].content}", id=f"tail{len(state['messages'])}")]}
+    return {
+        "messages": [
+            AIMessage(f"tail saw {state['messages'][-1].content}", id=f"tail{len(state['messages'])}")
+        ]
+    }
 
 
 def _builder() -> StateGraph:  # type: ignore[type-arg]
@@ -119,7 +125,9 @@ def test_a_wrong_branch_streams_nothing(asynchronous: bool, subgraphs: bool, spe
         if asynchronous:
 
             async def collect() -> list[Any]:
-                return [c async for c in graph.astream(INPUT, cfg, stream_mode="messages", subgraphs=subgraphs)]
+                return [
+                    c async for c in graph.astream(INPUT, cfg, stream_mode="messages", subgraphs=subgraphs)
+                ]
 
             chunks = asyncio.run(collect())
         else:
