@@ -118,7 +118,7 @@ INPUT = {"messages": [("user", "hi")]}
 @pytest.mark.parametrize("speculator", [wrong, chatty])
 def test_a_wrong_branch_streams_nothing(asynchronous: bool, subgraphs: bool, speculator: Any) -> None:
     plain = _builder().compile(checkpointer=InMemorySaver())
-    spec = speculate(_builder(), {"ask": speculator}).compile(checkpointer=InMemorySaver())
+    spec: Any = speculate(_builder(), {"ask": speculator}).compile(checkpointer=InMemorySaver())
 
     def run(graph: Any, tid: str) -> list[Any]:
         cfg = {"configurable": {"thread_id": tid}}
@@ -146,9 +146,9 @@ def test_a_wrong_branch_streams_nothing(asynchronous: bool, subgraphs: bool, spe
 
 def test_an_adopted_call_streams_its_message_once() -> None:
     """An adopted actor ran on a branch: its message reaches the stream whole, when adopted."""
-    plain = _builder().compile(checkpointer=InMemorySaver())
-    spec = speculate(_builder(), {"ask": right, "answer": wrong}).compile(checkpointer=InMemorySaver())
-    cfg = {"configurable": {"thread_id": "t"}}
+    plain: Any = _builder().compile(checkpointer=InMemorySaver())
+    spec: Any = speculate(_builder(), {"ask": right, "answer": wrong}).compile(checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "t"}}
     expected = _texts(list(plain.stream(INPUT, cfg, stream_mode="messages")))
     got = _texts(list(spec.stream(INPUT, cfg, stream_mode="messages")))
     report = spec.last_report
