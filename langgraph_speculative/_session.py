@@ -64,7 +64,8 @@ class Session:
         self.tasks: set[asyncio.Future[Any]] = set()
         self.discards: set[asyncio.Future[Any]] = set()
         self._discard_lock = threading.Lock()
-        self.branches: list[_Branch] = []
+        self.branches: dict[str, _Branch] = {}  # live, by thread id
+        self.settled: list[tuple[str, str]] = []  # (thread id, outcome) of deleted branches
         self.main_level = 0
         self.inflight = 0
         self.closed = False
@@ -411,7 +412,7 @@ class Session:
                 rank,
             )
             entry.branches.append(branch)
-            self.branches.append(branch)
+            self.branches[branch.thread_id] = branch
             stats.guesses += 1
             branch.task = self._spawn(self._run_branch(branch))
             branch.task.add_done_callback(lambda _, b=branch: self._discard(b))  # type: ignore[misc]
@@ -540,12 +541,22 @@ class Session:
             except RuntimeError:  # the pool is shutting down: `close` sweeps
                 pass
 
-    def _delete(self, branch: _Branch) -> None:
+    def _delete(self, branch: _Branch, settle: bool = False) -> None:
+        """Sync mode, on the pool (or in `close` with `settle=True`)."""
         try:
             self.plan.saver.delete_thread(branch.thread_id)
             branch.deleted = True
         except Exception as exc:
             self.emit("discard_error", branch.entry.name, error=describe(exc))
+            return
+        if settle:
+            self._settle(branch)
+            return
+        try:
+            assert self.loop is not None
+            self.loop.call_soon_threadsafe(self._settle, branch)
+        except RuntimeError:  # the loop is closing: the branch stays listed as it is
+            pass
 
     async def _adelete(self, branch: _Branch) -> None:
         try:
@@ -553,6 +564,23 @@ class Session:
             branch.deleted = True
         except Exception as exc:
             self.emit("discard_error", branch.entry.name, error=describe(exc))
+            return
+        self._settle(branch)
+
+    def _settle(self, branch: _Branch) -> None:
+        """A lost branch is gone from the saver: keep its (thread, outcome) only.
+
+        A long run must not hold every branch it ever tried (each holds its
+        guess, its parent call's state and config): they would all be alive
+        until the run ends and make every full garbage collection slower.
+        """
+        if self.branches.pop(branch.thread_id, None) is None:
+            return
+        self.settled.append((branch.thread_id, branch.outcome or "cancelled"))
+        branch.work.clear()  # their done-callbacks point back at the branch
+        branch.entries.clear()
+        if branch in branch.entry.branches:
+            branch.entry.branches.remove(branch)
 
     def _cancel_entry(self, entry: _Entry, why: str) -> None:
         if entry.cancelled:
@@ -582,7 +610,7 @@ class Session:
         self.closed = True
         for entry in list(self.cache.values()):
             self._cancel_entry(entry, "closed")
-        for branch in self.branches:
+        for branch in list(self.branches.values()):
             if branch.outcome == "hit":
                 branch.cancelled = True
                 branch.decided.set()
@@ -600,7 +628,7 @@ class Session:
         if self.mode == "async":
             if self.discards:
                 await asyncio.wait(list(self.discards))
-            for branch in self.branches:
+            for branch in list(self.branches.values()):
                 if branch.lost and not branch.deleted:
                     await self._adelete(branch)
 
@@ -622,9 +650,9 @@ class Session:
                         RuntimeWarning,
                         stacklevel=3,
                     )
-            for branch in self.branches:  # nothing of them runs any more
+            for branch in list(self.branches.values()):  # nothing of them runs any more
                 if branch.lost and not branch.deleted:
-                    self._delete(branch)
+                    self._delete(branch, settle=True)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join()
             self.loop.close()
@@ -632,8 +660,11 @@ class Session:
     def branch_threads(self) -> list[tuple[str, str]]:
         """(thread id, outcome) of every branch: hit branches are committed."""
         return [
-            (b.thread_id, "committed" if b.outcome == "hit" else (b.outcome or "cancelled"))
-            for b in self.branches
+            *self.settled,
+            *(
+                (b.thread_id, "committed" if b.outcome == "hit" else (b.outcome or "cancelled"))
+                for b in self.branches.values()
+            ),
         ]
 
 

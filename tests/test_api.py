@@ -251,6 +251,24 @@ def test_losing_branches_are_cancelled_and_nothing_outlives_ainvoke() -> None:
     assert graph.last_report.wasted >= 4
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_losing_branches_leave_the_saver_and_the_session(asynchronous: bool) -> None:
+    """A lost branch's thread is deleted and the run keeps only its (thread, outcome)."""
+    saver = InMemorySaver()
+    graph: Any = speculate(_chain(inc), {n: lambda s: [{"n": -1}, {"n": -2}] for n in "abc"}).compile(
+        checkpointer=saver
+    )
+    cfg: Any = {"configurable": {"thread_id": "main"}}
+    assert (asyncio.run(graph.ainvoke({"n": 0}, cfg)) if asynchronous else graph.invoke({"n": 0}, cfg)) == {
+        "n": 3
+    }
+    report = graph.last_report
+    outcomes = graph.speculation.last_branches
+    assert report.misses == 3 and len(outcomes) == sum(s.guesses for s in report.nodes.values()) == 6
+    assert {outcome for _, outcome in outcomes} == {"miss"}
+    assert set(saver.storage) == {"main"}
+
+
 def test_cancelling_the_run_cancels_every_speculative_task() -> None:
     async def slow(state: S) -> dict[str, int]:
         await asyncio.sleep(0.2)
