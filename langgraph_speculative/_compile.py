@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -37,10 +38,12 @@ class _Plan:
     unsafe: frozenset[str]
     max_inflight: int
     active: bool
+    nodes: tuple[SpeculativeNode, ...] = ()
     recursion_limit: int = _BRANCH_RECURSION_LIMIT
     report: SpeculationReport = field(default_factory=SpeculationReport)
     last_report: SpeculationReport | None = None
     last_branches: list[tuple[str, str]] = field(default_factory=list)
+    warned_subgraph: bool = False
 
 
 class _SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
@@ -74,6 +77,7 @@ class _SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
             unsafe=self._unsafe,
             max_inflight=max((n.policy.max_inflight for n in nodes), default=1),
             active=active,
+            nodes=tuple(nodes),
         )
         attrs = {k: v for k, v in main.__dict__.items() if k != "__orig_class__"}
         return _SpeculativeCompiledGraph(speculation=plan, **attrs)
@@ -125,6 +129,21 @@ class _SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             return None, config, None
         cfg: dict[str, Any] = dict(config or {})
         conf = dict(cfg.get("configurable") or {})
+        if conf.get("checkpoint_ns"):
+            # A subgraph of a plain graph: its checkpoints belong to the parent's thread and
+            # saver, which a branch cannot fork from here. Run it as it is.
+            if not plan.warned_subgraph:
+                plan.warned_subgraph = True
+                for node in plan.nodes:
+                    node._warned = True  # this warning says it for them
+                warnings.warn(
+                    f"speculative graph {self.get_name()!r} runs as a subgraph, where it does not "
+                    "speculate; wrap the parent instead (speculate(parent_builder, ...)): its "
+                    "branches run into subgraphs and adopt their SpeculativeNode calls",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return None, config, None
         temp = None
         if plan.internal_saver:
             temp = conf["thread_id"] = f"speculative-{uuid.uuid4().hex}"

@@ -286,3 +286,69 @@ def test_cancelling_the_run_cancels_every_speculative_task() -> None:
         assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
     asyncio.run(main())
+
+
+def _inner(speculative_nodes: bool) -> StateGraph:  # type: ignore[type-arg]
+    b = StateGraph(S)
+    for name in ("a", "b"):
+        b.add_node(name, SpeculativeNode(inc, speculator=right) if speculative_nodes else inc)
+    b.add_edge(START, "a")
+    b.add_edge("a", "b")
+    b.add_edge("b", END)
+    return b
+
+
+def _saved(saver: Any) -> list[tuple[str, str, Any]]:
+    """(thread, namespace root, values) of every checkpoint, oldest first."""
+    rows = [
+        (
+            c.config["configurable"]["thread_id"],
+            c.config["configurable"]["checkpoint_ns"].split(":")[0],
+            c.checkpoint["channel_values"].get("n"),
+        )
+        for c in saver.list(None)
+    ]
+    return sorted(rows, key=str)
+
+
+def test_a_speculative_graph_used_as_a_subgraph_keeps_the_parents_checkpoints() -> None:
+    """It runs as it is (with one warning): its checkpoints stay in the parent's thread."""
+    results, saved = [], []
+    for sub in (_inner(False).compile(), speculate(_inner(False), {"a": right, "b": right}).compile()):
+        outer = StateGraph(S)
+        outer.add_node("sub", sub)
+        outer.add_edge(START, "sub")
+        outer.add_edge("sub", END)
+        saver = InMemorySaver()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results.append(
+                outer.compile(checkpointer=saver).invoke({"n": 0}, {"configurable": {"thread_id": "t"}})
+            )
+        saved.append(_saved(saver))
+    assert results == [{"n": 2}, {"n": 2}]
+    assert saved[0] == saved[1]
+    assert [str(w.message) for w in caught if "subgraph" in str(w.message)][:1] and len(caught) == 1
+
+
+def test_branches_of_the_parent_adopt_calls_inside_a_subgraph() -> None:
+    """Speculate the parent: a branch runs into the subgraph and launches its first slow call."""
+    outs, saved = [], []
+    for speculative in (False, True):
+        outer = StateGraph(S)
+        outer.add_node("x", inc)
+        outer.add_node("sub", _inner(speculative).compile())
+        outer.add_edge(START, "x")
+        outer.add_edge("x", "sub")
+        outer.add_edge("sub", END)
+        saver = InMemorySaver()
+        graph: Any = (
+            speculate(outer, {"x": right}).compile(checkpointer=saver)
+            if speculative
+            else outer.compile(checkpointer=saver)
+        )
+        outs.append(graph.invoke({"n": 0}, {"configurable": {"thread_id": "t"}}))
+        saved.append([row for row in _saved(saver) if row[0] == "t"])
+    assert outs == [{"n": 3}, {"n": 3}]
+    assert saved[0] == saved[1]
+    assert graph.last_report.node("a").adopted == 1
