@@ -12,6 +12,7 @@ and the ideal ratio of the same policy from a zero-overhead event simulation.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import sys
@@ -111,12 +112,14 @@ def expected_ideal(steps: int, p: float, ratio: float, depth: int, draws: int = 
 
 async def one(steps: int, d: Draws, depth: int) -> tuple[float, float]:
     seq = build(steps, d).compile()
+    gc.collect()  # each run starts clean: no garbage of earlier grid points collected in it
     t0 = time.perf_counter()
     out1 = await seq.ainvoke({"n": 0})
     t_seq = time.perf_counter() - t0
     graph = speculate(
         build(steps, d), speculators(steps, d), policy=SpeculationPolicy(k=1, depth=depth, max_inflight=64)
     ).compile()
+    gc.collect()
     t0 = time.perf_counter()
     out2 = await graph.ainvoke({"n": 0})
     t_spec = time.perf_counter() - t0
