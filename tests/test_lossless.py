@@ -189,7 +189,7 @@ def test_right_guesses_are_adopted() -> None:
 
 
 def test_wrong_guesses_are_cancelled_not_adopted() -> None:
-    spec = Spec("chain", 3, [20, 20, 20], {0: "wrong", 1: "wrong"}, set(), True)
+    spec = Spec("chain", 3, [150, 150, 150], {0: "wrong", 1: "wrong"}, set(), True)
     graph = _speculative(spec, InMemorySaver())
     asyncio.run(graph.ainvoke(INPUT, {"configurable": {"thread_id": "t"}}))
     report = graph.last_report
