@@ -39,7 +39,7 @@ SPAN = re.compile(
 )
 PLAN = re.compile(
     r"(?:search|searching)(?: for)? (.+?)"
-    r"(?=,| and find| to find| and see| and check| next|\. |\.$|;| then |$)",
+    r"(?=,| and find| to find| and see| and check| next|(?<!\b(?-i:[A-Z]))\. |\.$|;| then |$)",
     re.I,
 )
 NAME = re.compile(r"[A-Z][a-zà-ÿ'’\-]+(?:\s+(?:(?:of|the|and|de|von|van|&)\s+)?[A-Z][\w'’\-]+)+")
@@ -77,6 +77,11 @@ def _mentions(text: str, title: str) -> bool:
 
 def _clean(text: str) -> str:
     return text.strip().strip(".,;:!?").strip()
+
+
+def _sentence(span: str) -> str:
+    """`span` up to the first full stop that ends a sentence (not an initial like "W. H.")."""
+    return _clean(re.split(r"(?<=\w\w)\.\s+", span, maxsplit=1)[0])
 
 
 CONNECTORS = {"of", "the", "and", "de", "von", "van", "du", "la", "le", "in", "&"}
@@ -160,7 +165,7 @@ class ActionSpeculator:
         def add(tool: str, arg: str, again: bool = False) -> None:
             arg = arg.strip()
             fresh = again or tool != "Search" or arg.lower() not in searched
-            if arg and fresh and (tool, arg) not in ranked:
+            if (len(arg) > 1 or tool == "Finish") and fresh and (tool, arg) not in ranked:
                 ranked.append((tool, arg))
 
         last = steps[-1] if steps else None
@@ -195,7 +200,7 @@ class ActionSpeculator:
             for title in sorted(named, key=lambda t: rank.get(t, len(rank)))[:2]:
                 add("Search", title)  # the next hop: a page the last one names, relevant to the question
             page = str(last.get("arg", "")).lower()
-            spans = [_clean(m.group(0)) for m in SPAN.finditer(str(last.get("observation", "")))]
+            spans = [_sentence(m.group(0)) for m in SPAN.finditer(str(last.get("observation", "")))]
             people = [
                 sp
                 for sp in spans
@@ -209,9 +214,9 @@ class ActionSpeculator:
             and not str(last.get("observation", "")).startswith("Could not find")
         ):
             for thought in (str(st.get("thought", "")) for st in steps[-1:]):
-                m = FIND.search(thought)
-                if m:
-                    add("Lookup", m.group(1))
+                wanted = FIND.search(thought)
+                if wanted:
+                    add("Lookup", wanted.group(1))
         for entity in entities:
             add("Search", entity)
         for tool, arg in finals:
