@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.hotpotqa._graph import ReplayReAct, make_graph, session_after
-from graphs.hotpotqa._wiki import LocalWiki, WikipediaAPI, WikiSession, parse_action
+from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession, parse_action
 from langgraph_speculative._cli import main as cli
 
 RUNS = "graphs/hotpotqa/data/react_trajectories_dev.json"
@@ -95,26 +95,74 @@ with open(RUNS) as f:
     RECORDED = json.load(f)
 
 
-def _play(run: dict[str, Any], speculative: bool, latency: float, delay: float) -> dict[str, Any]:
+RECORDED_WIKI = RecordedWiki(RECORDED, WIKI)
+
+
+def test_recorded_wiki_replays_what_a_run_saw_and_falls_back_to_the_local_wiki() -> None:
+    run = next(r for r in RECORDED if any(s["tool"] == "Lookup" for s in r["steps"]))
+    s = WikiSession(RECORDED_WIKI)
+    for step in run["steps"]:
+        assert s.step(step["tool"], step["arg"]) == step["observation"]
+    # the same action after other actions is not what the run saw: the local wiki answers
+    other = WikiSession(RECORDED_WIKI)
+    other.step("Search", "Velvetpark")
+    first = run["steps"][0]
+    assert other.step(first["tool"], first["arg"]) == WikiSession(WIKI).step(first["tool"], first["arg"])
+    # and a session rebuilt after the steps carries on from where they left off
+    assert session_after(RECORDED_WIKI, run["steps"][:1]).history == ((first["tool"], first["arg"]),)
+
+
+def _play(
+    run: dict[str, Any],
+    speculative: bool,
+    latency: float,
+    delay: float,
+    backend: Any,
+    k: int = 3,
+    depth: int = 1,
+) -> tuple[dict[str, Any], list[Any], Any]:
     builder = make_graph(
         agent_model=ReplayReAct(steps=run["steps"], delay=delay),
-        backend=WIKI,
+        backend=backend,
         latency=latency,
         speculative=speculative,
+        k=k,
+        depth=depth,
     )
     graph = builder.compile(checkpointer=InMemorySaver())
     state = {"question": run["question"], "steps": [], "pending": None, "answer": None, "max_steps": 8}
-    return asyncio.run(graph.ainvoke(state, {"configurable": {"thread_id": "q"}}))
+    config = {"configurable": {"thread_id": "q"}}
+    final = asyncio.run(graph.ainvoke(state, config))
+    history = [(s.values, s.next) for s in graph.get_state_history(config)]
+    return final, history, getattr(graph, "last_report", None)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     run=st.sampled_from(RECORDED),
     latency=st.sampled_from([0.0, 0.01, 0.03]),
     delay=st.sampled_from([0.0, 0.02]),
+    recorded=st.booleans(),
+    k=st.integers(1, 3),
+    depth=st.integers(1, 2),
 )
-def test_react_graph_is_lossless(run: dict[str, Any], latency: float, delay: float) -> None:
-    assert _play(run, True, latency, delay) == _play(run, False, latency, delay)
+def test_react_graph_is_lossless(
+    run: dict[str, Any], latency: float, delay: float, recorded: bool, k: int, depth: int
+) -> None:
+    backend = RECORDED_WIKI if recorded else WIKI
+    final, history, _ = _play(run, True, latency, delay, backend, k, depth)
+    plain_final, plain_history, _ = _play(run, False, latency, delay, backend, k)
+    assert final == plain_final
+    assert history == plain_history
+
+
+def test_guessed_actions_start_searches_that_the_main_run_adopts() -> None:
+    run = RECORDED[0]  # its Searches are the ones the question and the thoughts name
+    final, _, report = _play(run, True, 0.05, 0.1, RECORDED_WIKI)
+    assert [s["observation"] for s in final["steps"]] == [s["observation"] for s in run["steps"]]
+    searches = sum(1 for s in run["steps"] if s["tool"] == "Search")
+    assert report.node("agent").hits >= 1
+    assert 1 <= report.node("tool").adopted <= searches
 
 
 def test_eval_command_on_dev_runs(capsys: pytest.CaptureFixture[str]) -> None:

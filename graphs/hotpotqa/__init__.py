@@ -5,12 +5,13 @@ Data: HotpotQA (CC BY-SA 4.0) and Reflexion's recorded runs (MIT); see data/LICE
 
 from ._graph import ReActState, ReplayReAct, make_graph
 from ._speculator import ActionSpeculator
-from ._wiki import LocalWiki, WikipediaAPI, WikiSession
+from ._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession
 
 __all__ = (
     "ActionSpeculator",
     "LocalWiki",
     "ReActState",
+    "RecordedWiki",
     "ReplayReAct",
     "WikiSession",
     "WikipediaAPI",

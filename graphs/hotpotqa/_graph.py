@@ -1,21 +1,25 @@
 """The ReAct graph: an agent node that thinks and acts, a tool node that asks the wiki.
 
-The tool node is speculative: while the real backend answers (a slow round
-trip), the speculator guesses the observation from the local index, and a
-branch runs the agent on the guess, so its next thought and action start
-early. When the real observation equals the guess, the main run adopts the
-agent's call from the branch.
+Both slow nodes speculate. While the agent thinks, the offline speculator
+guesses its next action from what it has seen so far, and a branch starts the
+guessed Search at once; when the agent's action is the guessed one, the main
+run adopts the Search, already answered or in flight. While a Search is in
+flight, the local index guesses its observation, and a branch runs the agent on
+the guess; when the real observation equals it, the main run adopts the
+agent's next call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import operator
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.graph import END, START, StateGraph
+from typing_extensions import NotRequired
 
 from langgraph_speculative import Guess, SpeculationPolicy, speculate
 
@@ -37,11 +41,12 @@ PROMPT = (
 
 
 class ReActState(TypedDict):
-    """The question, the steps so far, the action in flight, and the answer."""
+    """The question, the steps so far, the action in flight and its observation, and the answer."""
 
     question: str
     steps: Annotated[list[dict[str, str]], operator.add]
     pending: dict[str, str] | None
+    observation: NotRequired[str | None]
     answer: str | None
     max_steps: int
 
@@ -76,7 +81,7 @@ class ReplayReAct(ScriptedChatModel):
 
 def session_after(backend: Any, steps: list[dict[str, str]], latency: float = 0.0) -> WikiSession:
     """The episode's session (open page, Lookup cursor) after `steps`, without calling the backend."""
-    session = WikiSession(backend, latency=latency)
+    session = WikiSession(backend, latency=latency, history=tuple((s["tool"], s["arg"]) for s in steps))
     for s in steps:
         if s["tool"] == "Search":
             found = not s["observation"].startswith("Could not find")
@@ -99,6 +104,20 @@ def _model(spec: Any) -> BaseChatModel:
     return init_chat_model(model, **dict(o.split("=", 1) for o in opts))
 
 
+def _same_action(guess: dict[str, Any], actual: dict[str, Any]) -> bool:
+    """A guessed action hits when tool and argument are the agent's (the thought is not guessed)."""
+    g, a = guess.get("pending") or {}, actual.get("pending") or {}
+    return (g.get("tool"), g.get("arg")) == (a.get("tool"), a.get("arg"))
+
+
+def _tool_key(state: ReActState) -> str:
+    """What a tool call's observation depends on: the question, the earlier actions and
+    observations, and the action; not the thought, which the action speculator cannot guess."""
+    p = state.get("pending") or {}
+    done = [(s["tool"], s["arg"], s["observation"]) for s in state["steps"]]
+    return json.dumps([state["question"], done, p.get("tool"), p.get("arg")])
+
+
 def make_graph(
     *,
     agent_model: Any,
@@ -107,11 +126,19 @@ def make_graph(
     backend: Any = "local",
     latency: float = 1.0,
     speculative: bool = True,
+    guess_actions: bool = True,
+    depth: int = 1,
 ) -> StateGraph:  # type: ignore[type-arg]
-    """A ReAct graph. `agent_model`: a chat model or a string (`openai:gpt-4o`,
-    resolved at run time); `backend`: "local" (offline wiki), "wikipedia"
-    (live API), or a backend object; `latency`: seconds per wiki call;
-    `speculator`: "offline" (local index) or a function state -> guesses.
+    """A ReAct graph (agent -> tool -> record -> agent ... until Finish or `max_steps`).
+
+    `agent_model`: a chat model or a string (`openai:gpt-4o`, resolved at run
+    time); `backend`: "local" (offline wiki), "wikipedia" (live API), or a
+    backend object (`RecordedWiki` replays recorded runs); `latency`: seconds
+    per Search; `speculator`: "offline" (the local index guesses the
+    observation) or a function state -> guesses for the tool node;
+    `guess_actions`: also guess the agent's next action (`ActionSpeculator`)
+    so the guessed Searches start while the agent thinks; `k`, `depth`: the
+    speculation policy.
     """
     wiki = (
         LocalWiki() if backend in ("local", None) else WikipediaAPI() if backend == "wikipedia" else backend
@@ -131,36 +158,55 @@ def make_graph(
     async def tool(state: ReActState) -> dict[str, Any]:
         p = state["pending"] or {}
         session = session_after(wiki, state["steps"], latency)
-        obs = await asyncio.to_thread(session.step, p["tool"], p["arg"])
+        return {"observation": await asyncio.to_thread(session.step, p["tool"], p["arg"])}
+
+    def record(state: ReActState) -> dict[str, Any]:
+        p = state["pending"] or {}
         return {
-            "steps": [{**p, "observation": obs}],
+            "steps": [{**p, "observation": state.get("observation") or ""}],
             "pending": None,
+            "observation": None,
             "answer": p["arg"] if p["tool"] == "Finish" else None,
         }
 
-    def after_tool(state: ReActState) -> str:
+    def after_record(state: ReActState) -> str:
         return END if state["answer"] is not None or len(state["steps"]) >= state["max_steps"] else "agent"
 
     builder = StateGraph(ReActState)
     builder.add_node("agent", agent)
     builder.add_node("tool", tool)
+    builder.add_node("record", record)
     builder.add_edge(START, "agent")
     builder.add_edge("agent", "tool")
-    builder.add_conditional_edges("tool", after_tool, ["agent", END])
+    builder.add_edge("tool", "record")
+    builder.add_conditional_edges("record", after_record, ["agent", END])
     if speculative:
         local = wiki if isinstance(wiki, LocalWiki) else LocalWiki()
         mirror = ActionSpeculator(local)
 
         def guess_observation(state: ReActState) -> list[Guess]:
             p = state["pending"] or {}
-            if p.get("tool") not in ("Search", "Lookup"):
-                return []
+            if p.get("tool") != "Search":
+                return []  # only Search is a round trip worth hiding
             obs = mirror.observation(p["tool"], p["arg"], session_after(local, state["steps"]))
-            return [Guess({"steps": [{**p, "observation": obs}], "pending": None, "answer": None})]
+            return [Guess({"observation": obs})]
+
+        def guess_action(state: ReActState) -> list[Guess]:
+            ranked = mirror.guess(state["question"], state["steps"], k)
+            return [
+                Guess({"pending": {"thought": "", "tool": tool, "arg": arg}})
+                for tool, arg in ranked
+                if tool == "Search"  # a Lookup or Finish costs nothing to redo
+            ]
 
         builder = speculate(
             builder,
-            {"tool": speculator if callable(speculator) else guess_observation, "agent": lambda s: []},
-            policy=SpeculationPolicy(k=k),
+            {
+                "tool": speculator if callable(speculator) else guess_observation,
+                "agent": guess_action if guess_actions else (lambda s: []),
+            },
+            policy=SpeculationPolicy(k=k, depth=depth),
+            keys={"tool": _tool_key},
+            matches={"agent": _same_action},
         )
     return builder

@@ -5,10 +5,14 @@
   ranked with BM25 (bm25s).
 - `WikipediaAPI`: the live MediaWiki API (or any server that speaks it, e.g. a
   stub on 127.0.0.1 in tests).
+- `RecordedWiki`: Wikipedia as recorded runs saw it; an action a run took
+  after the same earlier actions gets the observation that run got.
 
 Search on an exact title returns the page's first paragraph; otherwise
 "Could not find [X]. Similar: [...]". Lookup returns the next sentence of the
 current page that contains the keyword, with its index, then "No more results.".
+Only Search is a round trip (it pays the session's latency); Lookup reads the
+page Search fetched.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ("LocalWiki", "WikiSession", "WikipediaAPI", "load_questions", "parse_action")
+__all__ = ("LocalWiki", "RecordedWiki", "WikiSession", "WikipediaAPI", "load_questions", "parse_action")
 
 ACTION = re.compile(r"^\s*(Search|Lookup|Finish)\[(.*)\]\s*$", re.S)
 
@@ -130,22 +134,68 @@ class WikipediaAPI:
         return [hit["title"] for hit in data.get("query", {}).get("search", [])]
 
 
+Action = tuple[str, str]
+
+
+class RecordedWiki:
+    """Wikipedia as recorded ReAct runs saw it, for replaying them offline.
+
+    An action that a run in `runs` took after the same earlier actions gets the
+    observation that run recorded (real Wikipedia text of its day); any other
+    action is answered by `fallback` (the local wiki by default).
+    """
+
+    def __init__(self, runs: list[dict[str, Any]], fallback: Any = None) -> None:
+        self.fallback = fallback if fallback is not None else LocalWiki()
+        self.answers: dict[tuple[tuple[Action, ...], str, str], str] = {}
+        for run in runs:
+            history: tuple[Action, ...] = ()
+            for s in run["steps"]:
+                self.answers.setdefault((history, s["tool"], s["arg"]), s["observation"])
+                history += ((s["tool"], s["arg"]),)
+
+    def recorded(self, history: tuple[Action, ...], tool: str, arg: str) -> str | None:
+        """The observation a recorded run got for `tool[arg]` after `history`, if any."""
+        return self.answers.get((history, tool, arg))
+
+    def page(self, entity: str) -> str | None:
+        return self.fallback.page(entity)  # type: ignore[no-any-return]
+
+    def paragraph(self, title: str) -> str:
+        return str(self.fallback.paragraph(title))
+
+    def sentences(self, title: str) -> list[str]:
+        return list(self.fallback.sentences(title))
+
+    def similar(self, text: str, n: int = 5) -> list[str]:
+        return list(self.fallback.similar(text, n))
+
+
 @dataclass
 class WikiSession:
-    """One ReAct episode on a backend: the current page and the Lookup cursor."""
+    """One ReAct episode on a backend: the current page, the Lookup cursor, the actions so far."""
 
     backend: Any
     latency: float = 0.0
     page: str | None = None
     _lookup: tuple[str, list[str], int] | None = None
+    history: tuple[Action, ...] = ()
 
     def step(self, tool: str, arg: str) -> str:
-        """The observation for `tool[arg]` (after `latency` seconds)."""
-        if self.latency:
+        """The observation for `tool[arg]` (a Search waits `latency` seconds first)."""
+        if self.latency and tool == "Search":
             time.sleep(self.latency)
         return self.observe(tool, arg)
 
     def observe(self, tool: str, arg: str) -> str:
+        """The observation for `tool[arg]` now, without latency."""
+        answer = self._observe(tool, arg)
+        recorded = getattr(self.backend, "recorded", None)
+        replayed = recorded(self.history, tool, arg) if recorded is not None else None
+        self.history += ((tool, arg),)
+        return answer if replayed is None else str(replayed)
+
+    def _observe(self, tool: str, arg: str) -> str:
         if tool == "Search":
             title = self.backend.page(arg)
             self._lookup = None
