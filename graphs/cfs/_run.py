@@ -60,14 +60,15 @@ async def _one(args: argparse.Namespace, name: str, log: Any) -> dict[str, Any]:
     graph = builder.compile()
     windows = max(2, int(args.duration / args.window))
     start = knob.high if args.perturb else 3.0
-    state = {
+    state: dict[str, Any] = {
         "setting": start,
         "by": "perturbed" if args.perturb else "start",
         "history": [],
         "windows": windows,
     }
+    tuner = builder.tuner  # type: ignore[attr-defined]
     with knob:  # restores the knob on every exit, Ctrl-C included
-        async with builder.tuner:
+        async with tuner:
             async for chunk in graph.astream(
                 state, {"recursion_limit": 10 * windows + 10}, stream_mode="updates"
             ):
@@ -80,7 +81,7 @@ async def _one(args: argparse.Namespace, name: str, log: Any) -> dict[str, Any]:
                         f"({r['by']:<10})  p95 {p} ms"
                     )
                     state["history"].append(r)
-    return {"history": state["history"], "events": builder.tuner.report.events}
+    return {"history": state["history"], "events": tuner.report.events}
 
 
 def run(args: argparse.Namespace) -> int:

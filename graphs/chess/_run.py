@@ -8,7 +8,7 @@ import json
 import random
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import chess
 import chess.pgn
@@ -68,9 +68,10 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any) -> dict[s
         outcome: dict[str, str] = {}
         final: dict[str, Any] = dict(state)
         board = chess.Board(fen)
-        async for mode, chunk in graph.astream(
+        async for mode, part in graph.astream(
             state, {"configurable": {"thread_id": "game"}}, stream_mode=["updates", "custom"]
         ):
+            chunk = cast(dict[str, Any], part)  # both modes stream dicts
             if mode == "custom":
                 if chunk.get("event") in ("hit", "miss"):
                     outcome[chunk["node"]] = chunk["event"]

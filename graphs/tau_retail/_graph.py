@@ -17,7 +17,7 @@ import hashlib
 import inspect
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
@@ -65,7 +65,7 @@ def _with_stable_ids(message: AIMessage, position: int) -> AIMessage:
 
 
 def _tools(db: RetailDB, names: Sequence[str], latency: float) -> list[BaseTool]:
-    tools = []
+    tools: list[BaseTool] = []
     for name in names:
         method = getattr(db, name)
         base = inspect.unwrap(method)
@@ -298,7 +298,7 @@ def _same_calls(guess: dict[str, Any], actual: dict[str, Any]) -> bool:
     return bool(calls(guess)) and calls(guess) == calls(actual)
 
 
-def _speculator(spec: Any, k: int) -> Callable[[RetailState], list[Guess]]:
+def _speculator(spec: Any, k: int) -> Callable[[RetailState], list[Guess] | Awaitable[list[Guess]]]:
     if callable(spec) and not isinstance(spec, (str, BaseChatModel)):
         return spec
     if spec == "offline":

@@ -45,7 +45,7 @@ def infer_calls(conversation: str) -> list[tuple[str, str, str]]:
     """
     calls: list[tuple[str, str, str]] = []
     said = ""
-    seen_status: dict[str, str] = {}
+    seen_status: dict[str, object] = {}
     for line in conversation.split("\n"):
         role, _, text = line.partition(": ")
         if role == "user":
@@ -54,7 +54,7 @@ def infer_calls(conversation: str) -> list[tuple[str, str, str]]:
         if role != "tool":
             continue
         data = _json(text)
-        name = None
+        name: str | None = None
         if isinstance(data, dict) and "orders" in data and "payment_methods" in data:
             name = "get_user_details"
         elif isinstance(data, dict) and "order_id" in data:
@@ -66,8 +66,11 @@ def infer_calls(conversation: str) -> list[tuple[str, str, str]]:
                 "exchange requested": "exchange_delivered_order_items",
                 "pending (item modified)": "modify_pending_order_items",
             }
-            name = writes[status] if before is not None and before != status and status in writes else None
-            name = name or "get_order_details"
+            name = (
+                writes[status]
+                if before is not None and before != status and isinstance(status, str) and status in writes
+                else "get_order_details"
+            )
             seen_status[data["order_id"]] = status
         elif isinstance(data, dict) and "variants" in data:
             name = "get_product_details"
