@@ -1,0 +1,171 @@
+"""Wall-clock saving of the ReAct graph: Searches started on guessed actions while the agent thinks.
+
+Each recorded ReAct run (react_trajectories_dev.json) is replayed: the agent
+replays the run's thoughts and actions with a model latency per step, and the
+wiki answers with the observations the run recorded from live Wikipedia
+(`RecordedWiki`), each Search taking `--search-latency` seconds. Every run goes
+sequentially and speculatively in the same process; both must end with the
+same state and the same checkpoint history.
+
+The offline speculator's rules were written while reading these same runs, so
+these are in-sample figures.
+
+    python benchmarks/hotpotqa_replay.py --quick
+    python benchmarks/hotpotqa_replay.py --json --plot hotpotqa.png
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from _common import emit, parser  # noqa: E402
+from langchain_core.runnables import RunnableConfig  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+
+from graphs.hotpotqa._graph import ReplayReAct, make_graph  # noqa: E402
+from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki  # noqa: E402
+
+RUNS = os.path.join(
+    os.path.dirname(__file__), "..", "graphs", "hotpotqa", "data", "react_trajectories_dev.json"
+)
+
+
+async def _run(
+    run: dict[str, Any], wiki: RecordedWiki, speculative: bool, agent_s: float, search_s: float, k: int
+) -> dict[str, Any]:
+    builder = make_graph(
+        agent_model=ReplayReAct(steps=run["steps"], delay=agent_s),
+        backend=wiki,
+        latency=search_s,
+        speculative=speculative,
+        k=k,
+    )
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: RunnableConfig = {"configurable": {"thread_id": "react"}, "recursion_limit": 100}
+    state = {"question": run["question"], "steps": [], "pending": None, "answer": None, "max_steps": 8}
+    t0 = time.perf_counter()
+    final = await graph.ainvoke(state, config)
+    elapsed = time.perf_counter() - t0
+    history = [json.dumps(s.values, sort_keys=True) async for s in graph.aget_state_history(config)]
+    report = getattr(graph, "last_report", None)
+    return {"elapsed": elapsed, "final": final, "history": history, "report": report}
+
+
+def _plot(path: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 1]})
+    xs = range(len(rows))
+    left.bar([x - 0.2 for x in xs], [r["sequential_s"] for r in rows], 0.4, label="sequential")
+    left.bar([x + 0.2 for x in xs], [r["speculative_s"] for r in rows], 0.4, label="speculative")
+    left.set_xlabel("recorded run")
+    left.set_ylabel("wall-clock (s)")
+    left.legend(fontsize=8)
+    left.grid(axis="y", alpha=0.3)
+    totals = {
+        "the agent's": extra["searches"],
+        "adopted\nearly": extra["adopted_searches"],
+        "wasted\nguesses": extra["wasted_searches"],
+    }
+    right.bar(list(totals), list(totals.values()), color=["#888888", "#2ca02c", "#d62728"])
+    right.set_title("Search calls", fontsize=9)
+    right.grid(axis="y", alpha=0.3)
+    fig.suptitle(
+        f"ReAct HotpotQA replay ({extra['agent_latency_s']:g} s/agent step, "
+        f"{extra['search_latency_s']:g} s/Search, k={extra['k']}): {extra['saved_pct']}% saved, "
+        f"all identical: {extra['all_identical']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--search-latency", type=float, default=None, help="seconds per Search (default 0.5)")
+    p.add_argument("--agent-latency", type=float, default=None, help="seconds per agent step (default 1.0)")
+    p.add_argument("--k", type=int, default=3, help="guessed actions per step")
+    p.add_argument("--trajectories", default=RUNS, help="recorded runs (react_trajectories_dev.json format)")
+    p.add_argument("--plot", metavar="FILE", help="PNG: wall-clock per run, and the Search calls")
+    args = p.parse_args()
+    search = args.search_latency if args.search_latency is not None else (0.2 if args.quick else 0.5)
+    agent = args.agent_latency if args.agent_latency is not None else (0.4 if args.quick else 1.0)
+    with open(args.trajectories) as f:
+        runs = json.load(f)[: 10 if args.quick else None]
+    wiki = RecordedWiki(runs, LocalWiki())
+    rows = []
+    for i, run in enumerate(runs):
+        seq = asyncio.run(_run(run, wiki, False, agent, search, args.k))
+        spec = asyncio.run(_run(run, wiki, True, agent, search, args.k))
+        report = spec["report"]
+        agent_stats, tool_stats = report.node("agent"), report.node("tool")
+        searches = sum(1 for s in spec["final"]["steps"] if s["tool"] == "Search")
+        rows.append(
+            {
+                "run": i,
+                "steps": len(spec["final"]["steps"]),
+                "searches": searches,
+                "sequential_s": round(seq["elapsed"], 3),
+                "speculative_s": round(spec["elapsed"], 3),
+                "saved_pct": round(100 * (1 - spec["elapsed"] / seq["elapsed"]), 1),
+                "action_hits": agent_stats.hits,
+                "adopted_searches": tool_stats.adopted,
+                "wasted_searches": tool_stats.wasted,
+                "adopted_agent_calls": agent_stats.adopted,
+                "identical": seq["final"] == spec["final"] and seq["history"] == spec["history"],
+            }
+        )
+        print(
+            f"run {i + 1}/{len(runs)}: {rows[-1]['sequential_s']:.2f} s -> {rows[-1]['speculative_s']:.2f} s",
+            file=sys.stderr,
+        )
+    seq_total = sum(r["sequential_s"] for r in rows)
+    spec_total = sum(r["speculative_s"] for r in rows)
+    extra = {
+        "runs": len(rows),
+        "agent_latency_s": agent,
+        "search_latency_s": search,
+        "k": args.k,
+        "sequential_s": round(seq_total, 3),
+        "speculative_s": round(spec_total, 3),
+        "saved_pct": round(100 * (1 - spec_total / seq_total), 1),
+        "searches": sum(r["searches"] for r in rows),
+        "adopted_searches": sum(r["adopted_searches"] for r in rows),
+        "wasted_searches": sum(r["wasted_searches"] for r in rows),
+        "adopted_agent_calls": sum(r["adopted_agent_calls"] for r in rows),
+        "all_identical": all(r["identical"] for r in rows),
+    }
+    if args.plot:
+        _plot(args.plot, rows, extra)
+    emit(
+        rows,
+        [
+            "run",
+            "steps",
+            "searches",
+            "sequential_s",
+            "speculative_s",
+            "saved_pct",
+            "adopted_searches",
+            "wasted_searches",
+            "adopted_agent_calls",
+            "identical",
+        ],
+        args.json,
+        extra,
+    )
+
+
+if __name__ == "__main__":
+    main()
