@@ -17,6 +17,14 @@ import pytest
 
 PG_URI = os.environ.get("LGS_PG_URI", "postgresql://postgres@127.0.0.1:54329/postgres")
 
+SOAK = int(os.environ.get("LGS_HYPOTHESIS_EXAMPLES", "200"))  # the lossless properties' example budget
+
+
+def examples(ci: int) -> int:
+    """A property's example count: `ci` in CI, scaled up when LGS_HYPOTHESIS_EXAMPLES asks for a soak."""
+    return max(ci, ci * SOAK // 200)
+
+
 SYNC_SAVERS = ["none", "memory", "sqlite", "postgres"]
 ASYNC_SAVERS = ["none", "memory", "sqlite_aio", "postgres_aio"]
 

@@ -18,6 +18,8 @@ from graphs.hotpotqa._graph import ReplayReAct, make_graph, session_after
 from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession, parse_action
 from langgraph_speculative._cli import main as cli
 
+from .conftest import examples
+
 RUNS = "graphs/hotpotqa/data/react_trajectories_dev.json"
 WIKI = LocalWiki()
 
@@ -137,7 +139,7 @@ def _play(
     return final, history, getattr(graph, "last_report", None)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     run=st.sampled_from(RECORDED),
     latency=st.sampled_from([0.0, 0.01, 0.03]),

@@ -27,11 +27,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_speculative import SpeculationPolicy, speculate
 
-from .conftest import ASYNC_SAVERS, SYNC_SAVERS, amake_saver, make_saver
+from .conftest import ASYNC_SAVERS, SYNC_SAVERS, amake_saver, examples, make_saver
 from .graphs_for_tests import BEHAVIOURS, Spec, build, make_speculator, strip_ids
 
-EXAMPLES = int(os.environ.get("LGS_HYPOTHESIS_EXAMPLES", "200"))
-SAVER_EXAMPLES = max(12, EXAMPLES // 16)  # per real checkpointer: each example is slower there
+EXAMPLES = examples(200)
+SAVER_EXAMPLES = examples(12)  # per checkpointer: each example is slower there
 
 
 @st.composite

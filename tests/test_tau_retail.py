@@ -15,6 +15,8 @@ from graphs.tau_retail._db import RetailDB, load_tasks, task_reward
 from graphs.tau_retail._graph import make_graph
 from langgraph_speculative._cli import main as cli
 
+from .conftest import examples
+
 DATA = "graphs/tau_retail/data/"
 
 
@@ -104,7 +106,7 @@ def _run(task: dict[str, Any], speculative: bool, tool_latency: float, agent_del
 TASKS = load_tasks(DATA + "tasks_test_sample.json") + load_tasks(DATA + "tasks_dev.json")[:5]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     task=st.sampled_from(TASKS),
     tool_latency=st.sampled_from([0.0, 0.01, 0.03]),
