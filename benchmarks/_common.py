@@ -39,6 +39,14 @@ def bar_plot(path: str, title: str, groups: list[str], series: dict[str, list[fl
     plt.close(fig)
 
 
+def totals(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Summed `sequential_s` and `speculative_s` of per-run rows, and the share of time saved."""
+    seq = sum(r["sequential_s"] for r in rows)
+    spec = sum(r["speculative_s"] for r in rows)
+    saved = round(100 * (1 - spec / seq), 1)
+    return {"sequential_s": round(seq, 3), "speculative_s": round(spec, 3), "saved_pct": saved}
+
+
 def median(xs: Sequence[float]) -> float:
     return float(statistics.median(xs))
 

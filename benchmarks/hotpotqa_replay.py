@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _common import emit, parser  # noqa: E402
+from _common import emit, parser, totals  # noqa: E402
 from langchain_core.runnables import RunnableConfig  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
@@ -130,16 +130,12 @@ def main() -> None:
             f"run {i + 1}/{len(runs)}: {rows[-1]['sequential_s']:.2f} s -> {rows[-1]['speculative_s']:.2f} s",
             file=sys.stderr,
         )
-    seq_total = sum(r["sequential_s"] for r in rows)
-    spec_total = sum(r["speculative_s"] for r in rows)
     extra = {
         "runs": len(rows),
         "agent_latency_s": agent,
         "search_latency_s": search,
         "k": args.k,
-        "sequential_s": round(seq_total, 3),
-        "speculative_s": round(spec_total, 3),
-        "saved_pct": round(100 * (1 - spec_total / seq_total), 1),
+        **totals(rows),
         "searches": sum(r["searches"] for r in rows),
         "adopted_searches": sum(r["adopted_searches"] for r in rows),
         "wasted_searches": sum(r["wasted_searches"] for r in rows),

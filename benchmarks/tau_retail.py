@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _common import bar_plot, emit, parser  # noqa: E402
+from _common import bar_plot, emit, parser, totals  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
 from graphs.tau_retail._db import RetailDB, load_tasks, task_reward  # noqa: E402
@@ -81,15 +81,11 @@ def main() -> None:
                 "identical": spec["hash"] == seq["hash"] and spec["messages"] == seq["messages"],
             }
         )
-    seq_total = sum(r["sequential_s"] for r in rows)
-    spec_total = sum(r["speculative_s"] for r in rows)
     extra = {
         "tasks": len(rows),
         "tool_latency_s": tool,
         "agent_latency_s": agent,
-        "sequential_s": round(seq_total, 3),
-        "speculative_s": round(spec_total, 3),
-        "saved_pct": round(100 * (1 - spec_total / seq_total), 1),
+        **totals(rows),
         "all_identical": all(r["identical"] for r in rows),
         "mean_reward": round(sum(r["reward"] for r in rows) / len(rows), 4),
     }
