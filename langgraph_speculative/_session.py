@@ -209,6 +209,11 @@ class Session(Lifecycle):
             stats.adopted += 1
             stats.time_saved_s += hidden
             entry.owner = None
+            if not entry.speculated:
+                # Equal keys need not mean equal inputs (a custom key may ignore fields): its
+                # speculation starts from the main run's input and checkpoint, not the branch's,
+                # so what its branches launch is keyed as the main run will ask for it.
+                entry.state, entry.config, entry.source = state, config, source
             self.emit("adopted", name, key=key, hidden_s=round(hidden, 6), done=entry.finished is not None)
             self._prune()
             if not entry.task.done():

@@ -204,6 +204,53 @@ def test_custom_key_and_match() -> None:
     assert graph.last_report.hits == 1 and graph.last_report.adopted == 1
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_adopted_call_speculates_from_the_main_runs_input(asynchronous: bool) -> None:
+    """b is keyed on `n` alone, so it is adopted from a branch whose `note` was guessed wrong; its
+    own speculation must fork the main run's state, or c, launched early there, could never match."""
+
+    class T(TypedDict):
+        n: int
+        note: str
+
+    def step(seconds: float, **extra: str) -> Any:
+        def actor(state: T) -> dict[str, Any]:
+            time.sleep(seconds)
+            return {"n": state["n"] + 1, **extra}
+
+        return actor
+
+    builder = StateGraph(T)
+    builder.add_node("a", step(0.15, note="real"))
+    builder.add_node("b", step(0.3))  # still running when the main run adopts it
+    builder.add_node("c", step(0.15))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", "c")
+    builder.add_edge("c", END)
+    graph = speculate(
+        builder,
+        {
+            "a": lambda s: [{"n": s["n"] + 1, "note": "guessed"}],
+            "b": lambda s: [{"n": s["n"] + 1}],
+            "c": lambda s: [],
+        },
+        keys={"b": lambda s: s["n"]},
+        matches={"a": lambda g, actual: g["n"] == actual["n"]},
+        policy=SpeculationPolicy(speculator_timeout=5.0),
+    ).compile(checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    out = (
+        asyncio.run(graph.ainvoke({"n": 0, "note": ""}, cfg))
+        if asynchronous
+        else graph.invoke({"n": 0, "note": ""}, cfg)
+    )
+    assert out == {"n": 3, "note": "real"}
+    report = graph.last_report
+    assert report.node("b").adopted == 1
+    assert report.node("c").adopted == 1 and report.node("c").wasted == 0
+
+
 # ----------------------------------------------------------------- lifecycle
 
 
