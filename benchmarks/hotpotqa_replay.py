@@ -29,7 +29,7 @@ from _common import emit, parser, totals  # noqa: E402
 from langchain_core.runnables import RunnableConfig  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
-from graphs.hotpotqa._graph import ReplayReAct, make_graph  # noqa: E402
+from graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph  # noqa: E402
 from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki  # noqa: E402
 
 RUNS = os.path.join(
@@ -49,9 +49,8 @@ async def _run(
     )
     graph = builder.compile(checkpointer=InMemorySaver())
     config: RunnableConfig = {"configurable": {"thread_id": "react"}, "recursion_limit": 100}
-    state = {"question": run["question"], "steps": [], "pending": None, "answer": None, "max_steps": 8}
     t0 = time.perf_counter()
-    final = await graph.ainvoke(state, config)
+    final = await graph.ainvoke(initial_state(run["question"]), config)
     elapsed = time.perf_counter() - t0
     history = [json.dumps(s.values, sort_keys=True) async for s in graph.aget_state_history(config)]
     report = getattr(graph, "last_report", None)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs.hotpotqa._graph import ReplayReAct, make_graph, session_after
+from graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph, session_after
 from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession, parse_action
 from langgraph_speculative._cli import main as cli
 
@@ -132,9 +132,8 @@ def _play(
         depth=depth,
     )
     graph = builder.compile(checkpointer=InMemorySaver())
-    state = {"question": run["question"], "steps": [], "pending": None, "answer": None, "max_steps": 8}
     config = {"configurable": {"thread_id": "q"}}
-    final = asyncio.run(graph.ainvoke(state, config))
+    final = asyncio.run(graph.ainvoke(initial_state(run["question"]), config))
     history = [(s.values, s.next) for s in graph.get_state_history(config)]
     return final, history, getattr(graph, "last_report", None)
 

@@ -3,7 +3,7 @@
 Data: HotpotQA (CC BY-SA 4.0) and Reflexion's recorded runs (MIT); see data/LICENSE.md.
 """
 
-from ._graph import ReActState, ReplayReAct, make_graph
+from ._graph import ReActState, ReplayReAct, initial_state, make_graph
 from ._speculator import ActionSpeculator
 from ._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession
 
@@ -15,5 +15,6 @@ __all__ = (
     "ReplayReAct",
     "WikiSession",
     "WikipediaAPI",
+    "initial_state",
     "make_graph",
 )

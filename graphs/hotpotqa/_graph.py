@@ -27,7 +27,7 @@ from .._common import ScriptedChatModel
 from ._speculator import ActionSpeculator
 from ._wiki import LocalWiki, WikipediaAPI, WikiSession, parse_action
 
-__all__ = ("ReActState", "ReplayReAct", "make_graph")
+__all__ = ("ReActState", "ReplayReAct", "initial_state", "make_graph")
 
 PROMPT = (
     "Solve a question answering task with interleaving Thought, Action, Observation steps. "
@@ -49,6 +49,11 @@ class ReActState(TypedDict):
     observation: NotRequired[str | None]
     answer: str | None
     max_steps: int
+
+
+def initial_state(question: str, max_steps: int = 8) -> ReActState:
+    """The state a ReAct graph starts from: the question, no steps yet, at most `max_steps` steps."""
+    return {"question": question, "steps": [], "pending": None, "answer": None, "max_steps": max_steps}
 
 
 def render(question: str, steps: list[dict[str, str]]) -> str:
