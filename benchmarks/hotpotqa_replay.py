@@ -3,9 +3,12 @@
 Each recorded ReAct run (react_trajectories_dev.json) is replayed: the agent
 replays the run's thoughts and actions with a model latency per step, and the
 wiki answers with the observations the run recorded from live Wikipedia
-(`RecordedWiki`), each Search taking `--search-latency` seconds. Every run goes
-sequentially and speculatively in the same process; both must end with the
-same state and the same checkpoint history.
+(`RecordedWiki`), each Search taking `--search-latency` seconds. With
+`--backend local` the local wiki answers instead: the speculator's mirror is
+then current, so every guessed observation is right (the replayed agent's
+actions do not depend on what it reads). Every run goes sequentially and
+speculatively in the same process; both must end with the same state and the
+same checkpoint history.
 
 The offline speculator's rules were written while reading these same runs, so
 these are in-sample figures.
@@ -38,7 +41,12 @@ RUNS = os.path.join(
 
 
 async def _run(
-    run: dict[str, Any], wiki: RecordedWiki, speculative: bool, agent_s: float, search_s: float, k: int
+    run: dict[str, Any],
+    wiki: RecordedWiki | LocalWiki,
+    speculative: bool,
+    agent_s: float,
+    search_s: float,
+    k: int,
 ) -> dict[str, Any]:
     builder = make_graph(
         agent_model=ReplayReAct(steps=run["steps"], delay=agent_s),
@@ -71,17 +79,18 @@ def _plot(path: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
     left.set_ylabel("wall-clock (s)")
     left.legend(fontsize=8)
     left.grid(axis="y", alpha=0.3)
-    totals = {
+    counts = {
         "the agent's": extra["searches"],
         "adopted\nearly": extra["adopted_searches"],
         "wasted\nguesses": extra["wasted_searches"],
     }
-    right.bar(list(totals), list(totals.values()), color=["#888888", "#2ca02c", "#d62728"])
+    right.bar(list(counts), list(counts.values()), color=["#888888", "#2ca02c", "#d62728"])
     right.set_title("Search calls", fontsize=9)
     right.grid(axis="y", alpha=0.3)
     fig.suptitle(
         f"ReAct HotpotQA replay ({extra['agent_latency_s']:g} s/agent step, "
-        f"{extra['search_latency_s']:g} s/Search, k={extra['k']}): {extra['saved_pct']}% saved, "
+        f"{extra['search_latency_s']:g} s/Search, k={extra['k']}, {extra['backend']} wiki): "
+        f"{extra['saved_pct']}% saved, "
         f"all identical: {extra['all_identical']}",
         fontsize=10,
     )
@@ -96,13 +105,19 @@ def main() -> None:
     p.add_argument("--agent-latency", type=float, default=None, help="seconds per agent step (default 1.0)")
     p.add_argument("--k", type=int, default=3, help="guessed actions per step")
     p.add_argument("--trajectories", default=RUNS, help="recorded runs (react_trajectories_dev.json format)")
+    p.add_argument(
+        "--backend",
+        choices=["recorded", "local"],
+        default="recorded",
+        help="recorded: the runs' live observations (default); local: the wiki the speculator mirrors",
+    )
     p.add_argument("--plot", metavar="FILE", help="PNG: wall-clock per run, and the Search calls")
     args = p.parse_args()
     search = args.search_latency if args.search_latency is not None else (0.2 if args.quick else 0.5)
     agent = args.agent_latency if args.agent_latency is not None else (0.4 if args.quick else 1.0)
     with open(args.trajectories) as f:
         runs = json.load(f)[: 10 if args.quick else None]
-    wiki = RecordedWiki(runs, LocalWiki())
+    wiki = LocalWiki() if args.backend == "local" else RecordedWiki(runs, LocalWiki())
     rows = []
     for i, run in enumerate(runs):
         seq = asyncio.run(_run(run, wiki, False, agent, search, args.k))
@@ -122,6 +137,7 @@ def main() -> None:
                 "adopted_searches": tool_stats.adopted,
                 "wasted_searches": tool_stats.wasted,
                 "adopted_agent_calls": agent_stats.adopted,
+                "wasted_agent_calls": agent_stats.wasted,
                 "identical": seq["final"] == spec["final"] and seq["history"] == spec["history"],
             }
         )
@@ -134,11 +150,14 @@ def main() -> None:
         "agent_latency_s": agent,
         "search_latency_s": search,
         "k": args.k,
+        "backend": args.backend,
         **totals(rows),
         "searches": sum(r["searches"] for r in rows),
         "adopted_searches": sum(r["adopted_searches"] for r in rows),
         "wasted_searches": sum(r["wasted_searches"] for r in rows),
+        "agent_calls": sum(r["steps"] for r in rows),
         "adopted_agent_calls": sum(r["adopted_agent_calls"] for r in rows),
+        "wasted_agent_calls": sum(r["wasted_agent_calls"] for r in rows),
         "all_identical": all(r["identical"] for r in rows),
     }
     if args.plot:
@@ -155,6 +174,7 @@ def main() -> None:
             "adopted_searches",
             "wasted_searches",
             "adopted_agent_calls",
+            "wasted_agent_calls",
             "identical",
         ],
         args.json,
