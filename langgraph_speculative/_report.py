@@ -122,6 +122,10 @@ class SpeculationReport:
             },
         }
 
+    def add_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Append `event` (a JSON-friendly dict) to the log, stamped with `t` if it has none."""
+        return self._record(event)
+
     def _record(self, event: dict[str, Any]) -> dict[str, Any]:
         event.setdefault("t", time.monotonic())
         with self._lock:
