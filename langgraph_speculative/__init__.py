@@ -3,10 +3,26 @@ run the graph ahead on forks of the state, adopt the work when the guess is
 right. Nothing committed ever differs from a sequential run.
 """
 
+from ._budget import set_process_budget
 from ._compile import speculate
+from ._context import BranchStop, SpeculationInfo, speculation_info
+from ._graph import SpeculativeCompiledGraph
 from ._lossy import LossyNode
 from ._node import SpeculativeNode
 from ._policy import Guess, SpeculationPolicy
-from ._report import SpeculationReport
+from ._report import NodeStats, SpeculationReport
 
-__all__ = ("Guess", "LossyNode", "SpeculationPolicy", "SpeculationReport", "SpeculativeNode", "speculate")
+__all__ = (
+    "BranchStop",
+    "Guess",
+    "LossyNode",
+    "NodeStats",
+    "SpeculationInfo",
+    "SpeculationPolicy",
+    "SpeculationReport",
+    "SpeculativeCompiledGraph",
+    "SpeculativeNode",
+    "set_process_budget",
+    "speculate",
+    "speculation_info",
+)

@@ -1,201 +1,207 @@
-"""The `speculate` compile pass and the compiled graph that owns sessions."""
+"""The `speculate` compile pass: checks, bindings, and the compiled graph's build."""
 
 from __future__ import annotations
 
 import copy
-import time
-import uuid
-import warnings
+import inspect
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import StateGraph
-from langgraph.graph.state import CompiledStateGraph
+from langchain_core.runnables import Runnable
+from langgraph.channels import DeltaChannel
+from langgraph.graph import END, START, StateGraph
 
-from ._node import SpeculativeNode
+from ._graph import SpeculativeCompiledGraph
+from ._keys import default_match
+from ._node import Bound, SpeculativeNode, as_runnable
+from ._plan import Plan
 from ._policy import SpeculationPolicy
-from ._report import SpeculationReport
-from ._session import CONF_KEY, BranchStop, Session, context_of
+from ._scan import calls_interrupt
+from ._state import Binding
 
 __all__ = ("speculate",)
 
-_BRANCH_RECURSION_LIMIT = 100
+_INJECTABLE = {"config", "runtime", "writer", "store"}
 
 
-@dataclass
-class _Plan:
-    """What a compiled speculative graph needs at run time."""
+class SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
+    """A `StateGraph` whose `compile` returns a graph that speculates (from `speculate`)."""
 
-    branch_graph: CompiledStateGraph[Any, Any, Any, Any]
-    saver: BaseCheckpointSaver[Any]
-    internal_saver: bool
-    channels: frozenset[str]
-    unsafe: frozenset[str]
-    max_inflight: int
-    active: bool
-    nodes: tuple[SpeculativeNode, ...] = ()
-    recursion_limit: int = _BRANCH_RECURSION_LIMIT
-    report: SpeculationReport = field(default_factory=SpeculationReport)
-    last_report: SpeculationReport | None = None
-    last_branches: list[tuple[str, str]] = field(default_factory=list)
-    warned_subgraph: bool = False
-
-
-class _SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
-    """A `StateGraph` whose `compile` returns a graph that speculates."""
-
-    _unsafe: frozenset[str] = frozenset()
+    _spec: dict[str, Any]
 
     def compile(  # type: ignore[override]
         self, checkpointer: Any = None, **kwargs: Any
-    ) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """Compile like `StateGraph.compile`; speculative nodes get their branches.
+    ) -> SpeculativeCompiledGraph:
+        """Compile like `StateGraph.compile`; the result speculates.
 
-        Branches fork through `checkpointer` (an internal `InMemorySaver` when
-        none is given) and stop before `unsafe` nodes and before the
-        interrupts you configure.
+        Every argument means what it means to `StateGraph.compile`. Branches fork the main run's
+        checkpoints into in-memory checkpointers of their own (your `checkpointer` holds only
+        the main run's thread), stop before `unsafe` nodes and before every interrupt you
+        configure here or at run time.
         """
-        nodes = [s.runnable for s in self.nodes.values() if isinstance(s.runnable, SpeculativeNode)]
-        active = any(n.policy.enabled and n.speculator is not None for n in nodes)
-        internal = not isinstance(checkpointer, BaseCheckpointSaver)
-        saver: BaseCheckpointSaver[Any] = InMemorySaver() if internal else checkpointer
-        main = super().compile(checkpointer=saver if active else checkpointer, **kwargs)
-        before = kwargs.get("interrupt_before")
-        guarded = set(self.nodes) if before == "*" else set(before or ()) | set(self._unsafe)
-        branch_kwargs = {k: v for k, v in kwargs.items() if k not in ("interrupt_before", "name", "debug")}
-        branch = _guarded_copy(self, guarded).compile_plain(checkpointer=saver, **branch_kwargs)
-        plan = _Plan(
-            branch_graph=branch,
-            saver=saver,
-            internal_saver=internal,
+        plain = StateGraph.compile(self, checkpointer=checkpointer, **kwargs)
+        _refuse_delta_channels(plain)
+        bindings = _bind(self, plain)
+        active = any(b.speculative for b in bindings.values())
+        if active:
+            wrapped = _copy_builder(self)
+            for name, binding in bindings.items():
+                wrapped.nodes[name] = replace(wrapped.nodes[name], runnable=Bound(binding))
+            graph = StateGraph.compile(wrapped, checkpointer=checkpointer, **kwargs)
+        else:
+            graph = plain
+        plan = Plan(
+            bindings=bindings,
             channels=frozenset(self.channels),
-            unsafe=self._unsafe,
-            max_inflight=max((n.policy.max_inflight for n in nodes), default=1),
+            node_names=frozenset(n for n in self.nodes if n != START),
+            max_inflight=max((b.policy.max_inflight for b in bindings.values() if b.policy), default=1),
             active=active,
-            nodes=tuple(nodes),
         )
-        attrs = {k: v for k, v in main.__dict__.items() if k != "__orig_class__"}
-        return _SpeculativeCompiledGraph(speculation=plan, **attrs)
-
-    def compile_plain(self, **kwargs: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """`StateGraph.compile`, without speculation (for branch graphs)."""
-        return super().compile(**kwargs)
+        if active:
+            _warn_at_compile(self, plan, kwargs)
+        attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
+        return SpeculativeCompiledGraph(speculation=plan, **attrs)
 
 
-def _stop_branch(state: Any) -> Any:
-    """Stands in for an unsafe node on branches: the branch ends before it."""
-    raise BranchStop()
+def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
+    spec = builder._spec
+    speculators, keys, matches = spec["speculators"], spec["keys"], spec["matches"]
+    policy, unsafe = spec["policy"], spec["unsafe"]
+    bindings: dict[str, Binding] = {}
+    for name, node in builder.nodes.items():
+        runnable: Any = node.runnable
+        inline = bool(getattr(plain.nodes.get(name), "subgraphs", None))
+        if isinstance(runnable, SpeculativeNode):
+            base = runnable.binding
+            binding = replace(base, name=name)
+            if name in speculators:
+                binding = replace(binding, speculator=as_runnable(speculators[name], "speculator"))
+            if policy is not None and name in speculators:
+                binding = replace(binding, policy=policy)
+        elif name in speculators:
+            binding = Binding(
+                name=name,
+                action=runnable,
+                speculator=as_runnable(speculators[name], "speculator"),
+                policy=policy or SpeculationPolicy(),
+            )
+        else:
+            binding = Binding(name=name, action=runnable)
+        binding = replace(
+            binding,
+            key_fn=keys.get(name, binding.key_fn),
+            match=matches.get(name, binding.match) or default_match,
+            unsafe=name in unsafe,
+            gate=calls_interrupt(binding.action),
+            inline=inline,
+        )
+        bindings[name] = binding
+    return bindings
 
 
-def _guarded_copy(builder: StateGraph, guarded: set[str]) -> _SpeculativeStateGraph:  # type: ignore[type-arg]
-    """The builder with `guarded` nodes replaced by a branch stop.
-
-    `interrupt_before` is not enough: a thread resumed with `invoke(None)`
-    after `update_state` runs the next node without interrupting.
-    """
-    new = _copy_builder(builder)
-    for name in guarded:
-        new.nodes[name] = replace(new.nodes[name], runnable=RunnableLambda(_stop_branch, name=name))
-    return new
+def _refuse_delta_channels(plain: Any) -> None:
+    delta = sorted(k for k, c in plain.channels.items() if isinstance(c, DeltaChannel))
+    if delta:
+        raise ValueError(
+            f"speculate(): the state's {delta} use DeltaChannel, whose value lives in a thread's "
+            "history; a branch forks one checkpoint and could not rebuild it. Use a plain reducer "
+            "(e.g. Annotated[list, operator.add]) for these keys, or compile without speculate()"
+        )
 
 
-class _SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
-    """A compiled graph that opens a speculation session around every run."""
+def _successors(builder: StateGraph, name: str) -> set[str] | None:  # type: ignore[type-arg]
+    """Nodes that can run right after `name`; None when the graph cannot tell (a router with
+    no path map, a node returning `Command`s)."""
+    out = {end for start, end in builder.edges if start == name}
+    for waiting in builder.waiting_edges:
+        starts, end = waiting
+        if name in starts:
+            out.add(end)
+    for branch in builder.branches.get(name, {}).values():
+        ends = getattr(branch, "ends", None)
+        if not ends:
+            return None
+        out |= set(ends.values())
+    node = builder.nodes[name]
+    if getattr(node, "ends", None):
+        out |= set(node.ends or ())
+    elif not out:
+        return None
+    return out
 
-    def __init__(self, *, speculation: _Plan, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.speculation = speculation
 
-    @property
-    def last_report(self) -> SpeculationReport | None:
-        """The `SpeculationReport` of the most recent finished run."""
-        return self.speculation.last_report
+def _warn_at_compile(builder: SpeculativeStateGraph, plan: Plan, kwargs: dict[str, Any]) -> None:
+    before, after = kwargs.get("interrupt_before"), kwargs.get("interrupt_after")
+    if before == "*" or after == "*":
+        plan.warn_once(
+            "all-gated",
+            "interrupt_before/interrupt_after='*' gates every node: a branch can never run one, so "
+            "this graph never speculates",
+            stacklevel=4,
+        )
+        return
+    gates = set(before or ()) | set(after or ())
+    for name, b in plan.bindings.items():
+        original = builder._spec["speculators"].get(name) or isinstance(
+            builder.nodes[name].runnable, SpeculativeNode
+        )
+        if original and b.gate:
+            plan.warn_once(
+                f"gate:{name}",
+                f"node {name!r} calls interrupt(): a guess of it would skip a person's approval, so "
+                "it is not speculated. Speculate the slow work before the approval as a node of its "
+                "own, and keep the interrupt() in a node after it",
+                stacklevel=4,
+            )
+            continue
+        if not b.speculative:
+            continue
+        if name in set(after or ()):
+            plan.warn_once(
+                f"after:{name}",
+                f"node {name!r} is in interrupt_after: the run waits for a person right after it, so "
+                "a branch from its guess may run nothing; its speculation can never pay off",
+                stacklevel=4,
+            )
+            continue
+        nexts = _successors(builder, name)
+        if nexts is None:
+            continue
+        runnable = [
+            n
+            for n in nexts
+            if n != END and not (plan.bindings[n].unsafe or plan.bindings[n].gate or n in gates)
+        ]
+        if not runnable:
+            plan.warn_once(
+                f"pointless:{name}",
+                f"node {name!r} has a speculator, but nothing after it can run on a branch ("
+                f"{sorted(nexts)} end the graph, are unsafe or wait for a person): its speculation "
+                "can never pay off",
+                stacklevel=4,
+            )
 
-    @property
-    def report(self) -> SpeculationReport:
-        """All runs' reports merged."""
-        return self.speculation.report
 
-    def _open(
-        self, config: RunnableConfig | None, mode: Any
-    ) -> tuple[Session | None, RunnableConfig | None, str | None]:
-        plan = self.speculation
-        if not plan.active or context_of(config) is not None:
-            return None, config, None
-        cfg: dict[str, Any] = dict(config or {})
-        conf = dict(cfg.get("configurable") or {})
-        if conf.get("checkpoint_ns"):
-            # A subgraph of a plain graph: its checkpoints belong to the parent's thread and
-            # saver, which a branch cannot fork from here. Run it as it is.
-            if not plan.warned_subgraph:
-                plan.warned_subgraph = True
-                for node in plan.nodes:
-                    node._warned = True  # this warning says it for them
-                warnings.warn(
-                    f"speculative graph {self.get_name()!r} runs as a subgraph, where it does not "
-                    "speculate; wrap the parent instead (speculate(parent_builder, ...)): its "
-                    "branches run into subgraphs and adopt their SpeculativeNode calls",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            return None, config, None
-        temp = None
-        if plan.internal_saver:
-            temp = conf["thread_id"] = f"speculative-{uuid.uuid4().hex}"
-            conf.pop("checkpoint_id", None)
-        thread = str(conf.get("thread_id", "main"))
-        session = Session(plan, mode, thread)
-        conf[CONF_KEY] = session.ctx()
-        cfg["configurable"] = conf
-        return session, RunnableConfig(**cfg), temp  # type: ignore[typeddict-item]
-
-    def _done(self, session: Session, started: float) -> None:
-        plan = self.speculation
-        session.report.wall_time_s = time.monotonic() - started
-        plan.last_report = session.report
-        plan.last_branches = session.branch_threads()
-        plan.report.merge(session.report)
-
-    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
-        """`Pregel.stream`, with a speculation session around the run."""
-        session, config, temp = self._open(config, "sync")
-        if session is None:
-            yield from super().stream(input, config, **kwargs)
-            return
-        started = time.monotonic()
-        try:
-            yield from super().stream(input, config, **kwargs)
-        finally:
-            session.close()
-            self._done(session, started)
-            if temp is not None:
-                for tid in [temp, *(t for t, _ in session.branch_threads())]:
-                    self.speculation.saver.delete_thread(tid)
-
-    async def astream(  # type: ignore[override]
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
-        """`Pregel.astream`, with a speculation session around the run."""
-        session, config, temp = self._open(config, "async")
-        if session is None:
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
-            return
-        started = time.monotonic()
-        try:
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
-        finally:
-            await session.aclose()
-            self._done(session, started)
-            if temp is not None:
-                for tid in [temp, *(t for t, _ in session.branch_threads())]:
-                    await self.speculation.saver.adelete_thread(tid)
+def _check_callable(label: str, fn: Any, required: int, hint: str) -> None:
+    if not (callable(fn) or isinstance(fn, Runnable)):
+        raise TypeError(f"{label} is a {type(fn).__name__}, not a function or Runnable; {hint}")
+    if isinstance(fn, Runnable):
+        return
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    params = [p for p in sig.parameters.values() if p.name not in _INJECTABLE]
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    needed = [p for p in positional if p.default is p.empty]
+    kw_needed = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if len(needed) > required or len(positional) < required or kw_needed:
+        names = ", ".join(p.name for p in params)
+        raise TypeError(f"{label} takes ({names}); {hint}")
 
 
 def speculate(
@@ -203,46 +209,58 @@ def speculate(
     speculators: Mapping[str, Callable[..., Any] | Runnable[Any, Any]] | None = None,
     *,
     policy: SpeculationPolicy | None = None,
-    unsafe: Iterable[str] = (),
+    unsafe: Iterable[str] | None = (),
     keys: Mapping[str, Callable[[Any], Any]] | None = None,
     matches: Mapping[str, Callable[[Any, Any], bool]] | None = None,
-) -> StateGraph:  # type: ignore[type-arg]
+) -> SpeculativeStateGraph:
     """Make the named nodes of `builder` speculative; return a new `StateGraph`.
 
-    The builder is not changed. Call `.compile(checkpointer=...)` on the result
-    as usual. Nodes already added as `SpeculativeNode` are kept and bound too.
+    The builder is not changed. Call `.compile(checkpointer=...)` on the result as usual. Nodes
+    already added as `SpeculativeNode` are kept and bound too. Every other node may run on a
+    branch (and be adopted from it) unless it is `unsafe`, calls `interrupt()`, or is gated by
+    `interrupt_before`/`interrupt_after`.
 
     Args:
         builder: the uncompiled `StateGraph`.
-        speculators: node name -> speculator (a function or Runnable taking the
-            node's input state and returning guesses of its update).
+        speculators: node name -> speculator (a function or Runnable taking the node's input
+            state and returning guesses of what the node returns, best first).
         policy: applied to every node named in `speculators`.
         unsafe: nodes with side effects; never run on a branch.
-        keys: node name -> key function for adoption (default: hash of input).
+        keys: node name -> key function for adoption (default: hash of the node's input).
         matches: node name -> `match(guess, actual)` (default: equality).
 
     Raises:
-        TypeError: `builder` is not a `StateGraph`, a speculator is not callable,
-            `policy` is not a `SpeculationPolicy`.
-        ValueError: a name is not a node of the graph, or a node is both
-            speculative and unsafe.
+        TypeError: `builder` is not a `StateGraph`, an argument has the wrong type, a
+            speculator, key or match function has the wrong signature.
+        ValueError: a name is not a node of the graph, or a node is both speculative and unsafe.
     """
     if not isinstance(builder, StateGraph):
+        hint = (
+            "; for a compiled agent (create_agent, create_react_agent) pass its .builder"
+            if hasattr(builder, "builder")
+            else ""
+        )
         raise TypeError(
             f"speculate() takes an uncompiled StateGraph, got {type(builder).__name__}; "
-            "pass the builder before calling .compile()"
+            f"pass the builder before calling .compile(){hint}"
         )
-    speculators = dict(speculators or {})
-    keys, matches = dict(keys or {}), dict(matches or {})
+    speculators = _mapping("speculators", speculators)
+    keys, matches = _mapping("keys", keys), _mapping("matches", matches)
+    if unsafe is None:
+        unsafe = ()
     if isinstance(unsafe, str):
         unsafe = [unsafe]
+    if not isinstance(unsafe, Iterable) or isinstance(unsafe, Mapping):
+        raise TypeError(
+            f"unsafe must be a set of node names, got {type(unsafe).__name__}; write unsafe={{'send_email'}}"
+        )
     unsafe_set = frozenset(unsafe)
     if policy is not None and not isinstance(policy, SpeculationPolicy):
         raise TypeError(
             f"policy must be a SpeculationPolicy, got {type(policy).__name__}; "
             "write policy=SpeculationPolicy(k=3)"
         )
-    known = sorted(builder.nodes)
+    known = sorted(n for n in builder.nodes)
     for label, names in (
         ("speculators", speculators),
         ("unsafe", unsafe_set),
@@ -250,67 +268,56 @@ def speculate(
         ("matches", matches),
     ):
         for name in names:
-            if name not in builder.nodes:
+            if not isinstance(name, str) or name not in builder.nodes:
                 raise ValueError(
-                    f"speculate({label}=...) names {name!r}, which is not a node of this "
-                    f"graph; its nodes are {known}"
+                    f"speculate({label}=...) names {name!r}, which is not a node of this graph; "
+                    f"its nodes are {known}"
                 )
+    hint = "a speculator takes the node's input state and returns guesses: def guess(state) -> list"
     for name, fn in speculators.items():
-        if not (callable(fn) or isinstance(fn, Runnable)):
-            raise TypeError(
-                f"the speculator for node {name!r} is a {type(fn).__name__}, not a function "
-                "or Runnable; pass a function state -> list of guesses"
-            )
+        _check_callable(f"the speculator for node {name!r}", fn, 1, hint)
+    for name, fn in keys.items():
+        _check_callable(f"speculate(keys=...)[{name!r}]", fn, 1, "a key function takes the node's input")
+    for name, fn in matches.items():
+        _check_callable(f"speculate(matches=...)[{name!r}]", fn, 2, "write def match(guess, actual) -> bool")
+    existing = {n for n, s in builder.nodes.items() if isinstance(s.runnable, SpeculativeNode)}
     for label, table in (("keys", keys), ("matches", matches)):
-        for name, fn in table.items():
-            if not callable(fn):
-                raise TypeError(f"speculate({label}=...)[{name!r}] must be callable")
-            if name not in speculators and not isinstance(builder.nodes[name].runnable, SpeculativeNode):
+        for name in table:
+            if name not in speculators and name not in existing:
                 raise ValueError(
                     f"speculate({label}=...) names {name!r}, which has no speculator; "
                     f"add it to speculators or drop it from {label}"
                 )
-    clash = sorted(
-        unsafe_set
-        & (
-            set(speculators)
-            | {n for n, s in builder.nodes.items() if isinstance(s.runnable, SpeculativeNode)}
-        )
-    )
+    clash = sorted(unsafe_set & (set(speculators) | existing))
     if clash:
         raise ValueError(
             f"nodes {clash} are both speculative and unsafe; an unsafe node never runs on a "
             "branch, so it cannot be speculated: drop it from one of the two"
         )
     new = _copy_builder(builder)
-    for name, fn in speculators.items():
-        spec = new.nodes[name]
-        current = spec.runnable
-        action = current.action if isinstance(current, SpeculativeNode) else current
-        if policy is not None and not policy.enabled:
-            continue  # disabled: the node stays exactly as the user wrote it (no wrapper, no cost)
-        node = SpeculativeNode(
-            action, speculator=fn, policy=policy, key=keys.get(name), match=matches.get(name), name=name
-        )
-        new.nodes[name] = replace(spec, runnable=node)
-    for name in set(keys) | set(matches):
-        current = new.nodes[name].runnable
-        if name not in speculators and isinstance(current, SpeculativeNode):
-            node = SpeculativeNode(
-                current.action,
-                speculator=current.speculator,
-                policy=current.policy,
-                key=keys.get(name, current._key),
-                match=matches.get(name, current.match),
-                name=name,
-            )
-            new.nodes[name] = replace(new.nodes[name], runnable=node)
-    new._unsafe = unsafe_set
+    new._spec = {
+        "speculators": speculators,
+        "keys": keys,
+        "matches": matches,
+        "policy": policy,
+        "unsafe": unsafe_set,
+    }
     return new
 
 
-def _copy_builder(builder: StateGraph) -> _SpeculativeStateGraph:  # type: ignore[type-arg]
-    new = _SpeculativeStateGraph.__new__(_SpeculativeStateGraph)
+def _mapping(label: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"speculate({label}=...) must map node names to functions, got {type(value).__name__} "
+            f"{value!r}; write {label}={{'node_name': fn}}"
+        )
+    return dict(value)
+
+
+def _copy_builder(builder: StateGraph) -> SpeculativeStateGraph:  # type: ignore[type-arg]
+    new = SpeculativeStateGraph.__new__(SpeculativeStateGraph)
     for k, v in builder.__dict__.items():
         if k == "branches":
             v = defaultdict(dict, {n: dict(b) for n, b in v.items()})

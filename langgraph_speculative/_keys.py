@@ -9,6 +9,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from langgraph.types import Send
+
 __all__ = ("default_key", "default_match", "normalize")
 
 
@@ -16,8 +18,8 @@ def normalize(value: Any) -> Any:
     """A JSON-able canonical form of `value`.
 
     Messages are compared without their `id` (which `add_messages` fills with a
-    random uuid), pydantic models by their fields, dataclasses by theirs; other
-    objects by `repr`.
+    random uuid), pydantic models by their fields, dataclasses (`Command` among
+    them) by theirs, `Send` by its node and argument; other objects by `repr`.
     """
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -31,6 +33,8 @@ def normalize(value: Any) -> Any:
         return [normalize(v) for v in value]
     if isinstance(value, (set, frozenset)):
         return {"__set__": sorted(json.dumps(normalize(v), sort_keys=True) for v in value)}
+    if isinstance(value, Send):
+        return {"__send__": value.node, "arg": normalize(value.arg)}
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         data = dump()

@@ -1,45 +1,116 @@
-"""`SpeculativeNode`: the node wrapper a user adds with `add_node`."""
+"""Nodes as a speculative graph runs them: `SpeculativeNode` (public) and the binding wrapper
+`speculate()` puts around every node."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import ensure_config
 
-from ._keys import default_key, default_match
+from ._context import _CURRENT, Ctx
+from ._keys import default_match
 from ._policy import SpeculationPolicy
-from ._session import context_of
+from ._state import Binding
 
-__all__ = ("SpeculativeNode",)
+__all__ = ("Bound", "SpeculativeNode", "as_runnable")
 
 _INJECTED = ("runtime", "writer", "store", "config")
 
 
-class SpeculativeNode(Runnable[Any, Any]):
+def _unused(_: Any) -> Any:  # pragma: no cover - Bound overrides invoke and ainvoke
+    raise NotImplementedError
+
+
+class Bound(RunnableLambda):  # type: ignore[type-arg]
+    """A node of a speculative graph: its actor, run as the speculation it belongs to directs.
+
+    Outside a speculative run it is its actor. A `RunnableLambda` whose `deps` is the actor, so
+    LangGraph still finds a subgraph the actor holds.
+    """
+
+    joins_any = False  # a SpeculativeNode inside a plain subgraph joins the parent's session
+
+    def __init__(self, binding: Binding) -> None:
+        super().__init__(_unused, name=binding.name)
+        self.binding = binding
+
+    @property
+    def deps(self) -> list[Runnable[Any, Any]]:  # type: ignore[override]
+        return [self.binding.action]
+
+    def _ctx(self) -> Ctx | None:
+        ctx = _CURRENT.get()
+        if ctx is None:
+            return None
+        if not self.joins_any and ctx.session.plan.bindings.get(self.binding.name) is not self.binding:
+            return None  # another graph's run (a graph invoked from inside a node): not ours
+        return ctx
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the node (sync)."""
+        ctx = self._ctx()
+        if ctx is None:
+            self._unbound()
+            return self.binding.action.invoke(input, config, **kwargs)
+        config = ensure_config(config)
+        binding = self._binding(config)
+        if ctx.branch is not None:  # a sync subgraph on a branch, in one of the session's threads
+            assert ctx.session.loop is not None
+            coro = ctx.session.branch_node(binding, input, config, ctx.branch)
+            return asyncio.run_coroutine_threadsafe(coro, ctx.session.loop).result()
+        return ctx.session.main_sync(binding, input, config)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the node (async)."""
+        ctx = self._ctx()
+        if ctx is None:
+            self._unbound()
+            return await self.binding.action.ainvoke(input, config, **kwargs)
+        config = ensure_config(config)
+        binding = self._binding(config)
+        if ctx.branch is not None:
+            return await ctx.session.branch_node(binding, input, config, ctx.branch)
+        return await ctx.session.main_async(binding, input, config)
+
+    def _binding(self, config: RunnableConfig) -> Binding:
+        return self.binding
+
+    def _unbound(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.binding.name!r})"
+
+
+class SpeculativeNode(Bound):
     """A node whose slow actor is raced by a fast speculator.
 
-    Add it with `builder.add_node(name, SpeculativeNode(...))` and compile the
-    builder through `speculate(builder).compile(...)`; `speculate` binds the
-    node to the branch machinery. Outside a speculative graph it runs its actor
-    only, exactly like a plain node.
+    Add it with `builder.add_node(name, SpeculativeNode(...))` and compile the builder through
+    `speculate(builder).compile(...)`. Outside a speculative graph it runs its actor only,
+    exactly like a plain node (with a one-time warning); inside a subgraph of a speculative
+    graph it takes part in the parent's speculation.
 
     Args:
         action: the node's own function (sync or async) or Runnable: the actor.
-        speculator: a function (sync or async) or Runnable that takes the
-            node's input state and returns guesses of the node's update, best
-            first: `Guess` objects or plain update dicts.
+        speculator: a function (sync or async) or Runnable that takes the node's input state and
+            returns guesses of what the node returns, best first: `Guess` objects, update dicts
+            or `Command`s. None: the node has no speculator of its own; branches still launch
+            it early.
         policy: bounds on guessing (`SpeculationPolicy()` by default).
-        key: maps the node's input to the adoption key. Default: a stable hash
-            of the full input. Pass e.g. a board's FEN when that is all the
-            actor reads.
-        match: `match(guess_update, actual_update) -> bool`. Default: equality.
-            Its contract: downstream actors read only what `match` compares.
+        key: maps the node's input to the adoption key. Default: a stable hash of the full
+            input. Pass e.g. a board's FEN when that is all the actor reads.
+        match: `match(guess, actual) -> bool`. Default: equality (message ids ignored). Its
+            contract: downstream actors read only what `match` compares.
         name: name used in events when the graph does not supply one.
     """
+
+    joins_any = True
 
     def __init__(
         self,
@@ -51,8 +122,8 @@ class SpeculativeNode(Runnable[Any, Any]):
         match: Callable[[Any, Any], bool] | None = None,
         name: str | None = None,
     ) -> None:
-        self.action = as_runnable(action, "action")
-        self.speculator = None if speculator is None else as_runnable(speculator, "speculator")
+        runnable = as_runnable(action, "action")
+        spec = None if speculator is None else as_runnable(speculator, "speculator")
         if policy is None:
             policy = SpeculationPolicy()
         elif not isinstance(policy, SpeculationPolicy):
@@ -60,63 +131,75 @@ class SpeculativeNode(Runnable[Any, Any]):
                 f"policy must be a SpeculationPolicy, got {type(policy).__name__}; "
                 "write policy=SpeculationPolicy(k=3)"
             )
-        self.policy = policy
         for label, fn in (("key", key), ("match", match)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{label} must be callable, got {type(fn).__name__}")
-        self._key = key
-        self.match: Callable[[Any, Any], bool] = match or default_match
-        self.name = name or getattr(action, "__name__", None) or self.action.get_name()
+        super().__init__(
+            Binding(
+                name=name or getattr(action, "__name__", None) or runnable.get_name(),
+                action=runnable,
+                speculator=spec,
+                policy=policy,
+                key_fn=key,
+                match=match or default_match,
+            )
+        )
         self._warned = False
+        self._named: dict[str, Binding] = {}
+
+    @property
+    def action(self) -> Runnable[Any, Any]:
+        """The actor."""
+        return self.binding.action
+
+    @property
+    def speculator(self) -> Runnable[Any, Any] | None:
+        """The speculator, if any."""
+        return self.binding.speculator
+
+    @property
+    def policy(self) -> SpeculationPolicy:
+        """Bounds on guessing."""
+        assert self.binding.policy is not None
+        return self.binding.policy
+
+    @property
+    def match(self) -> Callable[[Any, Any], bool]:
+        """The matching function."""
+        return self.binding.match
 
     def key(self, state: Any) -> str:
         """The adoption key of `state` for this node."""
-        if self._key is None:
-            return default_key(state)
-        return default_key(self._key(state))
+        return self.binding.key(state)
 
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the node (sync)."""
-        config = ensure_config(config)
-        ctx = context_of(config)
-        if ctx is None or not self.policy.enabled:
-            self._warn_unbound(ctx)
-            return self.action.invoke(input, config)
-        if ctx.branch is not None:
-            return ctx.session.branch_sync(self, input, config, ctx.branch)
-        return ctx.session.call_sync(self, input, config)
+    def _binding(self, config: RunnableConfig) -> Binding:
+        """Named after the graph's node (a SpeculativeNode inside a plain subgraph)."""
+        name = (config.get("metadata") or {}).get("langgraph_node") or self.binding.name
+        binding = self._named.get(name)
+        if binding is None:
+            binding = self._named[name] = replace(self.binding, name=str(name))
+        return binding
 
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the node (async)."""
-        config = ensure_config(config)
-        ctx = context_of(config)
-        if ctx is None or not self.policy.enabled:
-            self._warn_unbound(ctx)
-            return await self.action.ainvoke(input, config)
-        if ctx.branch is not None:
-            return await ctx.session.branch_async(self, input, config, ctx.branch)
-        return await ctx.session.call_async(self, input, config)
-
-    def _warn_unbound(self, ctx: Any) -> None:
-        if ctx is None and self.policy.enabled and not self._warned:
+    def _unbound(self) -> None:
+        if self.policy.enabled and not self._warned:
             self._warned = True
             warnings.warn(
-                f"SpeculativeNode {self.name!r} ran without speculation: its graph was not "
+                f"SpeculativeNode {self.binding.name!r} ran without speculation: its graph was not "
                 "compiled through speculate(). Write speculate(builder).compile(...) to "
                 "enable branches.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def __repr__(self) -> str:
-        return f"SpeculativeNode({self.name!r}, policy={self.policy!r})"
+        return f"SpeculativeNode({self.binding.name!r}, policy={self.policy!r})"
 
 
 def as_runnable(fn: Any, label: str) -> Runnable[Any, Any]:
     """A Runnable for a function (sync or async) or Runnable.
 
-    Functions may ask for `config`, `runtime`, `writer` or `store` by
-    parameter name, as LangGraph nodes do.
+    Functions may ask for `config`, `runtime`, `writer` or `store` by parameter name, as
+    LangGraph nodes do.
     """
     if isinstance(fn, Runnable):
         return fn

@@ -73,12 +73,12 @@ def _check_int(name: str, value: Any, low: int) -> None:
 class Guess:
     """One guess of a node's state update, as a speculator returns it.
 
-    A speculator may also return plain update dicts; they become guesses
-    without a confidence.
+    A speculator may also return plain update dicts or `Command`s; they become
+    guesses without a confidence.
     """
 
-    update: dict[str, Any]
-    """The guessed state update, as the node's actor would return it."""
+    update: Any
+    """What the node's actor would return: an update dict, a `Command`, or a list of `Command`s."""
 
     confidence: float | None = None
     """Optional confidence in [0, 1], compared with `min_confidence`."""

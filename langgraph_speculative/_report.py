@@ -1,4 +1,4 @@
-"""The speculation report: per-node counters and the event log of a run."""
+"""The speculation report: per-node counters and the event log of a run (or of many, merged)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ("NodeStats", "SpeculationReport")
+
+RUN_EVENTS = 10_000  # events one run's report keeps
+GRAPH_EVENTS = 1_000  # events a graph's merged report keeps (the most recent)
 
 
 @dataclass
@@ -35,24 +38,37 @@ class NodeStats:
     time_saved_s: float = 0.0
     """Actor time hidden by adoption: for each adopted call, how long it had
     already been running when the main run asked for it."""
+    wasted_s: float = 0.0
+    """Actor-seconds spent in early calls that were never adopted."""
 
 
 @dataclass
 class SpeculationReport:
     """What speculation did in one run (or, merged, in several).
 
-    `time_saved_s` is the serialized counterfactual: the sum of adopted calls'
-    hidden time. The wall-clock saving against a sequential run is measured by
-    the benchmarks, never inferred from this number.
+    `time_saved_s` is the serialized counterfactual: the sum of adopted calls' hidden time.
+    The wall-clock saving against a sequential run is measured by the benchmarks, never
+    inferred from this number. A run's report keeps its first 10,000 events; a graph's merged
+    report keeps counters of every run and the 1,000 most recent events.
     """
 
     nodes: dict[str, NodeStats] = field(default_factory=dict)
-    """Counters per speculative node."""
+    """Counters per node."""
     events: list[dict[str, Any]] = field(default_factory=list)
-    """Every speculation event, in order (also sent to the custom stream)."""
+    """Speculation events, in order (also sent to the custom stream); see the README's table."""
     wall_time_s: float = 0.0
     """Wall-clock duration of the run(s)."""
+    runs: int = 0
+    """Runs merged into this report."""
+    dropped_events: int = 0
+    """Events not kept (beyond the bound)."""
+    branches: list[tuple[str, str]] = field(default_factory=list)
+    """(branch id, outcome) of every branch of the run: committed, miss, cancelled, ..."""
+    checkpointer_calls: int = 0
+    """Calls the run made to the user's checkpointer (reads, checkpoints and writes)."""
+    max_events: int = RUN_EVENTS
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _start: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
     def node(self, name: str) -> NodeStats:
         """The counters of node `name` (created empty on first use)."""
@@ -83,6 +99,11 @@ class SpeculationReport:
         return int(self._total("adopted"))
 
     @property
+    def launched(self) -> int:
+        """Calls launched early on branches."""
+        return int(self._total("launched"))
+
+    @property
     def cancelled(self) -> int:
         """Branches and early calls cancelled."""
         return int(self._total("cancelled"))
@@ -97,37 +118,63 @@ class SpeculationReport:
         """Sum of adopted calls' hidden time (serialized counterfactual)."""
         return float(self._total("time_saved_s"))
 
+    @property
+    def wasted_s(self) -> float:
+        """Actor-seconds of early calls never adopted."""
+        return float(self._total("wasted_s"))
+
     def merge(self, other: SpeculationReport) -> None:
         """Add `other`'s counters and events to this report."""
         for name, stats in other.nodes.items():
             mine = self.node(name)
             for f in fields(NodeStats):
                 setattr(mine, f.name, getattr(mine, f.name) + getattr(stats, f.name))
-        self.events.extend(other.events)
-        self.wall_time_s += other.wall_time_s
+        with self._lock:
+            self.events.extend(other.events)
+            overflow = len(self.events) - self.max_events
+            if overflow > 0:
+                del self.events[:overflow]
+                self.dropped_events += overflow
+            self.dropped_events += other.dropped_events
+            self.wall_time_s += other.wall_time_s
+            self.runs += max(1, other.runs)
+            self.checkpointer_calls += other.checkpointer_calls
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-node counters as plain JSON-able data."""
+        saved = self.time_saved_s
         return {
+            "runs": self.runs,
             "calls": self.calls,
             "hits": self.hits,
             "misses": self.misses,
             "adopted": self.adopted,
+            "launched": self.launched,
             "cancelled": self.cancelled,
             "wasted": self.wasted,
-            "time_saved_s": round(self.time_saved_s, 6),
+            "time_saved_s": round(saved, 6),
+            "wasted_s": round(self.wasted_s, 6),
             "wall_time_s": round(self.wall_time_s, 6),
+            "checkpointer_calls": self.checkpointer_calls,
             "nodes": {
                 n: {f.name: getattr(s, f.name) for f in fields(NodeStats)} for n, s in self.nodes.items()
             },
         }
 
     def add_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append `event` (a JSON-friendly dict) to the log, stamped with `t` if it has none."""
-        return self._record(event)
-
-    def _record(self, event: dict[str, Any]) -> dict[str, Any]:
-        event.setdefault("t", time.monotonic())
+        """Append `event` (a JSON-friendly dict) to the log, stamped with `t` (seconds since the
+        report began) if it has none."""
+        event.setdefault("t", round(time.monotonic() - self._start, 6))
         with self._lock:
-            self.events.append(event)
+            if len(self.events) < self.max_events:
+                self.events.append(event)
+            else:
+                self.dropped_events += 1
         return event
+
+    _record = add_event
+
+
+def graph_report() -> SpeculationReport:
+    """An empty report for a graph's merged runs (bounded to its most recent events)."""
+    return SpeculationReport(max_events=GRAPH_EVENTS)

@@ -1,13 +1,17 @@
 """The speculation session: everything speculation starts in one run.
 
-One session lives for exactly one `invoke`/`stream` (or async twin) of a
-speculative graph. It owns every task it starts: speculator calls, branch runs
-and actor calls launched early on branches; `close`/`aclose` cancels them all
-and, in sync mode, joins every thread it used (see `_lifecycle`). All session
-state is touched only on the session's event loop (the caller's loop in async
-mode, a private loop thread in sync mode), except one read: in sync mode the
-calling thread looks a key up in the cache to decide whether it must wait for
-the loop, and the deletion of a lost branch's thread runs on the pool.
+One session lives for exactly one `invoke`/`stream` (or async twin) of a speculative graph. The
+main run's nodes call in (`main_sync`/`main_async`): a call adopts an equal call a branch
+launched early, or runs its actor while its speculator guesses beside it. Each guess gets a
+branch: a fork of the checkpoint the call read (from the run's recorder, never the user's saver)
+in an in-memory checkpointer of its own, resumed with the guess standing for the call's write.
+On a branch (`branch_node`) every node runs as a call the main run may adopt; a branch stops at
+the next speculative node (launched early), before a gate, unsafe node or store write, and at
+the end of the graph.
+
+All session state lives on the session's event loop (the caller's in async runs, a private one
+in sync runs, see `_threads`); sync worker threads post to it. Whatever user code raises,
+`BaseException` included, becomes an event or the run's own exception, never the loop's.
 """
 
 from __future__ import annotations
@@ -15,84 +19,106 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import functools
+import copy
 import threading
 import time
 import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import GraphInterrupt
+from langgraph.runtime import Runtime
 
-from ._entries import (
-    CONF_KEY,
-    BranchStop,
-    _Branch,
-    _Ctx,
-    _current_run_tree,
-    _Entry,
-    _node_name,
-    _quiet,
-    _source,
-    _writer,
-    context_of,
-)
-from ._fork import afork_thread, fork_thread
-from ._guesses import coerce_guesses, describe
+from ._budget import process_budget
+from ._context import _CURRENT, BranchStop, Ctx, exec_info
+from ._guesses import coerce_guesses, describe, jsonable
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
+from ._state import Binding, Branch, Entry, Source
+from ._tee import RecordingSaver
+from ._threads import SessionLoop
+from ._trace import current_run_tree, quiet, stream_writer
 
 if TYPE_CHECKING:
-    from ._compile import _Plan
-    from ._node import SpeculativeNode
+    from ._plan import Plan
 
-__all__ = ("CONF_KEY", "BranchStop", "Session", "context_of")
+__all__ = ("Run", "Session")
 
-THREAD_PREFIX = "langgraph-speculative"
+_REGISTRY = 512  # task results kept for branches resuming the superstep they forked in
+
+
+@dataclass
+class Run:
+    """What one run of a speculative graph is: its graph, config and everything branches share."""
+
+    graph: Any  # the main run's graph: the compiled graph with the recording saver and store
+    config: RunnableConfig
+    recorder: RecordingSaver
+    thread_id: str | None
+    store: Any  # MainStore or None
+    cache: Any
+    context: Any
+    before: frozenset[str]
+    after: frozenset[str]
+    recursion_limit: int
+    conf: dict[str, Any]
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class _Lost(Exception):
+    """A call the main run waited on was cancelled."""
 
 
 class Session(Lifecycle):
     """Runs and tracks the speculation of one graph run."""
 
-    def __init__(self, plan: _Plan, mode: Literal["sync", "async"], root_thread: str) -> None:
+    def __init__(self, plan: Plan, mode: Literal["sync", "async"], run: Run) -> None:
         self.plan = plan
         self.mode = mode
-        self.root_thread = root_thread
+        self.run = run
         self.report = SpeculationReport()
-        self.cache: dict[tuple[str, str], _Entry] = {}
+        self.cache: dict[tuple[str, str], Entry] = {}
+        self.cache_names: Counter[str] = Counter()
+        self.results: OrderedDict[str, concurrent.futures.Future[Any]] = OrderedDict()
         self.tasks: set[asyncio.Future[Any]] = set()
-        self.discards: set[asyncio.Future[Any]] = set()
-        self._discard_lock = threading.Lock()
-        self.branches: dict[str, _Branch] = {}  # live, by thread id
-        self.settled: list[tuple[str, str]] = []  # (thread id, outcome) of deleted branches
+        self.branches: dict[str, Branch] = {}
+        self.settled: list[tuple[str, str]] = []
         self.main_level = 0
         self.inflight = 0
         self.closed = False
         self.writer: Any = None
+        self.writer_ctx: contextvars.Context | None = None
+        self.main_ctx = Ctx(self)
+        self.budget = process_budget()
+        self.budget.run_started()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        if mode == "sync":
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=4 + 2 * plan.max_inflight, thread_name_prefix=f"{THREAD_PREFIX}-work"
-            )
-            self.loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self.loop.run_forever, name=f"{THREAD_PREFIX}-loop", daemon=True
-            )
-            self._thread.start()
+        self._sloop: SessionLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._results_lock = threading.Lock()
+        self.run_id = ""
 
     # ------------------------------------------------------------------ plumbing
 
-    def ctx(self, branch: _Branch | None = None) -> _Ctx:
-        return _Ctx(self, branch)
-
     def emit(self, event: str, node: str, **data: Any) -> None:
-        ev = self.report._record({"type": "speculation", "event": event, "node": node, **data})
-        if self.writer is not None and not self.closed:
+        """Record an event and send it to the run's custom stream (on the session's loop)."""
+        ev = self.report.add_event({"type": "speculation", "event": event, "node": node, **data})
+        if self.writer is not None and self.writer_ctx is not None and not self.closed:
             try:
-                self.writer(dict(ev))
+                self.writer_ctx.run(self.writer, dict(ev))
             except Exception:  # the stream may be gone; the report keeps the event
                 self.writer = None
+
+    def _note_writer(self) -> None:
+        if self.writer is None:
+            writer = stream_writer()
+            if writer is not None:
+                self.writer_ctx = contextvars.copy_context()
+                self.writer = writer
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -100,249 +126,277 @@ class Session(Lifecycle):
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _in_thread(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking call on the session's pool, in a copy of this context."""
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, fn, *args)
-        return await loop.run_in_executor(self._pool, call)
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None:
+            with self._loop_lock:
+                if self.loop is None:
+                    self._sloop = SessionLoop(workers=4 + 2 * self.plan.max_inflight)
+                    self.loop = self._sloop.loop
+        return self.loop
 
-    async def _branch_work(self, branch: _Branch, fn: Any, *args: Any) -> Any:
-        """`_in_thread` for a branch's fork and run: tracked, so the branch is
-        deleted only after they stop."""
-        assert self._pool is not None
-        future = self._pool.submit(functools.partial(contextvars.copy_context().run, fn, *args))
-        branch.work.append(future)
-        future.add_done_callback(lambda _: self._discard(branch))
-        return await asyncio.wrap_future(future)
+    def _soon(self, fn: Callable[..., Any], *args: Any, ctx: contextvars.Context | None = None) -> None:
+        """From a worker thread (sync runs): run `fn(*args)` on the loop, in order, without waiting."""
 
-    def _submit(self, coro: Any) -> Any:
-        """From a worker thread (sync mode): run `coro` on the loop and wait."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def _post(self, coro: Any) -> None:
-        """From a worker thread (sync mode): run `coro` on the loop without waiting.
-
-        The loop runs what is posted in order, and the coroutines posted here
-        (`_begin_fresh`, `_finish`, `_abandon`) never await, so each one is
-        complete before anything posted or submitted after it starts. Their
-        errors are kept as events.
-        """
-        assert self.loop is not None
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        future.add_done_callback(self._posted_done)
-
-    def _posted_done(self, future: concurrent.futures.Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            self.emit("internal_error", "", error=describe(future.exception()))
-
-    # ------------------------------------------------------------------ main run
-
-    def call_sync(self, node: SpeculativeNode, state: Any, config: RunnableConfig) -> Any:
-        """A speculative node on the main run, sync mode (a LangGraph worker thread).
-
-        Only a call that may be adopted waits for the session's loop; otherwise
-        the actor starts at once and the loop is told afterwards (it runs what
-        is posted in order, so it sees this call before its `_finish`).
-        """
-        self.writer = _writer()
-        name, key, source = _node_name(node, config), node.key(state), _source(config)
-        if (name, key) in self.cache:
-            entry, adopted = self._submit(self._begin(node, name, key, state, config, source))
-        else:
-            entry = _Entry(node, name, key, 0, state, config, source, owner=None)
-            self._post(self._begin_fresh(entry))
-            adopted = False
-        if adopted:
+        def call() -> None:
             try:
-                result = self._submit(_await(entry.task))
-            except Exception as exc:
-                self._submit(self._adoption_failed(entry, exc))
-                adopted = False
-        if not adopted:
+                (ctx.run(fn, *args) if ctx is not None else fn(*args))
+            except Exception as exc:  # kept as an event: the loop must go on
+                self.emit("internal_error", "", error=describe(exc))
+
+        self._ensure_loop().call_soon_threadsafe(call)
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """From a worker thread (sync runs): run `fn(*args)` on the loop and wait for its value."""
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def call() -> None:
             try:
-                result = node.action.invoke(state, config)
-            except BaseException:
-                self._post(self._abandon(entry))
-                raise
-        self._post(self._finish(entry, result))
+                done.set_result(fn(*args))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self._ensure_loop().call_soon_threadsafe(call)
+        return done.result()
+
+    def _register(self, info: Any) -> concurrent.futures.Future[Any] | None:
+        """The result of the running task, for branches that resume the superstep it is in."""
+        tid = getattr(info, "task_id", None)
+        if tid is None:
+            return None
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._results_lock:
+            self.results[tid] = fut
+            while len(self.results) > _REGISTRY:
+                self.results.popitem(last=False)
+        return fut
+
+    def _source(self, info: Any) -> Source | None:
+        """Where a main-run call's branches fork from: the root checkpoint its task read."""
+        if info is None or info.task_id is None or "|" in (info.checkpoint_ns or ""):
+            return None
+        return Source(self.run.recorder, info.checkpoint_id, info.task_id)
+
+    def _acquire(self) -> str | None:
+        if self.inflight >= self.plan.max_inflight:
+            return "budget"
+        why = self.budget.acquire()
+        if why is None:
+            self.inflight += 1
+        return why
+
+    def _release(self) -> None:
+        self.inflight -= 1
+        self.budget.release()
+
+    # ------------------------------------------------------------------ the main run
+
+    def main_sync(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
+        """A node on the main run, sync mode (in a LangGraph worker thread)."""
+        self._note_writer()
+        info = exec_info()
+        fut = self._register(info)
+        try:
+            result = self._main_sync(b, state, config, info)
+        except BaseException as exc:
+            _settle(fut, exc=exc)
+            if isinstance(exc, GraphInterrupt):
+                self.plan.learn_gate(b.name)
+            raise
+        _settle(fut, result=result)
         return result
 
-    async def call_async(self, node: SpeculativeNode, state: Any, config: RunnableConfig) -> Any:
-        """A speculative node on the main run, async mode."""
-        self.writer = _writer()
-        name, key = _node_name(node, config), node.key(state)
-        entry, adopted = await self._begin(node, name, key, state, config, _source(config))
-        if adopted:
-            try:
-                assert entry.task is not None
-                result = await entry.task
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._adoption_failed(entry, exc)
-                adopted = False
-        if not adopted:
-            try:
-                result = await node.action.ainvoke(state, config)
-            except BaseException:
-                await self._abandon(entry)
-                raise
-        await self._finish(entry, result)
+    def _main_sync(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
+        if self.cache_names.get(b.name):
+            key = b.key(state)
+            entry = self._on_loop(self._claim, b, key, state, config, info)
+            if entry is not None:
+                try:
+                    result = entry.result.result()
+                except BaseException as exc:
+                    if not _raised_by(entry, exc):
+                        raise
+                    self._soon(self._adoption_failed, entry, exc)
+                else:
+                    _flush(entry)
+                    self._soon(self._finish, entry, result)
+                    return result
+        call = self._fresh(b, state, config, info)
+        if call is not None:
+            self._soon(self._begin_fresh, call, ctx=contextvars.copy_context())
+        try:
+            result = b.action.invoke(state, config)
+        except BaseException as exc:
+            if call is not None:
+                self._soon(self._abandon, call, exc)
+            raise
+        if call is not None:
+            self._soon(self._finish, call, result)
         return result
 
-    async def _begin(
-        self,
-        node: SpeculativeNode,
-        name: str,
-        key: str,
-        state: Any,
-        config: RunnableConfig,
-        source: RunnableConfig | None,
-    ) -> tuple[_Entry, bool]:
-        entry = self.cache.pop((name, key), None)
-        if entry is not None and not entry.cancelled and entry.task is not None:
-            stats = self.report.node(name)
+    async def main_async(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
+        """A node on the main run, async mode."""
+        self._note_writer()
+        info = exec_info()
+        fut = self._register(info)
+        try:
+            result = await self._main_async(b, state, config, info)
+        except BaseException as exc:
+            _settle(fut, exc=exc)
+            if isinstance(exc, GraphInterrupt):
+                self.plan.learn_gate(b.name)
+            raise
+        _settle(fut, result=result)
+        return result
+
+    async def _main_async(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
+        if self.cache_names.get(b.name):
+            entry = self._claim(b, b.key(state), state, config, info)
+            if entry is not None:
+                try:
+                    result = await _wait(entry.result)
+                except BaseException as exc:
+                    if not _raised_by(entry, exc):
+                        raise
+                    self._adoption_failed(entry, exc)
+                else:
+                    _flush(entry)
+                    self._finish(entry, result)
+                    return result
+        call = self._fresh(b, state, config, info)
+        if call is not None:
+            self._begin_fresh(call)
+        try:
+            result = await b.action.ainvoke(state, config)
+        except BaseException as exc:
+            if call is not None:
+                self._abandon(call, exc)
+            raise
+        if call is not None:
+            self._finish(call, result)
+        return result
+
+    def _fresh(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Entry | None:
+        """A main-run call that will speculate, if this node may."""
+        if not b.speculative or self.closed or b.name in self.run.after or b.name in self.plan.gates:
+            return None
+        return Entry(b, None, 0, state, config, self._source(info), owner=None)
+
+    def _claim(self, b: Binding, key: str, state: Any, config: RunnableConfig, info: Any) -> Entry | None:
+        """On the loop: take the early call the main run can adopt for (node, key), if any."""
+        entry = self.cache.get((b.name, key))
+        if entry is None or entry.cancelled:
+            return None
+        res = entry.result
+        if res.done() and (res.cancelled() or res.exception() is not None):
+            self._cancel_entry(entry, "failed")
+            return None
+        store = self.run.store
+        if entry.read_store and store is not None and store.version != entry.store_version:
+            self.emit("stale", b.name, key=key, reason="the store was written after the call read it")
+            self._cancel_entry(entry, "stale")
+            return None
+        self._uncache(entry)
+        entry.adopted = True
+        stats = self.report.node(b.name)
+        if b.speculative:
             stats.calls += 1
-            self.main_level = entry.level
-            hidden = max(0.0, (entry.finished or time.monotonic()) - entry.started)
-            stats.adopted += 1
-            stats.time_saved_s += hidden
-            entry.owner = None
-            if not entry.speculated:
-                # Equal keys need not mean equal inputs (a custom key may ignore fields): its
-                # speculation starts from the main run's input and checkpoint, not the branch's,
-                # so what its branches launch is keyed as the main run will ask for it.
-                entry.state, entry.config, entry.source = state, config, source
-            self.emit("adopted", name, key=key, hidden_s=round(hidden, 6), done=entry.finished is not None)
-            self._prune()
-            if not entry.task.done():
-                self._maybe_speculate(entry)
-            self._deepen(entry)
-            return entry, True
-        entry = _Entry(node, name, key, 0, state, config, source, owner=None)
-        await self._begin_fresh(entry)
-        return entry, False
-
-    async def _begin_fresh(self, entry: _Entry) -> None:
-        """The main run reached a node it will run itself: speculate beside it."""
-        self.report.node(entry.name).calls += 1
-        self.main_level += 1
-        entry.level = self.main_level
+        stats.adopted += 1
+        entry.hidden = max(0.0, (entry.finished or time.monotonic()) - entry.started)
+        stats.time_saved_s += entry.hidden
+        self.main_level = max(self.main_level, entry.level)
+        self.emit("adopted", b.name, key=key, hidden_s=round(entry.hidden, 6), done=res.done())
+        if not entry.speculated:
+            # Equal keys need not mean equal inputs (a custom key may ignore fields): its
+            # speculation forks the main run's checkpoint, not the branch's.
+            entry.state, entry.config, entry.source = state, config, self._source(info)
         self._prune()
-        self._maybe_speculate(entry)
+        if not res.done():
+            self._maybe_speculate(entry)
+        self._deepen(entry)
+        return entry
 
-    async def _adoption_failed(self, entry: _Entry, exc: BaseException) -> None:
+    def _begin_fresh(self, call: Entry) -> None:
+        """On the loop: the main run makes this call itself; speculate beside it."""
+        self.report.node(call.name).calls += 1
+        self.main_level += 1
+        call.level = self.main_level
+        self._prune()
+        self._maybe_speculate(call)
+
+    def _adoption_failed(self, entry: Entry, exc: BaseException) -> None:
         self.emit("adopted_failed", entry.name, error=describe(exc))
-        self.report.node(entry.name).adopted -= 1
-        entry.task = None
+        stats = self.report.node(entry.name)
+        stats.adopted -= 1
+        stats.time_saved_s -= getattr(entry, "hidden", 0.0)
+        if entry.binding.speculative:
+            stats.calls -= 1
 
-    async def _abandon(self, entry: _Entry) -> None:
-        entry.resolved = True
-        self._cancel_entry(entry, "actor_failed")
+    def _abandon(self, call: Entry, exc: BaseException) -> None:
+        call.resolved = True
+        self._cancel_entry(call, "interrupted" if isinstance(exc, GraphInterrupt) else "actor_failed")
 
-    async def _finish(self, entry: _Entry, result: Any) -> None:
-        """The actor answered: keep the branches whose guess matched, cancel the rest."""
+    def _finish(self, entry: Entry, result: Any) -> None:
+        """On the loop: the actor answered. Keep the branch whose guess matched, cancel the rest."""
         entry.resolved = True
         entry.finished = entry.finished or time.monotonic()
-        stats = self.report.node(entry.name)
         if entry.spec_task is not None and not entry.spec_task.done():
             entry.spec_task.cancel()
             self.emit("speculator_late", entry.name)
-        if not entry.branches:
+        live = [br for br in entry.branches if not br.cancelled]
+        if not live:
             return
-        hit_rank = None
-        for branch in entry.branches:
-            if branch.cancelled:
-                continue
+        hit: Branch | None = None
+        for branch in live:
             try:
-                ok = bool(entry.node.match(branch.update, result))
+                ok = hit is None and bool(entry.binding.match(branch.guess.update, result))
             except Exception as exc:
                 ok = False
                 self.emit("match_error", entry.name, error=describe(exc))
-            if ok and hit_rank is None:
-                hit_rank = branch.rank
+            if ok:
+                hit = branch
                 branch.outcome = "hit"
                 branch.decided.set()
             else:
                 self._cancel_branch(branch, "miss")
-        if hit_rank is not None:
+        stats = self.report.node(entry.name)
+        if hit is not None:
             stats.hits += 1
-            self.emit("hit", entry.name, rank=hit_rank, guesses=len(entry.branches))
+            self.emit("hit", entry.name, rank=hit.rank, guesses=len(live))
+            if not hit.entries:  # nothing launched yet: the main run is already where it would be
+                hit.late = True
+                self._cancel_branch(hit, "late")
         else:
             stats.misses += 1
-            self.emit("miss", entry.name, guesses=len(entry.branches))
+            self.emit("miss", entry.name, guesses=len(live))
 
-    # ------------------------------------------------------------------ branches
+    # ------------------------------------------------------------------ speculating
 
-    def branch_sync(self, node: SpeculativeNode, state: Any, config: RunnableConfig, branch: _Branch) -> Any:
-        """A speculative node reached on a branch, sync mode: launch it early, stop."""
-        self._submit(self._launch_on_branch(node, state, config, branch))
-        raise BranchStop()
+    def _eligible(self, entry: Entry) -> bool:
+        """May `entry` branch now? Branches reach at most `depth` speculative nodes ahead."""
+        policy = entry.binding.policy
+        return policy is not None and entry.level - self.main_level < policy.depth
 
-    async def branch_async(
-        self, node: SpeculativeNode, state: Any, config: RunnableConfig, branch: _Branch
-    ) -> Any:
-        """Async twin of `branch_sync`."""
-        await self._launch_on_branch(node, state, config, branch)
-        raise BranchStop()
+    def _maybe_speculate(self, entry: Entry) -> None:
+        """Start the speculator beside the call once `depth` allows branching.
 
-    async def _launch_on_branch(
-        self, node: SpeculativeNode, state: Any, config: RunnableConfig, branch: _Branch
-    ) -> None:
-        if branch.cancelled or self.closed:
-            return
-        name = _node_name(node, config)
-        key = node.key(state)
-        existing = self.cache.get((name, key))
-        if existing is not None and not existing.cancelled:
-            branch.entries.append(existing)
-            return
-        if self.inflight >= self.plan.max_inflight:
-            self.emit("budget", name, inflight=self.inflight)
-            return
-        entry = _Entry(node, name, key, branch.level, state, config, _source(config), owner=branch)
-        entry.task = self._spawn(self._early_call(entry))
-        self.cache[(name, key)] = entry
-        branch.entries.append(entry)
-        self.report.node(name).launched += 1
-        self.emit("launch", name, key=key, branch=branch.thread_id, level=branch.level)
-        self._maybe_speculate(entry)
-
-    async def _early_call(self, entry: _Entry) -> Any:
-        self.inflight += 1
-        try:
-            if self.mode == "async":
-                return await entry.node.action.ainvoke(entry.state, entry.config)
-            return await self._in_thread(entry.node.action.invoke, entry.state, entry.config)
-        finally:
-            self.inflight -= 1
-            entry.finished = time.monotonic()
-
-    def _eligible(self, entry: _Entry) -> bool:
-        """May `entry` branch now? Branches reach at most `depth` slow nodes ahead."""
-        return entry.level - self.main_level < entry.node.policy.depth
-
-    def _maybe_speculate(self, entry: _Entry) -> None:
-        """Start the speculator beside the actor once `depth` allows branching.
-
-        Early-launched calls start theirs only when the main run comes within
-        `depth` slow nodes: a speculator on a branch that may lose is wasted work.
+        Early calls start theirs only when the main run comes within `depth` speculative
+        nodes: a speculator on a branch that may lose is wasted work.
         """
-        node = entry.node
+        b = entry.binding
         if (
-            not self._eligible(entry)
-            or entry.speculated
+            entry.speculated
             or self.closed
-            or node.speculator is None
-            or not node.policy.enabled
+            or not b.speculative
             or entry.source is None
+            or b.name in self.run.after
+            or b.name in self.plan.gates
+            or not self._eligible(entry)
         ):
             return
         entry.speculated = True
         entry.spec_task = self._spawn(self._speculate(entry))
 
-    def _deepen(self, entry: _Entry) -> None:
+    def _deepen(self, entry: Entry) -> None:
         """The main run moved to `entry`: calls below it may now branch deeper."""
         for branch in entry.branches:
             if branch.cancelled:
@@ -352,38 +406,44 @@ class Session(Lifecycle):
                     self._maybe_speculate(child)
                     self._deepen(child)
 
-    async def _speculate(self, entry: _Entry) -> None:
-        node, name = entry.node, entry.name
-        stats = self.report.node(name)
-        policy = node.policy
-        assert node.speculator is not None
-        cfg: RunnableConfig = {
-            **entry.config,
-            "callbacks": _quiet(entry.config.get("callbacks")),
-            "run_name": f"{name}:speculator",
-            "tags": ["speculator"],
-        }
+    async def _speculate(self, entry: Entry) -> None:
+        b = entry.binding
+        assert b.speculator is not None and b.policy is not None
+        policy, stats = b.policy, self.report.node(b.name)
         t0 = time.monotonic()
         try:
-            if self.mode == "async":
-                call = node.speculator.ainvoke(entry.state, cfg)
-            else:
-                call = self._in_thread(node.speculator.invoke, entry.state, cfg)
-            raw = await asyncio.wait_for(call, policy.speculator_timeout)
-        except asyncio.CancelledError:
-            raise
-        except (asyncio.TimeoutError, TimeoutError):
-            stats.speculator_errors += 1
-            self.emit("speculator_timeout", name, timeout_s=policy.speculator_timeout)
-            return
+            state = copy.deepcopy(entry.state)  # the speculator cannot change the run's state
         except Exception as exc:
             stats.speculator_errors += 1
-            self.emit("speculator_error", name, error=describe(exc))
+            self.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
             return
-        guesses, problems = coerce_guesses(raw, self.plan.channels)
+        cfg: RunnableConfig = {
+            **entry.config,
+            "callbacks": quiet(entry.config.get("callbacks")),
+            "run_name": f"{b.name}:speculator",
+        }
+        try:
+            raw = await asyncio.wait_for(
+                _contained(b.speculator.ainvoke(state, cfg)), policy.speculator_timeout
+            )
+        except asyncio.CancelledError:
+            if _cancelling():
+                raise
+            stats.speculator_errors += 1
+            self.emit("speculator_error", b.name, error="CancelledError raised by the speculator")
+            return
+        except (asyncio.TimeoutError, TimeoutError):
+            stats.speculator_errors += 1
+            self.emit("speculator_timeout", b.name, timeout_s=policy.speculator_timeout)
+            return
+        except BaseException as exc:
+            stats.speculator_errors += 1
+            self.emit("speculator_error", b.name, error=describe(_unwrap(exc)))
+            return
+        guesses, problems = coerce_guesses(raw, self.plan.channels, self.plan.node_names)
         if problems:
             stats.speculator_errors += 1
-            self.emit("invalid_guess", name, problems=problems)
+            self.emit("invalid_guess", b.name, problems=problems)
         guesses = [
             g
             for g in guesses
@@ -391,64 +451,66 @@ class Session(Lifecycle):
         ][: policy.k]
         self.emit(
             "guesses",
-            name,
-            guesses=[describe(g.update) for g in guesses],
+            b.name,
+            guesses=[jsonable(g.update) for g in guesses],
+            confidences=[g.confidence for g in guesses],
             speculator_s=round(time.monotonic() - t0, 6),
             level=entry.level,
         )
-        if (
-            self.closed
-            or entry.resolved
-            or (entry.owner is None and entry.task is not None and entry.task.done())
-        ):
+        if self.closed or entry.resolved or (entry.owner is None and entry.adopted and entry.result.done()):
             return
         for rank, guess in enumerate(guesses, 1):
-            if self.inflight >= policy.max_inflight:
-                self.emit("budget", name, inflight=self.inflight)
+            why = self._acquire()
+            if why is not None:
+                self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
                 break
-            branch = _Branch(
+            branch = Branch(
                 entry,
-                guess.update,
-                guess.confidence,
-                entry.level + 1,
-                f"{self.root_thread}:spec:{uuid.uuid4().hex[:12]}",
+                guess,
                 rank,
+                entry.level + 1,
+                f"{self.run.thread_id or 'run'}:spec:{uuid.uuid4().hex[:12]}",
             )
             entry.branches.append(branch)
-            self.branches[branch.thread_id] = branch
+            self.branches[branch.bid] = branch
             stats.guesses += 1
             branch.task = self._spawn(self._run_branch(branch))
-            branch.task.add_done_callback(lambda _, b=branch: self._discard(b))  # type: ignore[misc]
 
-    async def _run_branch(self, branch: _Branch) -> None:
-        """Fork, run the branch to the next slow node, then wait for its verdict.
+    # ------------------------------------------------------------------ branches
 
-        The whole branch is one traced run (a child of the speculative node)
-        whose metadata says `speculative=True`, the guess, and, once the main
-        run has decided, `spec_outcome` in {hit, miss, cancelled}.
-        """
-        entry = branch.entry
+    async def _run_branch(self, branch: Branch) -> None:
+        """The branch as one traced run, a child of the speculative node, with its outcome."""
+        entry = branch.parent
         cfg: RunnableConfig = {
-            "callbacks": _quiet(entry.config.get("callbacks")),
+            "callbacks": quiet(entry.config.get("callbacks")),
             "run_name": f"{entry.name}:speculative_branch",
             "tags": ["speculative"],
             "metadata": {
                 "speculative": True,
                 "spec_node": entry.name,
-                "spec_guess": describe(branch.update),
+                "spec_guess": describe(branch.guess.update),
                 "spec_rank": branch.rank,
-                "spec_thread": branch.thread_id,
+                "spec_thread": branch.bid,
             },
         }
         try:
             await RunnableLambda(self._branch_body, name=cfg["run_name"]).ainvoke(branch, cfg)
         except (asyncio.CancelledError, BranchStop):
             pass
+        except BaseException as exc:  # kept as an event: nothing of a branch reaches the run
+            if not branch.cancelled:
+                self.emit("branch_error", entry.name, thread=branch.bid, error=describe(_unwrap(exc)))
+        finally:
+            self._release_branch(branch)
+            self._discard(branch, ending=True)
 
-    async def _branch_body(self, branch: _Branch, config: RunnableConfig) -> dict[str, Any]:
-        run_tree = _current_run_tree()
+    async def _branch_body(self, branch: Branch, config: RunnableConfig) -> dict[str, Any]:
+        run_tree = current_run_tree()
         try:
-            await self._branch_run(branch, config)
+            try:
+                await self._branch_run(branch, config)
+            finally:
+                self._release_branch(branch)
             await branch.decided.wait()
         finally:
             outcome = branch.outcome if branch.outcome in ("hit", "miss") else "cancelled"
@@ -456,53 +518,257 @@ class Session(Lifecycle):
                 run_tree.metadata["spec_outcome"] = outcome
         return {"spec_outcome": outcome}
 
-    async def _branch_run(self, branch: _Branch, config: RunnableConfig) -> None:
-        entry = branch.entry
-        plan = self.plan
-        assert entry.source is not None
-        self.inflight += 1
+    async def _branch_run(self, branch: Branch, config: RunnableConfig) -> None:
+        """Fork the parent call's checkpoint, apply the guess as its write, run to a stop."""
+        source = branch.parent.source
+        assert source is not None
         try:
-            if self.mode == "async":
-                cfg = await afork_thread(plan.saver, entry.source, branch.thread_id, lambda: branch.cancelled)
-                cfg = await plan.branch_graph.aupdate_state(cfg, branch.update, as_node=entry.name)
-            else:
-                cfg = await self._branch_work(branch, _sync_fork, plan, entry.source, branch, entry.name)
-            if branch.cancelled:
+            saved = await source.saver.wait_for(source.checkpoint_id)
+            if branch.cancelled or self.closed:
                 return
+            step = int((saved.metadata or {}).get("step", -1))
+            limit = self._stop() - step - 2
+            if limit < 1:
+                self.emit("branch_end", branch.parent.name, thread=branch.bid, reason="recursion limit")
+                return
+            saver = RecordingSaver(
+                InMemorySaver(serde=self.run.recorder.serde),
+                implicit=None if self.run.thread_id is not None else "speculative",
+            )
+            base: RunnableConfig = {"configurable": {"checkpoint_ns": ""}}
+            if self.run.thread_id is not None:
+                base["configurable"]["thread_id"] = self.run.thread_id
+            versions = dict(saved.checkpoint["channel_versions"])
+            fork = await saver.aput(base, saved.checkpoint, saved.metadata, versions)
+            for task_id, writes, path in list(saved.writes):
+                if task_id != source.task_id:
+                    await saver.aput_writes(fork, writes, task_id, path)
+            branch.saver, branch.apply_task = saver, source.task_id
+            conf = {**self.run.conf, "checkpoint_ns": ""}
+            if self.run.thread_id is not None:
+                conf["thread_id"] = self.run.thread_id
             run_cfg: RunnableConfig = {
-                "configurable": {
-                    "thread_id": branch.thread_id,
-                    "checkpoint_ns": "",
-                    CONF_KEY: self.ctx(branch),
-                },
+                "configurable": conf,
                 "callbacks": config.get("callbacks"),
-                "recursion_limit": plan.recursion_limit,
-                # nodes and actors on a branch can tell (e.g. to run at lower priority)
-                "metadata": {"speculative": True, "spec_rank": branch.rank, "spec_level": branch.level},
+                "recursion_limit": limit,
+                "tags": list(self.run.tags),
+                "metadata": dict(self.run.metadata),
             }
-            self.emit("branch", entry.name, thread=branch.thread_id, rank=branch.rank, level=branch.level)
-            if self.mode == "async":
-                await plan.branch_graph.ainvoke(None, run_cfg)
-            else:
-                await self._branch_work(branch, plan.branch_graph.invoke, None, run_cfg)
+            graph = self.plan.branch_graph(saver, self.run)
+            self.emit("branch", branch.parent.name, thread=branch.bid, rank=branch.rank, level=branch.level)
+            _CURRENT.set(Ctx(self, branch))
+            await graph.ainvoke(None, run_cfg, context=self.run.context, durability="sync")
         except BranchStop as stop:
-            # The traceback holds the branch's frames, and they hold the futures that
-            # hold this exception: drop it, or every branch leaves a cycle to collect.
-            stop.__traceback__ = None
+            stop.__traceback__ = None  # its frames hold the branch: no cycle for the collector
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:
             if not branch.cancelled:
-                self.emit("branch_error", entry.name, thread=branch.thread_id, error=describe(exc))
+                self.emit("branch_error", branch.parent.name, thread=branch.bid, error=describe(_unwrap(exc)))
+
+    def _stop(self) -> int:
+        """The main run's last step + 1 (LangGraph's recursion bound), which branches share."""
+        start = self.run.recorder.start_step
+        return (start if start is not None else 0) + self.run.recursion_limit + 1
+
+    def _role(self, b: Binding) -> str:
+        """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
+        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:
+            return "stop"
+        if b.inline:
+            return "stop" if b.name in self.run.after else "inline"
+        if b.name in self.run.after:
+            return "after"
+        return "speculative" if b.speculative else "plain"
+
+    async def branch_node(self, b: Binding, state: Any, config: RunnableConfig, branch: Branch) -> Any:
+        """A node reached on a branch."""
+        info = exec_info()
+        tid = getattr(info, "task_id", None)
+        if tid is not None:
+            if tid == branch.apply_task:
+                return copy.deepcopy(branch.guess.update)
+            done = self.results.get(tid)
+            if done is not None:
+                # The same task of the superstep the branch resumed: the result the run (or
+                # another branch of this fork) got for it, whether it has finished or not.
+                try:
+                    return await _wait(done)
+                except (GraphInterrupt, BranchStop):
+                    raise
+                except BaseException as exc:
+                    raise BranchStop(f"{b.name} failed: {describe(exc)}") from None
+        fut = self._register(info)
+        try:
+            result = await self._branch_node(b, state, config, branch, info)
+        except BaseException as exc:
+            _settle(fut, exc=exc)
+            if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
+                raise
+            raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
+        _settle(fut, result=result)
+        return result
+
+    async def _branch_node(
+        self, b: Binding, state: Any, config: RunnableConfig, branch: Branch, info: Any
+    ) -> Any:
+        role = self._role(b)
+        if role == "stop" or branch.cancelled or self.closed:
+            raise BranchStop()
+        if role == "inline":
+            return await b.action.ainvoke(state, config)
+        entry = self._launch(b, b.key(state), state, config, branch, info)
+        if entry is None or role == "speculative":
+            raise BranchStop()
+        result = await _wait(entry.result)
+        if role == "after":
+            raise BranchStop()
+        return result
+
+    def _launch(
+        self, b: Binding, key: str, state: Any, config: RunnableConfig, branch: Branch, info: Any
+    ) -> Entry | None:
+        """Launch `b` on `branch` as a call the main run may adopt (or reuse an equal one)."""
+        existing = self.cache.get((b.name, key))
+        if existing is not None and not existing.cancelled:
+            if existing not in branch.entries:
+                branch.entries.append(existing)
+            return existing
+        why = self._acquire()
+        if why is not None:
+            self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
+            return None
+        source = None
+        if info is not None and info.task_id is not None and "|" not in (info.checkpoint_ns or ""):
+            source = Source(branch.saver, info.checkpoint_id, info.task_id)
+        entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
+        entry.config = _recording_config(config, entry)
+        store = self.run.store
+        entry.store_version = store.version if store is not None else 0
+        entry.task = self._spawn(self._early_call(entry))
+        self.cache[(b.name, key)] = entry
+        self.cache_names[b.name] += 1
+        branch.entries.append(entry)
+        self.report.node(b.name).launched += 1
+        self.emit("launch", b.name, key=key, branch=branch.bid, level=branch.level)
+        self._maybe_speculate(entry)
+        return entry
+
+    async def _early_call(self, entry: Entry) -> None:
+        _CURRENT.set(Ctx(self, entry.owner, entry))
+        try:
+            result = await entry.binding.action.ainvoke(entry.state, entry.config)
+        except asyncio.CancelledError:
+            entry.result.cancel()
+            if _cancelling():
+                raise
+        except BaseException as exc:  # kept for the main run, which then calls the actor itself
+            if not entry.result.done():
+                entry.result.set_exception(exc)
+        else:
+            if not entry.result.done():
+                entry.result.set_result(result)
         finally:
-            self.inflight -= 1
+            entry.finished = time.monotonic()
+            if entry.slot:
+                entry.slot = False
+                self._release()
 
 
-async def _await(task: asyncio.Future[Any] | None) -> Any:
-    assert task is not None
-    return await task
+def _recording_config(config: RunnableConfig, entry: Entry) -> RunnableConfig:
+    """The config of an early call: its custom-stream writes are kept for the run that adopts it."""
+    conf = dict(config.get("configurable") or {})
+    for k, v in conf.items():
+        if isinstance(v, Runtime):
+            conf[k] = v.override(stream_writer=entry.writes.append)
+            break
+    return {**config, "configurable": conf}
 
 
-def _sync_fork(plan: _Plan, source: RunnableConfig, branch: _Branch, node: str) -> RunnableConfig:
-    cfg = fork_thread(plan.saver, source, branch.thread_id)
-    return plan.branch_graph.update_state(cfg, branch.update, as_node=node)
+def _flush(entry: Entry) -> None:
+    """Send an adopted call's custom-stream writes to the main run's stream, in order."""
+    if entry.writes:
+        writer = stream_writer()
+        if writer is not None:
+            for chunk in entry.writes:
+                writer(chunk)
+        entry.writes.clear()
+
+
+def _settle(
+    fut: concurrent.futures.Future[Any] | None, *, result: Any = None, exc: BaseException | None = None
+) -> None:
+    if fut is None or fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+def _raised_by(entry: Entry, exc: BaseException) -> bool:
+    """Did `exc` come from the early call (not from the waiting run being interrupted)?"""
+    res = entry.result
+    if not res.done():
+        return False
+    if res.cancelled():
+        return isinstance(exc, (concurrent.futures.CancelledError, asyncio.CancelledError, _Lost))
+    return res.exception() is exc or isinstance(exc, _Lost)
+
+
+async def _wait(fut: concurrent.futures.Future[Any]) -> Any:
+    """Await a thread-safe future without ever cancelling it (others may wait on it too)."""
+    if fut.done():
+        if fut.cancelled() or isinstance(
+            fut.exception(), (asyncio.CancelledError, concurrent.futures.CancelledError)
+        ):
+            raise _Lost()
+        return fut.result()
+    loop = asyncio.get_running_loop()
+    mine: asyncio.Future[Any] = loop.create_future()
+
+    def copy_over(src: concurrent.futures.Future[Any]) -> None:
+        if mine.done():
+            return
+        if src.cancelled() or isinstance(
+            src.exception(), (asyncio.CancelledError, concurrent.futures.CancelledError)
+        ):
+            mine.set_exception(_Lost())
+        elif src.exception() is not None:
+            mine.set_exception(src.exception())  # type: ignore[arg-type]
+        else:
+            mine.set_result(src.result())
+
+    fut.add_done_callback(lambda src: loop.call_soon_threadsafe(copy_over, src))
+    return await mine
+
+
+class _Contained(Exception):
+    """A `BaseException` (KeyboardInterrupt, SystemExit, ...) raised by user code, carried as an
+    ordinary exception so that it cannot stop the event loop the session runs on."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.exc = exc
+
+
+async def _contained(aw: Any) -> Any:
+    try:
+        return await aw
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise _Contained(exc) from None
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    return exc.exc if isinstance(exc, _Contained) else exc
+
+
+def _cancelling() -> bool:
+    """Is the running task being cancelled (by us), rather than seeing user code raise?"""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return True if cancelling is None else bool(cancelling())

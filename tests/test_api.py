@@ -138,7 +138,7 @@ def test_report_and_custom_stream_events() -> None:
     assert all(c["type"] == "speculation" for c in custom)
     report = graph.last_report
     assert isinstance(report, SpeculationReport)
-    assert report.hits == 2 and report.adopted == 1  # b; c has no speculator
+    assert report.hits == 2 and report.adopted == 2  # b, and c (no speculator, launched on b's branch)
     summary = report.summary()
     assert summary["nodes"]["a"]["hits"] == 1
     assert graph.report.hits >= 2
@@ -310,7 +310,7 @@ def test_losing_branches_leave_the_saver_and_the_session(asynchronous: bool) -> 
         "n": 3
     }
     report = graph.last_report
-    outcomes = graph.speculation.last_branches
+    outcomes = graph.last_report.branches
     assert report.misses == 3 and len(outcomes) == sum(s.guesses for s in report.nodes.values()) == 6
     assert {outcome for _, outcome in outcomes} == {"miss"}
     assert set(saver.storage) == {"main"}

@@ -83,7 +83,7 @@ def _spec_threads(threads: set[str], cfg: dict[str, Any]) -> set[str]:
 
 def _committed(graph: Any) -> set[str]:
     """Branch threads the run adopted from: the only ones a run leaves in the saver."""
-    return {t for t, outcome in graph.speculation.last_branches if outcome == "committed"}
+    return {t for t, outcome in graph.last_report.branches if outcome == "committed"}
 
 
 def _speculative_calls(spec: Spec, final: dict[str, Any]) -> int:
@@ -224,7 +224,7 @@ def test_right_guesses_are_adopted() -> None:
     report = graph.last_report
     assert report is not None
     assert report.hits == 3 and report.misses == 0
-    assert report.adopted == 2  # n1 and n2; n3 has no speculator, so it is not a slow call
+    assert report.adopted == 3  # n1, n2, and n3 (no speculator: launched on n2's branch)
     assert report.time_saved_s > 0
     assert report.node("n0").guesses == 2
 

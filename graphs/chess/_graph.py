@@ -9,7 +9,7 @@ import chess
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
-from langgraph_speculative import Guess, SpeculationPolicy, speculate
+from langgraph_speculative import Guess, SpeculationPolicy, speculate, speculation_info
 
 from ._players import Players
 
@@ -108,6 +108,6 @@ def make_graph(
 
 async def _turn(players: Players, state: ChessState, config: RunnableConfig, who: str) -> dict[str, Any]:
     board = chess.Board(state["fen"])
-    meta = config.get("metadata") or {}
-    move = await players.move(board, speculative=bool(meta.get("speculative")), rank=meta.get("spec_rank"))
+    info = speculation_info()  # on a branch: search at a lower priority (the move is the same)
+    move = await players.move(board, speculative=info is not None, rank=info.rank if info else None)
     return after(state, move, who)

@@ -1,0 +1,87 @@
+"""How much speculative work a process may have in flight, and when it should shed it.
+
+Every branch and every call launched early takes one slot of its run's budget
+(`SpeculationPolicy.max_inflight`) and one of the process's (`set_process_budget`), before it is
+created, so both are hard bounds at every instant. When several runs share the process and it is
+busy (its Python work uses most of a core), new speculation is shed: speculative work would then
+be paid for by the other runs' main work, so a busy server is never slower for speculating.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+__all__ = ("ProcessBudget", "process_budget", "set_process_budget")
+
+
+class ProcessBudget:
+    """Slots for speculative work across all runs of this process, and the load it sheds at."""
+
+    def __init__(self, limit: int, busy: float) -> None:
+        self.limit = limit
+        self.busy = busy
+        self.inflight = 0
+        self.active_runs = 0
+        self._lock = threading.Lock()
+        self._wall = time.monotonic()
+        self._cpu = time.process_time()
+        self._load = 0.0
+
+    def acquire(self) -> str | None:
+        """Take a slot; None on success, else why not ("budget" or "busy")."""
+        with self._lock:
+            if self.inflight >= self.limit:
+                return "budget"
+            if self.active_runs > 1 and self._sample() >= self.busy:
+                return "busy"
+            self.inflight += 1
+            return None
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            self.inflight = max(0, self.inflight - 1)
+
+    def run_started(self) -> None:
+        with self._lock:
+            self.active_runs += 1
+
+    def run_ended(self) -> None:
+        with self._lock:
+            self.active_runs = max(0, self.active_runs - 1)
+
+    def _sample(self) -> float:
+        """The process's CPU use (in cores) over the last tenth of a second or so."""
+        now, cpu = time.monotonic(), time.process_time()
+        elapsed = now - self._wall
+        if elapsed >= 0.05:
+            self._load = (cpu - self._cpu) / elapsed
+            self._wall, self._cpu = now, cpu
+        return self._load
+
+
+_BUDGET = ProcessBudget(
+    limit=int(os.environ.get("LGS_PROCESS_BUDGET", "256")),
+    busy=float(os.environ.get("LGS_BUSY_CORES", "0.85")),
+)
+
+
+def process_budget() -> ProcessBudget:
+    """The process-wide budget every speculative run draws from."""
+    return _BUDGET
+
+
+def set_process_budget(limit: int | None = None, *, busy: float | None = None) -> None:
+    """Set the process-wide bound on speculative work in flight (default 256, env
+    `LGS_PROCESS_BUDGET`) and the load, in cores of Python work, above which concurrent runs
+    shed new speculation (default 0.85, env `LGS_BUSY_CORES`; `float("inf")` never sheds)."""
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"set_process_budget(limit={limit!r}): use a whole number >= 0")
+        _BUDGET.limit = limit
+    if busy is not None:
+        if not isinstance(busy, (int, float)) or busy <= 0:
+            raise ValueError(f"set_process_budget(busy={busy!r}): use a positive number of cores")
+        _BUDGET.busy = float(busy)

@@ -1,0 +1,81 @@
+"""What the core modules share: the context variable that tells a node which speculation it runs
+in, the signal that ends a branch, and the few facts of LangGraph's runtime the session reads.
+
+Everything else imports from here; this module imports nothing of the library's own but the
+policy, so the core has a one-way flow: `_context` <- `_session` <- `_compile`.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langgraph.errors import GraphBubbleUp
+
+if TYPE_CHECKING:
+    from ._session import Session
+    from ._state import Branch, Entry
+
+__all__ = ("BranchStop", "SpeculationInfo", "current", "exec_info", "speculation_info")
+
+
+class BranchStop(GraphBubbleUp):
+    """Ends a branch at a node it must not pass or need not run (not an error).
+
+    A `GraphBubbleUp`, like LangGraph's own interrupts: no `RetryPolicy` retries it, it is
+    never saved as a task error, and it does not cancel the other tasks of its superstep.
+    """
+
+
+@dataclass(frozen=True)
+class SpeculationInfo:
+    """What a node or actor running speculatively can know about it (`speculation_info()`)."""
+
+    node: str
+    """The speculative node whose guess the branch follows."""
+    rank: int
+    """The guess's rank among the speculator's guesses (1 is its best)."""
+    level: int
+    """How many guesses deep the branch is (1: a guess of a call the main run is making)."""
+
+
+@dataclass
+class Ctx:
+    """The speculation a piece of work belongs to: the main run (`branch is None`) or a branch."""
+
+    session: Session
+    branch: Branch | None = None
+    entry: Entry | None = None  # set inside an early call
+
+
+_CURRENT: ContextVar[Ctx | None] = ContextVar("langgraph_speculative", default=None)
+
+
+def current() -> Ctx | None:
+    """The speculation context of the running code, if any."""
+    return _CURRENT.get()
+
+
+def speculation_info() -> SpeculationInfo | None:
+    """`None` on the main run (and outside any speculative graph); on a branch, or in a call
+    launched early on one, which guess it follows.
+
+    Use it to run speculative work at a lower priority. What a node returns must not depend
+    on it: an early call is adopted as if the main run had made it.
+    """
+    ctx = _CURRENT.get()
+    if ctx is None or ctx.branch is None:
+        return None
+    branch = ctx.branch
+    return SpeculationInfo(node=branch.parent.name, rank=branch.rank, level=branch.level)
+
+
+def exec_info() -> Any:
+    """LangGraph's `ExecutionInfo` of the running task (checkpoint, task and thread ids), or None."""
+    from langgraph.runtime import get_runtime
+
+    try:
+        return get_runtime().execution_info
+    except Exception:
+        return None

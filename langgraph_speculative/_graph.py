@@ -1,0 +1,209 @@
+"""The compiled speculative graph: a `CompiledStateGraph` that opens a session around each run.
+
+Nothing is fixed at compile time that a deployment changes later: the checkpointer, store and
+cache are the ones of the graph being run (after `copy`, `with_config`, or a checkpointer a
+server lends through the config), resolved when the run starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import ensure_config, merge_configs
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from ._context import _CURRENT
+from ._plan import Plan, clone
+from ._report import SpeculationReport
+from ._session import Run, Session
+from ._stores import MainStore
+from ._tee import RecordingSaver
+
+__all__ = ("SpeculativeCompiledGraph",)
+
+_CHECKPOINT_KEYS = ("checkpoint_id", "checkpoint_ns", "checkpoint_map")
+
+
+class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
+    """A compiled graph that speculates: `speculate(builder, ...).compile(...)` returns one.
+
+    It is a `CompiledStateGraph` in every other respect: `invoke`, `stream`, their async twins,
+    `get_state`, `update_state` and the rest behave as the plain graph's and see only the main
+    run's thread.
+    """
+
+    def __init__(self, *, speculation: Plan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.speculation = speculation
+        self._local = threading.local()
+
+    @property
+    def last_report(self) -> SpeculationReport | None:
+        """The `SpeculationReport` of the latest run finished in this thread (else in the process)."""
+        mine = getattr(self.__dict__.get("_local"), "report", None)
+        return mine if mine is not None else self.speculation.last_report
+
+    @property
+    def report(self) -> SpeculationReport:
+        """Counters of every run merged, and the most recent 1,000 events."""
+        return self.speculation.report
+
+    def report_for(self, run_id: Any) -> SpeculationReport | None:
+        """The report of the run started with `config={"run_id": run_id}` (the latest 256 runs)."""
+        return self.speculation.reports.get(str(run_id))
+
+    # ---------------------------------------------------------------- runs
+
+    def _open(
+        self, input: Any, config: RunnableConfig | None, kwargs: dict[str, Any], mode: str
+    ) -> Session | None:
+        plan = self.speculation
+        if not plan.active:
+            return None
+        ctx = _CURRENT.get()
+        if ctx is not None and ctx.session.plan is plan:
+            return None  # this graph inside its own run: the outer session speculates for both
+        merged = ensure_config(merge_configs(self.config, config))
+        conf = merged.get("configurable") or {}
+        if conf.get("checkpoint_ns"):
+            plan.warn_once(
+                "subgraph",
+                f"speculative graph {self.get_name()!r} runs as a subgraph, where it does not "
+                "speculate; wrap the parent instead (speculate(parent_builder, ...)): its "
+                "branches run into subgraphs and adopt their SpeculativeNode calls",
+                stacklevel=5,
+            )
+            return None
+        durability = kwargs.get("durability")
+        if durability is None and kwargs.get("checkpoint_during") is False:
+            durability = "exit"
+        before = kwargs.get("interrupt_before") or self.interrupt_before_nodes
+        after = kwargs.get("interrupt_after") or self.interrupt_after_nodes
+        if before == "*" or after == "*":
+            return None
+        saver: Any = conf.get(CONFIG_KEY_CHECKPOINTER, self.checkpointer)
+        lent = CONFIG_KEY_CHECKPOINTER in conf
+        if saver is True or saver is False:
+            return None
+        thread_id = conf.get("thread_id")
+        if isinstance(saver, BaseCheckpointSaver):
+            if durability == "exit":
+                plan.warn_once(
+                    "exit",
+                    'durability="exit" saves no checkpoint until the run ends, and a branch forks '
+                    "one: this run does not speculate. Use durability='async' (the default) or 'sync'",
+                    stacklevel=5,
+                )
+                return None
+            if thread_id is None:
+                return None  # LangGraph says what is missing
+            recorder = RecordingSaver(saver)
+        else:
+            if isinstance(input, Command):
+                return None  # as without a checkpointer: LangGraph says what is missing
+            recorder = RecordingSaver(InMemorySaver(), implicit=None if thread_id is not None else "run")
+            if kwargs.pop("durability", None) is not None:
+                warnings.warn("`durability` has no effect when no checkpointer is present.", stacklevel=5)
+        run_config: dict[str, Any] = dict(config or {})
+        run_conf = dict(run_config.get("configurable") or {})
+        if lent:
+            run_conf[CONFIG_KEY_CHECKPOINTER] = recorder
+        elif not run_conf:
+            run_conf["checkpoint_ns"] = ""
+        run_config["configurable"] = run_conf
+        store = MainStore(self.store) if self.store is not None else None
+        graph = clone(self, checkpointer=recorder, store=store)
+        run = Run(
+            graph=graph,
+            config=run_config,  # type: ignore[arg-type]
+            recorder=recorder,
+            thread_id=None if thread_id is None else str(thread_id),
+            store=store,
+            cache=self.cache,
+            context=kwargs.get("context"),
+            before=frozenset(before or ()),
+            after=frozenset(after or ()),
+            recursion_limit=int(merged.get("recursion_limit", 25)),
+            conf={
+                k: v for k, v in conf.items() if not k.startswith("__pregel_") and k not in _CHECKPOINT_KEYS
+            },
+            tags=list(merged.get("tags") or []),
+            metadata=dict(merged.get("metadata") or {}),
+        )
+        session = Session(plan, "sync" if mode == "sync" else "async", run)
+        session.run_id = str(merged.get("run_id") or uuid.uuid4())
+        return session
+
+    def _done(self, session: Session, started: float) -> None:
+        report = session.report
+        report.wall_time_s = time.monotonic() - started
+        report.runs = 1
+        report.branches = session.branch_outcomes()
+        report.checkpointer_calls = session.run.recorder.round_trips
+        self._local.report = report
+        self.speculation.keep(session.run_id, report)
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        """`CompiledStateGraph.stream`, with a speculation session around the run."""
+        session = self._open(input, config, kwargs, "sync")
+        if session is None:
+            yield from super().stream(input, config, **kwargs)
+            return
+        started = time.monotonic()
+        inner = session.run.graph.stream(input, session.run.config, **kwargs)
+        try:
+            while True:
+                token = _CURRENT.set(session.main_ctx)
+                try:
+                    chunk = next(inner)
+                except StopIteration:
+                    break
+                finally:
+                    _CURRENT.reset(token)
+                yield chunk
+        finally:
+            try:
+                inner.close()
+            finally:
+                session.close()
+                self._done(session, started)
+
+    async def astream(  # type: ignore[override]
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """`CompiledStateGraph.astream`, with a speculation session around the run."""
+        session = self._open(input, config, kwargs, "async")
+        if session is None:
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+            return
+        session.loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        inner = session.run.graph.astream(input, session.run.config, **kwargs)
+        try:
+            while True:
+                token = _CURRENT.set(session.main_ctx)
+                try:
+                    chunk = await inner.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    _CURRENT.reset(token)
+                yield chunk
+        finally:
+            try:
+                await inner.aclose()
+            finally:
+                await session.aclose_all()
+                self._done(session, started)

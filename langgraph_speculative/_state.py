@@ -1,0 +1,127 @@
+"""What a session tracks: the graph's nodes as bound for speculation, calls (of the main run or
+launched early on a branch), and branches."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from ._keys import default_key, default_match
+from ._policy import Guess, SpeculationPolicy
+
+__all__ = ("Binding", "Branch", "Entry", "Source")
+
+
+@dataclass(frozen=True, eq=False)
+class Binding:
+    """A node of a speculative graph: its actor and what speculation may do with it."""
+
+    name: str
+    action: Runnable[Any, Any]
+    speculator: Runnable[Any, Any] | None = None
+    policy: SpeculationPolicy | None = None
+    key_fn: Callable[[Any], Any] | None = None
+    match: Callable[[Any, Any], bool] = default_match
+    unsafe: bool = False
+    """Never runs on a branch (side effects)."""
+    gate: bool = False
+    """Calls `interrupt()` (found in its code): a branch stops before it, and a guess of it
+    would skip a person's approval, so it is never speculated."""
+    inline: bool = False
+    """Holds a subgraph: runs on a branch as it is (its own nodes launch early), never adopted
+    whole (the subgraph's checkpoints belong in the main thread)."""
+
+    @property
+    def speculative(self) -> bool:
+        """Has a speculator and an enabled policy."""
+        return (
+            self.speculator is not None
+            and self.policy is not None
+            and self.policy.enabled
+            and not self.gate
+            and not self.unsafe
+        )
+
+    def key(self, state: Any) -> str:
+        """The adoption key of `state` for this node.
+
+        A custom key function gets a copy, so it cannot change the run's state.
+        """
+        if self.key_fn is None:
+            return default_key(state)
+        return default_key(self.key_fn(copy.deepcopy(state)))
+
+
+@dataclass(frozen=True)
+class Source:
+    """The checkpoint a call read and its task: what its branches fork from."""
+
+    saver: Any  # RecordingSaver of the main run, or a branch's scratch saver
+    checkpoint_id: str
+    task_id: str
+
+
+@dataclass(eq=False)
+class Entry:
+    """One actor call: the main run's, or one launched early on a branch (`owner`)."""
+
+    binding: Binding
+    key: str | None
+    level: int
+    state: Any
+    config: RunnableConfig
+    source: Source | None
+    owner: Branch | None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    task: asyncio.Future[Any] | None = None
+    spec_task: asyncio.Task[None] | None = None
+    branches: list[Branch] = field(default_factory=list)
+    speculated: bool = False
+    resolved: bool = False
+    cancelled: bool = False
+    adopted: bool = False
+    read_store: bool = False
+    store_version: int = 0
+    writes: list[Any] = field(default_factory=list)  # custom-stream chunks of an early call
+    slot: bool = False  # holds a budget slot while its task runs
+    hidden: float = 0.0  # how long it had run when the main run adopted it
+    result: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+    """The early call's result (or exception), for whoever waits: the main run or a branch."""
+
+    @property
+    def name(self) -> str:
+        """The node's name."""
+        return self.binding.name
+
+
+@dataclass(eq=False)
+class Branch:
+    """A fork of the state with one guess applied, running beside the main run."""
+
+    parent: Entry
+    guess: Guess
+    rank: int
+    level: int
+    bid: str
+    task: asyncio.Task[None] | None = None
+    entries: list[Entry] = field(default_factory=list)
+    cancelled: bool = False
+    outcome: str | None = None
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+    saver: Any = None  # the branch's own in-memory checkpointer, once forked
+    apply_task: str | None = None  # the task id whose write the guess stands for
+    slot: bool = True  # holds a budget slot until its run ends
+    late: bool = False  # right, but confirmed before it launched anything
+
+    @property
+    def lost(self) -> bool:
+        """Ended without being confirmed."""
+        return self.cancelled and self.outcome != "hit"

@@ -1,0 +1,245 @@
+"""The main run's checkpointer, seen through a recorder: branches fork from what it holds.
+
+`RecordingSaver` passes every call through to the user's saver unchanged and keeps, in memory,
+the run's last few root checkpoints as the run hands them over (and the task writes made
+against them). A branch forks from that copy: it never reads the user's saver and never waits
+for a checkpoint to arrive there (with `durability="async"` the save may still be on its way;
+the recorder sees it the moment LangGraph's writer hands it over and wakes whoever waits).
+
+With no saver of the user's, the run gets a private `InMemorySaver` whose thread id nodes never
+see (`implicit=True`): the recorder adds it to every call and removes it from what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+
+__all__ = ("RecordingSaver", "Saved")
+
+_KEEP = 6  # root checkpoints kept per run: the one a running node read is among the newest
+
+
+@dataclass
+class Saved:
+    """A root checkpoint as the run handed it to the saver, and the writes made against it."""
+
+    checkpoint: Checkpoint
+    metadata: CheckpointMetadata
+    writes: list[tuple[str, Any, str]] = field(default_factory=list)  # (task_id, writes, task_path)
+
+
+def _conf(config: RunnableConfig | None) -> dict[str, Any]:
+    return dict((config or {}).get("configurable") or {})
+
+
+class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
+    """A pass-through checkpointer that remembers the run's root checkpoints (see module doc)."""
+
+    def __init__(self, inner: BaseCheckpointSaver, *, implicit: str | None = None) -> None:
+        super().__init__(serde=inner.serde)
+        self.inner = inner
+        self.implicit = implicit
+        self.start_step: int | None = None  # the step the run starts at (from the checkpoint it loaded)
+        self._saved: OrderedDict[str, Saved] = OrderedDict()
+        self._lock = threading.Lock()
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Saved]]]] = {}
+        self.round_trips = 0  # calls that reached the user's saver during the run
+
+    # ---------------------------------------------------------------- recording
+
+    def _root(self, config: RunnableConfig | None) -> bool:
+        return not _conf(config).get("checkpoint_ns")
+
+    def _in(self, config: RunnableConfig) -> RunnableConfig:
+        if self.implicit is None:
+            return config
+        conf = _conf(config)
+        conf["thread_id"] = self.implicit
+        return {**config, "configurable": conf}
+
+    def _out(self, config: RunnableConfig) -> RunnableConfig:
+        if self.implicit is None or config is None:
+            return config
+        conf = _conf(config)
+        conf.pop("thread_id", None)
+        return {**config, "configurable": conf}
+
+    def _out_tuple(self, tup: CheckpointTuple | None) -> CheckpointTuple | None:
+        if tup is None or self.implicit is None:
+            return tup
+        return tup._replace(
+            config=self._out(tup.config),
+            parent_config=self._out(tup.parent_config) if tup.parent_config else None,
+        )
+
+    def _record(self, checkpoint: Checkpoint, metadata: CheckpointMetadata, writes: Any = ()) -> None:
+        woken: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Saved]]] = []
+        with self._lock:
+            saved = self._saved.get(checkpoint["id"])
+            if saved is None:
+                saved = self._saved[checkpoint["id"]] = Saved(checkpoint, metadata)
+                while len(self._saved) > _KEEP:
+                    self._saved.popitem(last=False)
+            saved.writes.extend(writes)
+            woken = self._waiters.pop(checkpoint["id"], [])
+        for loop, fut in woken:
+            loop.call_soon_threadsafe(_resolve, fut, saved)
+
+    def _record_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, path: str
+    ) -> None:
+        cid = _conf(config).get("checkpoint_id")
+        with self._lock:
+            saved = self._saved.get(cid) if cid else None
+            if saved is not None:
+                saved.writes.append((task_id, list(writes), path))
+
+    def _loaded(self, config: RunnableConfig, tup: CheckpointTuple | None) -> None:
+        if not self._root(config):
+            return
+        if self.start_step is None:
+            self.start_step = int((tup.metadata or {}).get("step", -2) if tup else -2) + 1
+        if tup is not None:
+            writes = [(str(tid), [(c, v)], "") for tid, c, v in (tup.pending_writes or [])]
+            self._record(tup.checkpoint, tup.metadata, writes)
+
+    async def wait_for(self, checkpoint_id: str) -> Saved:
+        """The recorded checkpoint `checkpoint_id`, as soon as the run hands it over."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            saved = self._saved.get(checkpoint_id)
+            if saved is None:
+                fut: asyncio.Future[Saved] = loop.create_future()
+                self._waiters.setdefault(checkpoint_id, []).append((loop, fut))
+        if saved is not None:
+            return saved
+        try:
+            return await fut
+        finally:
+            with self._lock:
+                waiting = self._waiters.get(checkpoint_id)
+                if waiting is not None:
+                    waiting[:] = [w for w in waiting if w[1] is not fut]
+                    if not waiting:
+                        del self._waiters[checkpoint_id]
+
+    def pending(self, checkpoint_id: str) -> Saved | None:
+        """The recorded checkpoint, if it has arrived (no waiting)."""
+        with self._lock:
+            return self._saved.get(checkpoint_id)
+
+    # ---------------------------------------------------------------- the saver interface
+
+    @property
+    def config_specs(self) -> list[Any]:  # type: ignore[override]
+        return self.inner.config_specs
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        self.round_trips += 1
+        tup = self.inner.get_tuple(self._in(config))
+        self._loaded(config, tup)
+        return self._out_tuple(tup)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        self.round_trips += 1
+        tup = await self.inner.aget_tuple(self._in(config))
+        self._loaded(config, tup)
+        return self._out_tuple(tup)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        if self._root(config):
+            self._record(checkpoint, metadata)
+        self.round_trips += 1
+        return self._out(self.inner.put(self._in(config), checkpoint, metadata, new_versions))
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        if self._root(config):
+            self._record(checkpoint, metadata)
+        self.round_trips += 1
+        return self._out(await self.inner.aput(self._in(config), checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        if self._root(config):
+            self._record_writes(config, writes, task_id, task_path)
+        self.round_trips += 1
+        self.inner.put_writes(self._in(config), writes, task_id, task_path)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        if self._root(config):
+            self._record_writes(config, writes, task_id, task_path)
+        self.round_trips += 1
+        await self.inner.aput_writes(self._in(config), writes, task_id, task_path)
+
+    def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[CheckpointTuple]:
+        for tup in self.inner.list(self._in(config) if config else config, **kwargs):
+            yield self._out_tuple(tup)  # type: ignore[misc]
+
+    async def alist(self, config: RunnableConfig | None, **kwargs: Any) -> AsyncIterator[CheckpointTuple]:
+        async for tup in self.inner.alist(self._in(config) if config else config, **kwargs):
+            yield self._out_tuple(tup)  # type: ignore[misc]
+
+    def get_next_version(self, current: Any, channel: Any) -> Any:
+        return self.inner.get_next_version(current, channel)
+
+    def with_allowlist(self, allowlist: Any) -> RecordingSaver:
+        twin = RecordingSaver(self.inner.with_allowlist(allowlist), implicit=self.implicit)
+        twin.__dict__.update({k: v for k, v in self.__dict__.items() if k != "inner"})
+        return twin
+
+    def __getattr__(self, name: str) -> Any:
+        # anything else of the user's saver (setup, conn, ...) as it is
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+
+def _delegate(name: str) -> Any:
+    def method(self: RecordingSaver, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"`{name}` of the user's saver."
+    return method
+
+
+# Every other method of the saver interface goes to the user's saver as it is (the base class
+# would otherwise answer with its own defaults instead of the user's implementation).
+for _name, _value in vars(BaseCheckpointSaver).items():
+    if callable(_value) and not _name.startswith("_") and _name not in vars(RecordingSaver):
+        setattr(RecordingSaver, _name, _delegate(_name))
+
+
+def _resolve(fut: asyncio.Future[Saved], saved: Saved) -> None:
+    if not fut.done():
+        fut.set_result(saved)
