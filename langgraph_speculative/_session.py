@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
@@ -557,6 +558,9 @@ class Session(Lifecycle):
             graph = self.plan.branch_graph(saver, self.run)
             self.emit("branch", branch.parent.name, thread=branch.bid, rank=branch.rank, level=branch.level)
             _CURRENT.set(Ctx(self, branch))
+            # The branch's trace run is its parent (through the callbacks), but its tags and
+            # metadata must not become the branch nodes' config: they see the run's own.
+            var_child_runnable_config.set(None)
             await graph.ainvoke(None, run_cfg, context=self.run.context, durability="sync")
         except BranchStop as stop:
             stop.__traceback__ = None  # its frames hold the branch: no cycle for the collector
@@ -656,6 +660,7 @@ class Session(Lifecycle):
 
     async def _early_call(self, entry: Entry) -> None:
         _CURRENT.set(Ctx(self, entry.owner, entry))
+        var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
         try:
             result = await entry.binding.action.ainvoke(entry.state, entry.config)
         except asyncio.CancelledError:
