@@ -58,7 +58,7 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
         if ctx is None:
             self._unbound()
             return self.binding.action.invoke(input, config, **kwargs)
-        config = ensure_config(config)
+        config = config if config is not None else ensure_config()  # as LangGraph gave it
         binding = self._binding(config)
         if ctx.branch is not None:  # a sync subgraph on a branch, in one of the session's threads
             assert ctx.session.loop is not None
@@ -72,7 +72,7 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
         if ctx is None:
             self._unbound()
             return await self.binding.action.ainvoke(input, config, **kwargs)
-        config = ensure_config(config)
+        config = config if config is not None else ensure_config()  # as LangGraph gave it
         binding = self._binding(config)
         if ctx.branch is not None:
             return await ctx.session.branch_node(binding, input, config, ctx.branch)

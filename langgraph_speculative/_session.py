@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.memory import InMemorySaver
@@ -42,7 +43,7 @@ from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Source
 from ._tee import RecordingSaver
 from ._threads import SessionLoop
-from ._trace import current_run_tree, quiet, stream_writer
+from ._trace import TokenRecorder, current_run_tree, quiet, stream_writer, streams_messages
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -102,6 +103,7 @@ class Session(Lifecycle):
         self._loop_lock = threading.Lock()
         self._results_lock = threading.Lock()
         self.run_id = ""
+        self.streams_messages: bool | None = None  # is the main run streaming `messages`?
 
     # ------------------------------------------------------------------ plumbing
 
@@ -114,7 +116,9 @@ class Session(Lifecycle):
             except Exception:  # the stream may be gone; the report keeps the event
                 self.writer = None
 
-    def _note_writer(self) -> None:
+    def _note_writer(self, config: RunnableConfig) -> None:
+        if self.streams_messages is None:
+            self.streams_messages = streams_messages(config.get("callbacks"))
         if self.writer is None:
             writer = stream_writer()
             if writer is not None:
@@ -193,7 +197,7 @@ class Session(Lifecycle):
 
     def main_sync(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
         """A node on the main run, sync mode (in a LangGraph worker thread)."""
-        self._note_writer()
+        self._note_writer(config)
         info = exec_info()
         fut = self._register(info)
         try:
@@ -218,7 +222,7 @@ class Session(Lifecycle):
                         raise
                     self._soon(self._adoption_failed, entry, exc)
                 else:
-                    _flush(entry)
+                    _flush(entry, config)
                     self._soon(self._finish, entry, result)
                     return result
         call = self._fresh(b, state, config, info)
@@ -236,7 +240,7 @@ class Session(Lifecycle):
 
     async def main_async(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
         """A node on the main run, async mode."""
-        self._note_writer()
+        self._note_writer(config)
         info = exec_info()
         fut = self._register(info)
         try:
@@ -260,7 +264,7 @@ class Session(Lifecycle):
                         raise
                     self._adoption_failed(entry, exc)
                 else:
-                    _flush(entry)
+                    _flush(entry, config)
                     self._finish(entry, result)
                     return result
         call = self._fresh(b, state, config, info)
@@ -646,7 +650,7 @@ class Session(Lifecycle):
         if info is not None and info.task_id is not None and "|" not in (info.checkpoint_ns or ""):
             source = Source(branch.saver, info.checkpoint_id, info.task_id)
         entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
-        entry.config = _recording_config(config, entry)
+        entry.config = _recording_config(config, entry, bool(self.streams_messages))
         store = self.run.store
         entry.store_version = store.version if store is not None else 0
         entry.task = self._spawn(self._early_call(entry))
@@ -680,24 +684,46 @@ class Session(Lifecycle):
                 self._release()
 
 
-def _recording_config(config: RunnableConfig, entry: Entry) -> RunnableConfig:
-    """The config of an early call: its custom-stream writes are kept for the run that adopts it."""
+def _recording_config(config: RunnableConfig, entry: Entry, tokens: bool) -> RunnableConfig:
+    """The config of an early call: its custom-stream writes (and, when the main run streams
+    `messages`, its chat models' tokens) are kept for the run that adopts it."""
     conf = dict(config.get("configurable") or {})
     for k, v in conf.items():
         if isinstance(v, Runtime):
             conf[k] = v.override(stream_writer=entry.writes.append)
             break
-    return {**config, "configurable": conf}
+    out: RunnableConfig = {**config, "configurable": conf}
+    if tokens:
+        callbacks = config.get("callbacks")
+        inherited = callbacks.inheritable_metadata if isinstance(callbacks, BaseCallbackManager) else {}
+        entry.tokens = TokenRecorder(
+            {**inherited, **(config.get("metadata") or {})},
+            [
+                *(callbacks.inheritable_tags if isinstance(callbacks, BaseCallbackManager) else []),
+                *(config.get("tags") or []),
+            ],
+        )
+        if isinstance(callbacks, BaseCallbackManager):
+            callbacks = callbacks.copy()
+            callbacks.add_handler(entry.tokens, inherit=True)
+        else:
+            callbacks = [*(callbacks or []), entry.tokens]
+        out["callbacks"] = callbacks
+    return out
 
 
-def _flush(entry: Entry) -> None:
-    """Send an adopted call's custom-stream writes to the main run's stream, in order."""
+def _flush(entry: Entry, config: RunnableConfig) -> None:
+    """Send an adopted call's stream output to the main run's stream, in order: its
+    custom-stream writes and its chat models' tokens."""
     if entry.writes:
         writer = stream_writer()
         if writer is not None:
             for chunk in entry.writes:
                 writer(chunk)
         entry.writes.clear()
+    if entry.tokens is not None:
+        entry.tokens.replay(config.get("callbacks"))
+        entry.tokens = None
 
 
 def _settle(

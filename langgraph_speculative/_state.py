@@ -93,6 +93,7 @@ class Entry:
     writes: list[Any] = field(default_factory=list)  # custom-stream chunks of an early call
     slot: bool = False  # holds a budget slot while its task runs
     hidden: float = 0.0  # how long it had run when the main run adopted it
+    tokens: Any = None  # TokenRecorder of an early call, when the main run streams messages
     result: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
     """The early call's result (or exception), for whoever waits: the main run or a branch."""
 

@@ -3,11 +3,14 @@ the stream writer, and callbacks without LangGraph's own stream handlers."""
 
 from __future__ import annotations
 
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 
-__all__ = ("current_run_tree", "quiet", "stream_writer")
+__all__ = ("TokenRecorder", "current_run_tree", "quiet", "stream_writer", "streams_messages")
 
 
 def current_run_tree() -> Any:
@@ -50,3 +53,108 @@ def quiet(callbacks: Any) -> Any:
             for h in drop:
                 callbacks.remove_handler(h)
     return callbacks
+
+
+def _handlers(callbacks: Any) -> list[Any]:
+    if isinstance(callbacks, list):
+        return list(callbacks)
+    if isinstance(callbacks, BaseCallbackManager):
+        return [
+            *callbacks.handlers,
+            *(h for h in callbacks.inheritable_handlers if h not in callbacks.handlers),
+        ]
+    return []
+
+
+def streams_messages(callbacks: Any) -> bool:
+    """Is the run streaming `messages` (LangGraph's v1 token handler among its callbacks)?"""
+    return any(
+        type(h).__name__ == "StreamMessagesHandler" and type(h).__module__.startswith("langgraph")
+        for h in _handlers(callbacks)
+    )
+
+
+class TokenRecorder(BaseCallbackHandler):
+    """Records an early call's chat-model runs (start, tokens, end) for the run that adopts it.
+
+    It has the two `tap_output_*` methods of LangChain's streaming-handler protocol, so a chat
+    model streams while it is attached: only when the main run streams `messages` too, so the
+    model is called the same way it would have been.
+    """
+
+    def __init__(self, context_metadata: dict[str, Any], context_tags: list[str]) -> None:
+        super().__init__()
+        self.events: list[tuple[str, Any, tuple[Any, ...], dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        # what the early call's runs inherit from the branch; the rest is the model's own
+        self._context_metadata = context_metadata
+        self._context_tags = set(context_tags)
+
+    def _add(self, kind: str, run_id: Any, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            self.events.append((kind, run_id, args, kwargs))
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any, **kwargs: Any) -> None:
+        self._add(
+            "start", run_id, serialized, messages, tags=kwargs.get("tags"), metadata=kwargs.get("metadata")
+        )
+
+    def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: Any, **kwargs: Any) -> None:
+        self._add("token", run_id, token, chunk=chunk)
+
+    def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
+        self._add("end", run_id, response)
+
+    def on_llm_error(self, error: BaseException, *, run_id: Any, **kwargs: Any) -> None:
+        self._add("error", run_id, error)
+
+    def tap_output_aiter(self, run_id: Any, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        return output
+
+    def tap_output_iter(self, run_id: Any, output: Iterator[Any]) -> Iterator[Any]:
+        return output
+
+    def replay(self, callbacks: Any) -> None:
+        """Send the recorded runs to the main node's LangGraph stream handlers, as if they had
+        happened under it (its metadata, new run ids); tracing handlers are not told twice."""
+        if not isinstance(callbacks, BaseCallbackManager):
+            return
+        targets = [h for h in _handlers(callbacks) if type(h).__module__.startswith("langgraph")]
+        if not targets:
+            return
+        ids: dict[Any, Any] = {}
+        with self._lock:
+            events = list(self.events)
+        for kind, run_id, args, kwargs in events:
+            if kind == "start":
+                ids[run_id] = new = uuid.uuid4()
+                own = {
+                    k: v
+                    for k, v in (kwargs.get("metadata") or {}).items()
+                    if k not in self._context_metadata or self._context_metadata[k] != v
+                }
+                metadata = {**callbacks.inheritable_metadata, **own}
+                own_tags = [t for t in kwargs.get("tags") or [] if t not in self._context_tags]
+                tags = [
+                    *callbacks.inheritable_tags,
+                    *(t for t in own_tags if t not in callbacks.inheritable_tags),
+                ]
+                for h in targets:
+                    h.on_chat_model_start(
+                        *args,
+                        run_id=new,
+                        parent_run_id=callbacks.parent_run_id,
+                        tags=tags,
+                        metadata=dict(metadata),
+                    )
+                continue
+            new = ids.get(run_id)
+            if new is None:  # a run that started before the recorder was attached
+                continue
+            for h in targets:
+                if kind == "token":
+                    h.on_llm_new_token(*args, chunk=kwargs.get("chunk"), run_id=new)
+                elif kind == "end":
+                    h.on_llm_end(*args, run_id=new)
+                else:
+                    h.on_llm_error(*args, run_id=new)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import re
 import threading
@@ -36,7 +37,7 @@ from langgraph.types import Interrupt
 
 from langgraph_speculative import speculate
 
-STREAM_MODES = ["values", "updates", "custom", "checkpoints", "tasks", "debug"]
+STREAM_MODES = ["values", "updates", "custom", "checkpoints", "tasks", "debug", "messages"]
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{32}\b")
 _VOLATILE = {"id", "checkpoint_id", "task_id", "run_id", "timestamp", "created_at", "ts", "thread_ts"}
 
@@ -255,7 +256,9 @@ async def _aresult(call: Callable[[], Any]) -> Any:
         return {"raised": norm(exc)}
 
 
-def build_graph(case: Case, probe: Probe, asynchronous: bool, speculative: bool, right: bool, saver: Any) -> Any:
+def build_graph(
+    case: Case, probe: Probe, asynchronous: bool, speculative: bool, right: bool, saver: Any
+) -> Any:
     builder = case.build(probe, asynchronous)
     if speculative:
         builder = speculate(
@@ -288,15 +291,15 @@ def run_sync(case: Case, saver: Any, thread: str, speculative: bool, right: bool
         if turn.stream:
             chunks: list[Any] = []
 
-            def consume(t: Turn = turn, c: Any = tcfg) -> Any:
+            def consume(t: Turn = turn, c: Any = tcfg, into: list[Any] = chunks) -> Any:
                 for chunk in graph.stream(t.input, c, stream_mode=STREAM_MODES, **t.kwargs):
-                    chunks.append(chunk)
+                    into.append(chunk)
                 return None
 
             out.turns.append(_result(consume))
             out.streams.append(_stream_view(chunks))
         else:
-            out.turns.append(_result(lambda t=turn, c=tcfg: graph.invoke(t.input, c, **t.kwargs)))
+            out.turns.append(_result(functools.partial(graph.invoke, turn.input, tcfg, **turn.kwargs)))
         out.turn_effects.append(dict(probe.effects))
         if speculative and graph.last_report is not None:
             out.adopted += graph.last_report.adopted
@@ -323,15 +326,17 @@ async def run_async(case: Case, saver: Any, thread: str, speculative: bool, righ
         if turn.stream:
             chunks: list[Any] = []
 
-            async def consume(t: Turn = turn, c: Any = tcfg) -> Any:
+            async def consume(t: Turn = turn, c: Any = tcfg, into: list[Any] = chunks) -> Any:
                 async for chunk in graph.astream(t.input, c, stream_mode=STREAM_MODES, **t.kwargs):
-                    chunks.append(chunk)
+                    into.append(chunk)
                 return None
 
             out.turns.append(await _aresult(consume))
             out.streams.append(_stream_view(chunks))
         else:
-            out.turns.append(await _aresult(lambda t=turn, c=tcfg: graph.ainvoke(t.input, c, **t.kwargs)))
+            out.turns.append(
+                await _aresult(functools.partial(graph.ainvoke, turn.input, tcfg, **turn.kwargs))
+            )
         out.turn_effects.append(dict(probe.effects))
         if speculative and graph.last_report is not None:
             out.adopted += graph.last_report.adopted

@@ -101,7 +101,10 @@ def _a_then(second: Any, *, unsafe_b: bool = False, **kw: Any) -> Any:
 def _context_case() -> Case:
     return Case(
         "context",
-        _a_then(lambda s, runtime: {"x": s["x"] * runtime.context.n, "log": [f"b{runtime.context.n}"]}, context_schema=Ctx),
+        _a_then(
+            lambda s, runtime: {"x": s["x"] * runtime.context.n, "log": [f"b{runtime.context.n}"]},
+            context_schema=Ctx,
+        ),
         lambda r: {"a": _guess("a")(r)},
         [Turn(START_STATE, kwargs={"context": Ctx(60)})],
     )
@@ -138,7 +141,7 @@ def _runtime() -> Any:
 
 def _tags_case() -> Case:
     def b(s: Any, config: Any) -> Any:
-        meta = {k: v for k, v in (config.get("metadata") or {}).items() if k == "team"}
+        meta = sorted((config.get("metadata") or {}).items())  # every key the node sees
         return {"x": s["x"], "log": [f"tags={sorted(config.get('tags') or [])} meta={meta}"]}
 
     return Case(
@@ -153,11 +156,21 @@ def _remaining_case() -> Case:
     def build(p: Probe, asy: bool) -> Any:
         return chain(
             ("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b")),
-            ("b", slow(p, "b", lambda s: {"x": s["x"], "log": [f"left={s['remaining_steps']}"]}, asynchronous=asy)),
+            (
+                "b",
+                slow(
+                    p, "b", lambda s: {"x": s["x"], "log": [f"left={s['remaining_steps']}"]}, asynchronous=asy
+                ),
+            ),
             schema=R,
         )
 
-    return Case("remaining_steps", build, lambda r: {"a": _guess("a")(r)}, [Turn(START_STATE, config={"recursion_limit": 9})])
+    return Case(
+        "remaining_steps",
+        build,
+        lambda r: {"a": _guess("a")(r)},
+        [Turn(START_STATE, config={"recursion_limit": 9})],
+    )
 
 
 def _store_read_case() -> Case:
@@ -178,7 +191,13 @@ def _store_read_case() -> Case:
             ("c", slow(p, "c", c, asynchronous=asy)),
         )
 
-    return Case("store_read", build, lambda r: {"a": _guess("a")(r)}, [Turn(START_STATE), Turn(START_STATE)], store=InMemoryStore)
+    return Case(
+        "store_read",
+        build,
+        lambda r: {"a": _guess("a")(r)},
+        [Turn(START_STATE), Turn(START_STATE)],
+        store=InMemoryStore,
+    )
 
 
 def _store_write_case() -> Case:
@@ -193,22 +212,41 @@ def _store_write_case() -> Case:
         return {"x": s["x"], "log": [f"read={item.value if item else None}"]}
 
     def build(p: Probe, asy: bool) -> Any:
-        return chain(("a", slow(p, "a", a, asynchronous=asy, waits="b")), ("b", slow(p, "b", b, asynchronous=asy)))
+        return chain(
+            ("a", slow(p, "a", a, asynchronous=asy, waits="b")), ("b", slow(p, "b", b, asynchronous=asy))
+        )
 
-    return Case("store_write", build, lambda r: {"a": _guess("a")(r)}, [Turn(START_STATE)], adopts=False, store=InMemoryStore)
+    return Case(
+        "store_write",
+        build,
+        lambda r: {"a": _guess("a")(r)},
+        [Turn(START_STATE)],
+        adopts=False,
+        store=InMemoryStore,
+    )
 
 
 def _cache_case() -> Case:
     def build(p: Probe, asy: bool) -> Any:
         b = StateGraph(S)
         b.add_node("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b"))
-        b.add_node("b", slow(p, "b", lambda s: {"x": s["x"] * 3, "log": ["b"]}, asynchronous=asy), cache_policy=CachePolicy())
+        b.add_node(
+            "b",
+            slow(p, "b", lambda s: {"x": s["x"] * 3, "log": ["b"]}, asynchronous=asy),
+            cache_policy=CachePolicy(),
+        )
         b.add_edge(START, "a")
         b.add_edge("a", "b")
         b.add_edge("b", END)
         return b
 
-    return Case("cache", build, lambda r: {"a": _guess("a")(r)}, [Turn(START_STATE), Turn(START_STATE)], cache=InMemoryCache)
+    return Case(
+        "cache",
+        build,
+        lambda r: {"a": _guess("a")(r)},
+        [Turn(START_STATE), Turn(START_STATE)],
+        cache=InMemoryCache,
+    )
 
 
 def _retry_case() -> Case:
@@ -216,7 +254,9 @@ def _retry_case() -> Case:
         b = StateGraph(S)
         b.add_node("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b"), retry_policy=RetryPolicy())
         b.add_node("b", slow(p, "b", _step("b"), asynchronous=asy), retry_policy=RetryPolicy())
-        b.add_node("send", slow(p, "send", _step("send"), asynchronous=asy, effect=True), retry_policy=RetryPolicy())
+        b.add_node(
+            "send", slow(p, "send", _step("send"), asynchronous=asy, effect=True), retry_policy=RetryPolicy()
+        )
         b.add_edge(START, "a")
         b.add_edge("a", "b")
         b.add_edge("b", "send")
@@ -276,7 +316,13 @@ def _approval_in_node_case() -> Case:
     def guesses(right: bool) -> Any:
         return {"a": lambda s: [{"x": s["x"] + 1, "log": ["a:yes" if right else "a:no"]}]}
 
-    return Case("interrupt_in_speculative_node", build, guesses, [Turn(START_STATE), Turn(Command(resume="yes"))], adopts=False)
+    return Case(
+        "interrupt_in_speculative_node",
+        build,
+        guesses,
+        [Turn(START_STATE), Turn(Command(resume="yes"))],
+        adopts=False,
+    )
 
 
 def _hidden_interrupt_case() -> Case:
@@ -346,7 +392,9 @@ def _send_case(speculative_worker: bool) -> Case:
             out["w"] = lambda arg: [{"log": [f"w{arg['i']}:{arg['x']}" if right else "w?"]}]
         return out
 
-    return Case("send_speculative_worker" if speculative_worker else "send", build, guesses, [Turn(START_STATE)])
+    return Case(
+        "send_speculative_worker" if speculative_worker else "send", build, guesses, [Turn(START_STATE)]
+    )
 
 
 def _parallel_case() -> Case:
@@ -354,7 +402,9 @@ def _parallel_case() -> Case:
         b = StateGraph(S)
         b.add_node("a", slow(p, "a", _step("a"), asynchronous=asy, waits="c"))
         b.add_node("sib", slow(p, "sib", lambda s: {"log": ["sib"]}, asynchronous=asy))
-        b.add_node("c", slow(p, "c", lambda s: {"x": s["x"] * 2, "log": [f"c{len(s['log'])}"]}, asynchronous=asy))
+        b.add_node(
+            "c", slow(p, "c", lambda s: {"x": s["x"] * 2, "log": [f"c{len(s['log'])}"]}, asynchronous=asy)
+        )
         b.add_edge(START, "a")
         b.add_edge(START, "sib")
         b.add_edge(["a", "sib"], "c")
@@ -370,7 +420,9 @@ def _subgraph_case() -> Case:
             ("i1", slow(p, "i1", _step("i1"), asynchronous=asy)),
             ("i2", slow(p, "i2", _step("i2"), asynchronous=asy)),
         ).compile()
-        return chain(("a", slow(p, "a", _step("a"), asynchronous=asy, waits="i1")), ("sub", inner), ("z", _step("z")))
+        return chain(
+            ("a", slow(p, "a", _step("a"), asynchronous=asy, waits="i1")), ("sub", inner), ("z", _step("z"))
+        )
 
     return Case("subgraph", build, lambda r: {"a": _guess("a")(r)}, [Turn(START_STATE)], adopts=False)
 
@@ -399,8 +451,13 @@ def _raising_case(where: str) -> Case:
 
     def build(p: Probe, asy: bool) -> Any:
         if where == "a":
-            return chain(("a", slow(p, "a", boom, asynchronous=asy)), ("b", slow(p, "b", _step("b"), asynchronous=asy)))
-        return chain(("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b")), ("b", slow(p, "b", boom, asynchronous=asy)))
+            return chain(
+                ("a", slow(p, "a", boom, asynchronous=asy)), ("b", slow(p, "b", _step("b"), asynchronous=asy))
+            )
+        return chain(
+            ("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b")),
+            ("b", slow(p, "b", boom, asynchronous=asy)),
+        )
 
     return Case(f"raising_{where}", build, lambda r: {"a": _guess("a")(r)}, [Turn(START_STATE)], adopts=False)
 
@@ -435,15 +492,49 @@ def _messages_case() -> Case:
         )
 
     def guesses(right: bool) -> Any:
-        return {"a": lambda s: [{"x": s["x"] + 1, "messages": [AIMessage(content=f"a{s['x']}" if right else "?")]}]}
+        return {
+            "a": lambda s: [
+                {"x": s["x"] + 1, "messages": [AIMessage(content=f"a{s['x']}" if right else "?")]}
+            ]
+        }
 
-    return Case("messages", build, guesses, [Turn({"x": 1, "messages": [HumanMessage(content="hi")]}, stream=True)])
+    return Case(
+        "messages", build, guesses, [Turn({"x": 1, "messages": [HumanMessage(content="hi")]}, stream=True)]
+    )
+
+
+def _chat_model_case() -> Case:
+    """b calls a chat model: on a streaming run its tokens reach the `messages` stream either way."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    def b(s: Any) -> Any:
+        model = GenericFakeChatModel(messages=iter([AIMessage(content=f"the answer is {s['x']}")]))
+        return {"x": s["x"], "messages": [model.invoke(s["messages"])]}
+
+    def build(p: Probe, asy: bool) -> Any:
+        return chain(
+            ("a", slow(p, "a", lambda s: {"x": s["x"] + 1}, asynchronous=asy, waits="b")),
+            ("b", slow(p, "b", b, asynchronous=asy)),
+            schema=M,
+        )
+
+    def guesses(right: bool) -> Any:
+        return {"a": lambda s: [{"x": s["x"] + 1 if right else -3}]}
+
+    return Case(
+        "chat_model_tokens",
+        build,
+        guesses,
+        [Turn({"x": 1, "messages": [HumanMessage(content="q")]}, stream=True)],
+    )
 
 
 def _no_checkpointer_case() -> Case:
     return Case(
         "no_checkpointer",
-        _a_then(lambda s, config: {"x": s["x"], "log": [f"thread={config['configurable'].get('thread_id')}"]}),
+        _a_then(
+            lambda s, config: {"x": s["x"], "log": [f"thread={config['configurable'].get('thread_id')}"]}
+        ),
         lambda r: {"a": _guess("a")(r)},
         [Turn(START_STATE)],
         no_checkpointer=True,
@@ -480,6 +571,7 @@ CASES = [
     _raising_case("b"),
     _streams_case(),
     _messages_case(),
+    _chat_model_case(),
     _no_checkpointer_case(),
 ]
 
@@ -560,7 +652,10 @@ def test_concurrent_runs_on_one_compiled_graph(asynchronous: bool) -> None:
 
     async def many(g: Any) -> list[Any]:
         return await asyncio.gather(
-            *(g.ainvoke(inp, {"configurable": {"thread_id": f"t{i}"}}, context=c) for i, (inp, c) in enumerate(inputs))
+            *(
+                g.ainvoke(inp, {"configurable": {"thread_id": f"t{i}"}}, context=c)
+                for i, (inp, c) in enumerate(inputs)
+            )
         )
 
     if asynchronous:
@@ -579,7 +674,9 @@ def test_concurrent_runs_on_one_compiled_graph(asynchronous: bool) -> None:
     for i in range(len(inputs)):
         t = f"t{i}" if asynchronous else f"s{i}"
         cfg = {"configurable": {"thread_id": t}}
-        assert [s.values for s in graph.get_state_history(cfg)] == [s.values for s in plain.get_state_history(cfg)]
+        assert [s.values for s in graph.get_state_history(cfg)] == [
+            s.values for s in plain.get_state_history(cfg)
+        ]
 
 
 _ = (uuid, PG_URI)
