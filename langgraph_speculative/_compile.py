@@ -77,14 +77,16 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
             base = runnable.binding
             binding = replace(base, name=name)
             if name in speculators:
-                binding = replace(binding, speculator=as_runnable(speculators[name], "speculator"))
+                binding = replace(
+                    binding, speculator=as_runnable(speculators[name], "speculator", contain=True)
+                )
             if policy is not None and name in speculators:
                 binding = replace(binding, policy=policy)
         elif name in speculators:
             binding = Binding(
                 name=name,
                 action=runnable,
-                speculator=as_runnable(speculators[name], "speculator"),
+                speculator=as_runnable(speculators[name], "speculator", contain=True),
                 policy=policy or SpeculationPolicy(),
             )
         else:

@@ -28,6 +28,15 @@ class BranchStop(GraphBubbleUp):
     """
 
 
+class Contained(Exception):
+    """A `BaseException` (KeyboardInterrupt, SystemExit, ...) raised by speculative user code,
+    carried as an ordinary exception so that it cannot stop the event loop it runs on."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.exc = exc
+
+
 @dataclass(frozen=True)
 class SpeculationInfo:
     """What a node or actor running speculatively can know about it (`speculation_info()`)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import warnings
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import ensure_config
 
-from ._context import _CURRENT, Ctx
+from ._context import _CURRENT, Contained, Ctx
 from ._keys import default_match
 from ._policy import SpeculationPolicy
 from ._state import Binding
@@ -123,7 +124,7 @@ class SpeculativeNode(Bound):
         name: str | None = None,
     ) -> None:
         runnable = as_runnable(action, "action")
-        spec = None if speculator is None else as_runnable(speculator, "speculator")
+        spec = None if speculator is None else as_runnable(speculator, "speculator", contain=True)
         if policy is None:
             policy = SpeculationPolicy()
         elif not isinstance(policy, SpeculationPolicy):
@@ -142,6 +143,9 @@ class SpeculativeNode(Bound):
                 policy=policy,
                 key_fn=key,
                 match=match or default_match,
+                contained_action=None
+                if isinstance(action, Runnable)
+                else as_runnable(action, "action", contain=True),
             )
         )
         self._warned = False
@@ -195,11 +199,12 @@ class SpeculativeNode(Bound):
         return f"SpeculativeNode({self.binding.name!r}, policy={self.policy!r})"
 
 
-def as_runnable(fn: Any, label: str) -> Runnable[Any, Any]:
+def as_runnable(fn: Any, label: str, *, contain: bool = False) -> Runnable[Any, Any]:
     """A Runnable for a function (sync or async) or Runnable.
 
     Functions may ask for `config`, `runtime`, `writer` or `store` by parameter name, as
-    LangGraph nodes do.
+    LangGraph nodes do. With `contain`, a `BaseException` the function raises comes out as
+    `Contained` (an `Exception`), so it cannot stop the event loop speculative work runs on.
     """
     if isinstance(fn, Runnable):
         return fn
@@ -207,6 +212,8 @@ def as_runnable(fn: Any, label: str) -> Runnable[Any, Any]:
         raise TypeError(
             f"{label} must be a function (sync or async) or a Runnable, got {type(fn).__name__} {fn!r}"
         )
+    if contain:
+        fn = _contain(fn)
     try:
         params = set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -226,6 +233,32 @@ def as_runnable(fn: Any, label: str) -> Runnable[Any, Any]:
         return fn(state, **_inject(wanted, params, config))
 
     return RunnableLambda(call, name=name)
+
+
+def _contain(fn: Any) -> Any:
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
+
+        @functools.wraps(fn)
+        async def acontained(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except (Exception, asyncio.CancelledError):
+                raise
+            except BaseException as exc:
+                raise Contained(exc) from None
+
+        return acontained
+
+    @functools.wraps(fn)
+    def contained(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            raise
+        except BaseException as exc:
+            raise Contained(exc) from None
+
+    return contained
 
 
 def _inject(wanted: list[str], params: set[str], config: RunnableConfig) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class SpeculationReport:
     """(branch id, outcome) of every branch of the run: committed, miss, cancelled, ..."""
     checkpointer_calls: int = 0
     """Calls the run made to the user's checkpointer (reads, checkpoints and writes)."""
+    peak_inflight: int = 0
+    """Most branches and early calls the run had in flight at once."""
     max_events: int = RUN_EVENTS
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _start: float = field(default_factory=time.monotonic, repr=False, compare=False)
@@ -139,6 +141,7 @@ class SpeculationReport:
             self.wall_time_s += other.wall_time_s
             self.runs += max(1, other.runs)
             self.checkpointer_calls += other.checkpointer_calls
+            self.peak_inflight = max(self.peak_inflight, other.peak_inflight)
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-node counters as plain JSON-able data."""
@@ -156,6 +159,7 @@ class SpeculationReport:
             "wasted_s": round(self.wasted_s, 6),
             "wall_time_s": round(self.wall_time_s, 6),
             "checkpointer_calls": self.checkpointer_calls,
+            "peak_inflight": self.peak_inflight,
             "nodes": {
                 n: {f.name: getattr(s, f.name) for f in fields(NodeStats)} for n, s in self.nodes.items()
             },

@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import copy
+import functools
 import threading
 import time
 import uuid
@@ -36,7 +37,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
 
 from ._budget import process_budget
-from ._context import _CURRENT, BranchStop, Ctx, exec_info
+from ._context import _CURRENT, BranchStop, Contained, Ctx, exec_info
 from ._guesses import coerce_guesses, describe, jsonable
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
@@ -74,6 +75,13 @@ class Run:
 
 class _Lost(Exception):
     """A call the main run waited on was cancelled."""
+
+
+class _Stale(Exception):
+    """The store changed while an adopted call ran: the main run makes the call itself."""
+
+    def __str__(self) -> str:
+        return "the store was written while the call ran"
 
 
 class Session(Lifecycle):
@@ -145,7 +153,7 @@ class Session(Lifecycle):
         def call() -> None:
             try:
                 (ctx.run(fn, *args) if ctx is not None else fn(*args))
-            except Exception as exc:  # kept as an event: the loop must go on
+            except BaseException as exc:  # kept as an event: the loop must go on
                 self.emit("internal_error", "", error=describe(exc))
 
         self._ensure_loop().call_soon_threadsafe(call)
@@ -187,6 +195,7 @@ class Session(Lifecycle):
         why = self.budget.acquire()
         if why is None:
             self.inflight += 1
+            self.report.peak_inflight = max(self.report.peak_inflight, self.inflight)
         return why
 
     def _release(self) -> None:
@@ -211,8 +220,8 @@ class Session(Lifecycle):
         return result
 
     def _main_sync(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
-        if self.cache_names.get(b.name):
-            key = b.key(state)
+        key = self._key(b, state) if self.cache_names.get(b.name) else None
+        if key is not None:
             entry = self._on_loop(self._claim, b, key, state, config, info)
             if entry is not None:
                 try:
@@ -222,9 +231,13 @@ class Session(Lifecycle):
                         raise
                     self._soon(self._adoption_failed, entry, exc)
                 else:
-                    _flush(entry, config)
-                    self._soon(self._finish, entry, result)
-                    return result
+                    if self._still_current(entry):
+                        if entry.store_ops:
+                            self.run.store.batch(entry.store_ops)
+                        _flush(entry, config)
+                        self._soon(self._finish, entry, result)
+                        return result
+                    self._soon(self._adoption_failed, entry, _Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
             self._soon(self._begin_fresh, call, ctx=contextvars.copy_context())
@@ -254,8 +267,9 @@ class Session(Lifecycle):
         return result
 
     async def _main_async(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
-        if self.cache_names.get(b.name):
-            entry = self._claim(b, b.key(state), state, config, info)
+        key = self._key(b, state) if self.cache_names.get(b.name) else None
+        if key is not None:
+            entry = self._claim(b, key, state, config, info)
             if entry is not None:
                 try:
                     result = await _wait(entry.result)
@@ -264,9 +278,13 @@ class Session(Lifecycle):
                         raise
                     self._adoption_failed(entry, exc)
                 else:
-                    _flush(entry, config)
-                    self._finish(entry, result)
-                    return result
+                    if self._still_current(entry):
+                        if entry.store_ops:
+                            await self.run.store.abatch(entry.store_ops)
+                        _flush(entry, config)
+                        self._finish(entry, result)
+                        return result
+                    self._adoption_failed(entry, _Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
             self._begin_fresh(call)
@@ -279,6 +297,18 @@ class Session(Lifecycle):
         if call is not None:
             self._finish(call, result)
         return result
+
+    def _key(self, b: Binding, state: Any) -> str | None:
+        """The adoption key of a main-run call; None (nothing adopted) when the key function fails."""
+        try:
+            return b.key(state)
+        except BaseException as exc:  # a key function's failure must not change the run
+            self.report.node(b.name).speculator_errors += 1
+            if self.mode == "async":
+                self.emit("key_error", b.name, error=describe(exc))
+            else:
+                self._soon(functools.partial(self.emit, "key_error", b.name, error=describe(exc)))
+            return None
 
     def _fresh(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Entry | None:
         """A main-run call that will speculate, if this node may."""
@@ -295,8 +325,7 @@ class Session(Lifecycle):
         if res.done() and (res.cancelled() or res.exception() is not None):
             self._cancel_entry(entry, "failed")
             return None
-        store = self.run.store
-        if entry.read_store and store is not None and store.version != entry.store_version:
+        if not self._still_current(entry):
             self.emit("stale", b.name, key=key, reason="the store was written after the call read it")
             self._cancel_entry(entry, "stale")
             return None
@@ -319,6 +348,14 @@ class Session(Lifecycle):
             self._maybe_speculate(entry)
         self._deepen(entry)
         return entry
+
+    def _still_current(self, entry: Entry) -> bool:
+        """Did the main run leave the store as the early call found it (nothing written since it
+        started)? Otherwise what it read may differ from what the main run's call would read."""
+        store = self.run.store
+        if store is None or not (entry.read_store or entry.store_ops):
+            return True
+        return bool(store.version == entry.store_version)
 
     def _begin_fresh(self, call: Entry) -> None:
         """On the loop: the main run makes this call itself; speculate beside it."""
@@ -354,7 +391,7 @@ class Session(Lifecycle):
         for branch in live:
             try:
                 ok = hit is None and bool(entry.binding.match(branch.guess.update, result))
-            except Exception as exc:
+            except BaseException as exc:  # a failing match is a miss, never the run's error
                 ok = False
                 self.emit("match_error", entry.name, error=describe(exc))
             if ok:
@@ -625,7 +662,12 @@ class Session(Lifecycle):
             raise BranchStop()
         if role == "inline":
             return await b.action.ainvoke(state, config)
-        entry = self._launch(b, b.key(state), state, config, branch, info)
+        try:
+            key = b.key(state)
+        except BaseException as exc:
+            self.emit("key_error", b.name, error=describe(exc), branch=branch.bid)
+            raise BranchStop() from None
+        entry = self._launch(b, key, state, config, branch, info)
         if entry is None or role == "speculative":
             raise BranchStop()
         result = await _wait(entry.result)
@@ -666,7 +708,7 @@ class Session(Lifecycle):
         _CURRENT.set(Ctx(self, entry.owner, entry))
         var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
         try:
-            result = await entry.binding.action.ainvoke(entry.state, entry.config)
+            result = await entry.binding.early_action.ainvoke(entry.state, entry.config)
         except asyncio.CancelledError:
             entry.result.cancel()
             if _cancelling():
@@ -774,15 +816,6 @@ async def _wait(fut: concurrent.futures.Future[Any]) -> Any:
     return await mine
 
 
-class _Contained(Exception):
-    """A `BaseException` (KeyboardInterrupt, SystemExit, ...) raised by user code, carried as an
-    ordinary exception so that it cannot stop the event loop the session runs on."""
-
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(f"{type(exc).__name__}: {exc}")
-        self.exc = exc
-
-
 async def _contained(aw: Any) -> Any:
     try:
         return await aw
@@ -791,11 +824,11 @@ async def _contained(aw: Any) -> Any:
     except Exception:
         raise
     except BaseException as exc:
-        raise _Contained(exc) from None
+        raise Contained(exc) from None
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    return exc.exc if isinstance(exc, _Contained) else exc
+    return exc.exc if isinstance(exc, Contained) else exc
 
 
 def _cancelling() -> bool:

@@ -37,6 +37,14 @@ class Binding:
     inline: bool = False
     """Holds a subgraph: runs on a branch as it is (its own nodes launch early), never adopted
     whole (the subgraph's checkpoints belong in the main thread)."""
+    contained_action: Runnable[Any, Any] | None = None
+    """The actor as early calls run it, when it differs: what it raises, `BaseException`
+    included, stays an ordinary exception (see `Contained`)."""
+
+    @property
+    def early_action(self) -> Runnable[Any, Any]:
+        """The actor for calls launched early on branches."""
+        return self.contained_action or self.action
 
     @property
     def speculative(self) -> bool:
@@ -94,6 +102,7 @@ class Entry:
     slot: bool = False  # holds a budget slot while its task runs
     hidden: float = 0.0  # how long it had run when the main run adopted it
     tokens: Any = None  # TokenRecorder of an early call, when the main run streams messages
+    store_ops: list[Any] = field(default_factory=list)  # an early call's store writes, made on adoption
     result: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
     """The early call's result (or exception), for whoever waits: the main run or a branch."""
 

@@ -105,7 +105,14 @@ class SessionLoop:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        while True:
+            try:
+                self.loop.run_forever()
+                return  # stopped by close()
+            except (KeyboardInterrupt, SystemExit):
+                # raised by user code inside one of the loop's tasks, which holds it as its
+                # exception: the loop itself goes on
+                continue
 
     def close(self, join_timeout: float) -> None:
         """Stop the loop, shut the pool; warn about sync work that could not be stopped in time."""

@@ -126,6 +126,7 @@ class TokenRecorder(BaseCallbackHandler):
         with self._lock:
             events = list(self.events)
         for kind, run_id, args, kwargs in events:
+            new: Any
             if kind == "start":
                 ids[run_id] = new = uuid.uuid4()
                 own = {

@@ -226,6 +226,39 @@ def _store_write_case() -> Case:
     )
 
 
+def _store_adopted_write_case() -> Case:
+    """b writes the store: launched early, its write waits for the main run to adopt it."""
+
+    def b(s: Any) -> Any:
+        store = get_store()
+        seen = store.get(("memory",), "last")
+        store.put(("memory",), "last", {"x": s["x"]})
+        after = store.get(("memory",), "last")
+        return {
+            "x": s["x"],
+            "log": [f"b saw {seen.value if seen else None} then {after.value if after else None}"],
+        }
+
+    def c(s: Any) -> Any:
+        item = get_store().get(("memory",), "last")
+        return {"x": s["x"], "log": [f"c read {item.value if item else None}"]}
+
+    def build(p: Probe, asy: bool) -> Any:
+        return chain(
+            ("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b")),
+            ("b", slow(p, "b", b, asynchronous=asy)),
+            ("c", slow(p, "c", c, asynchronous=asy)),
+        )
+
+    return Case(
+        "store_adopted_write",
+        build,
+        lambda r: {"a": _guess("a")(r)},
+        [Turn(START_STATE), Turn({"x": 9, "log": []})],
+        store=InMemoryStore,
+    )
+
+
 def _cache_case() -> Case:
     def build(p: Probe, asy: bool) -> Any:
         b = StateGraph(S)
@@ -549,6 +582,7 @@ CASES = [
     _remaining_case(),
     _store_read_case(),
     _store_write_case(),
+    _store_adopted_write_case(),
     _cache_case(),
     _retry_case(),
     _durability_case("sync"),
