@@ -684,10 +684,13 @@ class Session(Lifecycle):
             if existing not in branch.entries:
                 branch.entries.append(existing)
             return existing
-        why = self._acquire()
-        if why is not None:
-            self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
-            return None
+        if branch.slot:
+            branch.slot = False  # the branch's own work is done or waits on this call: its slot goes to it
+        else:
+            why = self._acquire()
+            if why is not None:
+                self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
+                return None
         source = None
         if info is not None and info.task_id is not None and "|" not in (info.checkpoint_ns or ""):
             source = Source(branch.saver, info.checkpoint_id, info.task_id)

@@ -7,6 +7,7 @@ gets its own database, dropped afterwards.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,20 @@ SOAK = int(os.environ.get("LGS_HYPOTHESIS_EXAMPLES", "200"))  # the lossless pro
 def examples(ci: int) -> int:
     """A property's example count: `ci` in CI, scaled up when LGS_HYPOTHESIS_EXAMPLES asks for a soak."""
     return max(ci, ci * SOAK // 200)
+
+
+SEED = int(os.environ.get("LGS_SEED") or random.SystemRandom().randrange(1, 2**31))
+
+
+def pytest_configure(config: Any) -> None:
+    """Every run draws fresh hypothesis examples from one seed (LGS_SEED=<n> replays a run)."""
+    if getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = SEED
+
+
+def pytest_report_header(config: Any) -> str:
+    seed = getattr(config.option, "hypothesis_seed", SEED)
+    return f"lossless properties: seed {seed} (replay with LGS_SEED={seed} or --hypothesis-seed={seed})"
 
 
 SYNC_SAVERS = ["none", "memory", "sqlite", "postgres"]

@@ -1,19 +1,24 @@
 """Lossless, property-based: a speculative run commits exactly what a plain run does.
 
-Random graphs (chains, conditional edges, loops, fan-out/fan-in; `add_messages`
-and `operator.add` reducers), random latencies, speculators that are right,
-wrong, partly right, raise, hang or return junk. Final state, the main thread's
-checkpoint values in order, and side-effect counters of unsafe nodes must equal
-the plain graph's.
+Random apps (`tests/random_graphs.py`: seven layouts with `Send`, `Command` and subgraphs, the
+run's context, the store, a node that asks a person and is resumed, a node that raises, unsafe
+nodes with side effects, custom keys and matches, confidences and budgets, one or two turns on a
+thread), speculated with right, wrong, partly right, raising, hanging and junk speculators. For
+every example, plain and speculative runs must agree on every turn's result or exception, the
+main thread's full history (values, next, metadata, tasks with their errors, interrupts and
+results, interrupts), side effects, the store, and which threads the checkpointer holds; and a
+helpful guess must be adopted (latches, not races, see `random_graphs`).
 
-CI runs the same 200 examples every time. A longer soak on fresh examples:
-`LGS_HYPOTHESIS_EXAMPLES=2000 LGS_HYPOTHESIS_RANDOM=1 python -m pytest tests/test_lossless.py`.
+Each run draws fresh examples: the seed is printed in pytest's header (`LGS_SEED=<n>` replays
+it); a seed that once failed goes into `REGRESSION_SEEDS`. `LGS_HYPOTHESIS_EXAMPLES` scales the
+example counts (200 is CI's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -24,139 +29,192 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
 
 from langgraph_speculative import SpeculationPolicy, speculate
 
+from .conformance import norm, snapshot
 from .conftest import ASYNC_SAVERS, SYNC_SAVERS, amake_saver, examples, make_saver
-from .graphs_for_tests import BEHAVIOURS, Spec, build, make_speculator, strip_ids
-
-EXAMPLES = examples(200)
-SAVER_EXAMPLES = examples(12)  # per checkpointer: each example is slower there
-
-
-@st.composite
-def specs(draw: Any, asynchronous: bool | None = None) -> Spec:
-    kind = draw(st.sampled_from(["chain", "cond", "loop", "fanout"]))
-    n = draw(st.integers(2, 5))
-    latency = draw(st.lists(st.integers(0, 12), min_size=n, max_size=n))
-    spec_nodes = draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n))
-    behaviour = {i: draw(st.sampled_from(BEHAVIOURS)) for i in sorted(spec_nodes)}
-    others = [i for i in range(n) if i not in spec_nodes]
-    unsafe = draw(st.sets(st.sampled_from(others))) if others else set()
-    return Spec(
-        kind=kind,
-        n=n,
-        latency_ms=latency,
-        behaviour=behaviour,
-        unsafe=set(unsafe),
-        asynchronous=draw(st.booleans()) if asynchronous is None else asynchronous,
-        depth=draw(st.integers(1, 3)),
-        k=draw(st.integers(1, 3)),
-    )
-
-
-def _speculative(spec: Spec, saver: Any, speculator_timeout: float = 0.05) -> Any:
-    """`spec`'s graph, speculated; the short timeout cuts hanging speculators quickly."""
-    builder = build(spec)
-    return speculate(
-        builder,
-        {f"n{i}": make_speculator(spec, i) for i in spec.behaviour},
-        policy=SpeculationPolicy(k=spec.k, depth=spec.depth, speculator_timeout=speculator_timeout),
-        unsafe={f"n{i}" for i in spec.unsafe},
-    ).compile(checkpointer=saver)
-
-
-def _history(graph: Any, cfg: dict[str, Any]) -> list[Any]:
-    return [strip_ids((s.values, s.next)) for s in graph.get_state_history(cfg)]
-
-
-async def _ahistory(graph: Any, cfg: dict[str, Any]) -> list[Any]:
-    return [strip_ids((s.values, s.next)) async for s in graph.aget_state_history(cfg)]
-
-
-INPUT = {"v": 1, "log": [], "messages": []}
-
-
-def _spec_threads(threads: set[str], cfg: dict[str, Any]) -> set[str]:
-    return {t for t in threads if t.startswith(f"{cfg['configurable']['thread_id']}:spec:")}
-
-
-def _committed(graph: Any) -> set[str]:
-    """Branch threads the run adopted from: the only ones a run leaves in the saver."""
-    return {t for t, outcome in graph.last_report.branches if outcome == "committed"}
-
-
-def _speculative_calls(spec: Spec, final: dict[str, Any]) -> int:
-    """How many times the sequential run called a node that has a speculator (one log entry each)."""
-    return sum(1 for entry in final["log"] if int(entry.split(":")[0][1:]) in spec.behaviour)
-
-
-def check_sync(spec: Spec, saver: Any) -> None:
-    """Run plain then speculative (sync) and compare everything committed."""
-    plain = build(spec).compile(checkpointer=InMemorySaver())
-    cfg = {"configurable": {"thread_id": uuid.uuid4().hex}}
-    expected = plain.invoke(INPUT, cfg)
-    expected_counts = dict(spec.counters)
-    spec.counters.clear()
-    graph = _speculative(spec, saver)
-    cfg2 = {"configurable": {"thread_id": uuid.uuid4().hex}}
-    got = graph.invoke(INPUT, cfg2)
-    assert strip_ids(got) == strip_ids(expected)
-    assert dict(spec.counters) == expected_counts
-    if saver is not None:
-        assert _history(graph, cfg2) == _history(plain, cfg)
-        left = {c.config["configurable"]["thread_id"] for c in saver.list(None)}
-        assert _spec_threads(left, cfg2) <= _committed(graph)
-    report = graph.last_report
-    assert report is not None and report.calls == _speculative_calls(spec, expected)
-    assert report.hits + report.misses <= report.calls
-
-
-async def check_async(spec: Spec, saver: Any) -> None:
-    """Async twin of `check_sync`."""
-    plain = build(spec).compile(checkpointer=InMemorySaver())
-    cfg = {"configurable": {"thread_id": uuid.uuid4().hex}}
-    expected = await plain.ainvoke(INPUT, cfg)
-    expected_counts = dict(spec.counters)
-    spec.counters.clear()
-    graph = _speculative(spec, saver)
-    cfg2 = {"configurable": {"thread_id": uuid.uuid4().hex}}
-    got = await graph.ainvoke(INPUT, cfg2)
-    assert strip_ids(got) == strip_ids(expected)
-    assert dict(spec.counters) == expected_counts
-    if saver is not None:
-        assert await _ahistory(graph, cfg2) == await _ahistory(plain, cfg)
-        left = {c.config["configurable"]["thread_id"] async for c in saver.alist(None)}
-        assert _spec_threads(left, cfg2) <= _committed(graph)
-    assert graph.last_report is not None
-    assert graph.last_report.calls == _speculative_calls(spec, expected)
-
-
-_SETTINGS = dict(
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=not os.environ.get("LGS_HYPOTHESIS_RANDOM"),
+from .random_graphs import (
+    Ctx,
+    Probe,
+    RunResult,
+    Spec,
+    build,
+    key_v,
+    make_speculator,
+    match_v,
+    random_spec,
+    successors,
+    waits,
 )
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+EXAMPLES = examples(100)
+SAVER_EXAMPLES = examples(10)  # per checkpointer: each example is slower there
+REGRESSION_SEEDS: list[int] = [3, 11, 2024]  # seeds worth keeping (add any that ever fails)
+
+_SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+def specs(asynchronous: bool | None = None) -> st.SearchStrategy[Spec]:
+    return st.randoms(use_true_random=False).map(lambda rnd: random_spec(rnd, asynchronous))
+
+
+def _turns(spec: Spec) -> list[Any]:
+    first = {"v": 1, "log": [], "messages": []}
+    if spec.turns == 1:
+        return [first]
+    if spec.interrupt is not None:
+        return [first, Command(resume="yes")]
+    return [first, {"v": 2, "log": ["again"], "messages": []}]
+
+
+def _graph(spec: Spec, probe: Probe, speculative: bool, saver: Any) -> Any:
+    builder = build(spec, probe)
+    if speculative:
+        names = [f"n{i}" for i in spec.speculators]
+        builder = speculate(
+            builder,
+            {f"n{i}": make_speculator(spec, i) for i in spec.speculators},
+            policy=SpeculationPolicy(
+                k=spec.k,
+                depth=spec.depth,
+                min_confidence=spec.min_confidence,
+                max_inflight=spec.max_inflight,
+                speculator_timeout=0.5,
+            ),
+            unsafe={f"n{i}" for i in spec.unsafe},
+            keys={n: key_v for n in names} if spec.custom_key else None,
+            matches={n: match_v for n in names} if spec.custom_match else None,
+        )
+    return builder.compile(checkpointer=saver, store=InMemoryStore())
+
+
+def _store(graph: Any) -> Any:
+    return sorted((i.key, str(i.value)) for i in graph.store.search(("s",)))
+
+
+def run_sync(spec: Spec, saver: Any, thread: str, speculative: bool) -> RunResult:
+    probe = Probe(latch=speculative)
+    graph = _graph(spec, probe, speculative, saver)
+    cfg: Any = {"configurable": {"thread_id": thread}, "recursion_limit": 60}
+    res = RunResult()
+    for turn in _turns(spec):
+        try:
+            res.turns.append({"ok": norm(graph.invoke(turn, cfg, context=Ctx(spec.context)))})
+        except Exception as exc:  # the same error must come out of both runs
+            res.turns.append({"raised": norm(exc)})
+        if speculative and graph.last_report is not None:
+            res.adopted += graph.last_report.adopted
+            res.events += [e["event"] for e in graph.last_report.events]
+    res.effects, res.store = dict(probe.effects), _store(graph)
+    res.history = [snapshot(s) for s in graph.get_state_history(cfg)]
+    res.threads = {c.config["configurable"]["thread_id"] for c in saver.list(None)}
+    return res
+
+
+async def run_async(spec: Spec, saver: Any, thread: str, speculative: bool) -> RunResult:
+    probe = Probe(latch=speculative)
+    graph = _graph(spec, probe, speculative, saver)
+    cfg: Any = {"configurable": {"thread_id": thread}, "recursion_limit": 60}
+    res = RunResult()
+    for turn in _turns(spec):
+        try:
+            res.turns.append({"ok": norm(await graph.ainvoke(turn, cfg, context=Ctx(spec.context)))})
+        except Exception as exc:  # the same error must come out of both runs
+            res.turns.append({"raised": norm(exc)})
+        if speculative and graph.last_report is not None:
+            res.adopted += graph.last_report.adopted
+            res.events += [e["event"] for e in graph.last_report.events]
+    res.effects, res.store = dict(probe.effects), _store(graph)
+    res.history = [snapshot(s) async for s in graph.aget_state_history(cfg)]
+    res.threads = {c.config["configurable"]["thread_id"] async for c in saver.alist(None)}
+    return res
+
+
+def expects_adoption(spec: Spec, plain: RunResult) -> bool:
+    """Must this example adopt something? When a node that ran (turn 1) has a helpful guess
+    within the budget and a node after it that a branch may run, and nothing can spoil it."""
+    if spec.store_write is not None and spec.store_read is not None:
+        return False
+    first = plain.turns[0]
+    if "ok" not in first:  # (a node that raises did not, in a first turn that finished)
+        return False
+    ran = {int(e.split(":")[0][1:]) for e in first["ok"].get("log", []) if e[:1] == "n"}
+    for i in ran:
+        if not waits(spec, i) or i == spec.interrupt:
+            continue
+        rank = 1 if spec.speculators[i] == "right" else 2
+        if rank > min(spec.k, spec.max_inflight):
+            continue
+        safe = [
+            j
+            for j in successors(spec, i)
+            if j in ran
+            and j not in spec.unsafe
+            and j != spec.interrupt
+            and not (spec.layout == "subgraph" and j == 1)
+        ]
+        if safe:
+            return True
+    return False
+
+
+def check(spec: Spec, plain: RunResult, spec_run: RunResult, thread: str) -> None:
+    info = spec.describe()
+    assert spec_run.turns == plain.turns, info
+    assert spec_run.history == plain.history, info
+    assert spec_run.effects == plain.effects, info
+    assert spec_run.store == plain.store, info
+    assert thread in spec_run.threads and not any(":spec:" in t for t in spec_run.threads), info
+    assert "branch_error" not in spec_run.events and "internal_error" not in spec_run.events, (
+        info,
+        spec_run.events,
+    )
+    if expects_adoption(spec, plain):
+        assert spec_run.adopted >= 1, (info, spec_run.events)
+
+
+def check_sync(spec: Spec, saver_plain: Any, saver_spec: Any) -> None:
+    thread = uuid.uuid4().hex
+    check(spec, run_sync(spec, saver_plain, thread, False), run_sync(spec, saver_spec, thread, True), thread)
+
+
+async def check_async(spec: Spec, saver_plain: Any, saver_spec: Any) -> None:
+    thread = uuid.uuid4().hex
+    plain = await run_async(spec, saver_plain, thread, False)
+    check(spec, plain, await run_async(spec, saver_spec, thread, True), thread)
+
+
+def _check_any(spec: Spec) -> None:
+    if spec.asynchronous:
+        asyncio.run(check_async(spec, InMemorySaver(), InMemorySaver()))
+    else:
+        check_sync(spec, InMemorySaver(), InMemorySaver())
 
 
 @settings(max_examples=EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
 @given(spec=specs())
-def test_lossless_random_graphs_memory(spec: Spec) -> None:
-    saver = InMemorySaver()
-    if spec.asynchronous:
-        asyncio.run(check_async(spec, saver))
-    else:
-        check_sync(spec, saver)
+def test_lossless_random_apps_memory(spec: Spec) -> None:
+    _check_any(spec)
 
 
-@pytest.mark.parametrize("kind", SYNC_SAVERS)
+@pytest.mark.parametrize("seed", REGRESSION_SEEDS)
+def test_lossless_regression_seeds(seed: int) -> None:
+    _check_any(random_spec(random.Random(seed)))
+
+
+@pytest.mark.parametrize("kind", [k for k in SYNC_SAVERS if k != "none"])
 def test_lossless_every_sync_checkpointer(kind: str, tmp_path: Any) -> None:
-    with make_saver(kind, tmp_path) as saver:
+    with make_saver(kind, tmp_path) as saver_plain, make_saver(kind, tmp_path) as saver_spec:
 
         @settings(max_examples=SAVER_EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
         @given(spec=specs(asynchronous=False))
         def body(spec: Spec) -> None:
-            check_sync(spec, saver)
+            check_sync(spec, saver_plain, saver_spec)
 
         body()
 
@@ -175,65 +233,39 @@ def _loop_in_thread() -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any]]:
         loop.close()
 
 
-@pytest.mark.parametrize("kind", ASYNC_SAVERS)
+@pytest.mark.parametrize("kind", [k for k in ASYNC_SAVERS if k != "none"])
 def test_lossless_every_async_checkpointer(kind: str, tmp_path: Any) -> None:
     with _loop_in_thread() as run:
-        saver_cm = amake_saver(kind, tmp_path)
-        saver = run(saver_cm.__aenter__())
+        cms = [amake_saver(kind, tmp_path), amake_saver(kind, tmp_path)]
+        savers = [run(cm.__aenter__()) for cm in cms]
         try:
-            for spec in _fixed_specs(asynchronous=True):
-                run(check_async(spec, saver))
 
             @settings(max_examples=SAVER_EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
             @given(spec=specs(asynchronous=True))
             def body(spec: Spec) -> None:
-                run(check_async(spec, saver))
+                run(check_async(spec, savers[0], savers[1]))
 
             body()
         finally:
-            run(saver_cm.__aexit__(None, None, None))
+            for cm in cms:
+                run(cm.__aexit__(None, None, None))
 
 
-def _fixed_specs(asynchronous: bool) -> list[Spec]:
-    """A deterministic spread of layouts and speculator behaviours."""
-    out = []
-    kinds = ["chain", "cond", "loop", "fanout"]
-    for j, behaviour in enumerate(BEHAVIOURS):
-        n = 3 + j % 3
-        out.append(
-            Spec(
-                kind=kinds[j % 4],
-                n=n,
-                latency_ms=[(3 * i + j) % 9 for i in range(n)],
-                behaviour={0: behaviour, 1: "right"},
-                unsafe={n - 1},
-                asynchronous=asynchronous,
-                depth=1 + j % 3,
-            )
-        )
-    return out
-
-
-def test_right_guesses_are_adopted() -> None:
-    """Not only lossless: a right speculator actually gets its calls adopted."""
-    # n1 and n2 are slower than the node before them, so each is still running when the main run
-    # adopts it and its own speculation (which starts then, at depth 1) has time to launch the next
-    spec = Spec("chain", 4, [100, 250, 250, 50], {0: "right", 1: "right", 2: "right"}, set(), False)
-    graph = _speculative(spec, InMemorySaver(), speculator_timeout=5.0)  # never times out here
-    graph.invoke(INPUT, {"configurable": {"thread_id": "t"}})
-    report = graph.last_report
-    assert report is not None
-    assert report.hits == 3 and report.misses == 0
-    assert report.adopted == 3  # n1, n2, and n3 (no speculator: launched on n2's branch)
-    assert report.time_saved_s > 0
-    assert report.node("n0").guesses == 2
-
-
-def test_wrong_guesses_are_cancelled_not_adopted() -> None:
-    spec = Spec("chain", 3, [150, 150, 150], {0: "wrong", 1: "wrong"}, set(), True)
-    graph = _speculative(spec, InMemorySaver(), speculator_timeout=5.0)  # never times out here
-    asyncio.run(graph.ainvoke(INPUT, {"configurable": {"thread_id": "t"}}))
-    report = graph.last_report
-    assert report is not None
-    assert report.hits == 0 and report.misses == 2 and report.adopted == 0, report.events
-    assert report.cancelled >= 2
+def test_the_property_adopts_in_most_examples() -> None:
+    """The property is not vacuous: most random apps adopt something (latched, not raced)."""
+    rnd = random.Random(int(os.environ.get("LGS_SEED", "0")) or 12345)
+    specs_ = [random_spec(rnd) for _ in range(40)]
+    adopted = expected = 0
+    for spec in specs_:
+        thread = uuid.uuid4().hex
+        if spec.asynchronous:
+            plain = asyncio.run(run_async(spec, InMemorySaver(), thread, False))
+            got = asyncio.run(run_async(spec, InMemorySaver(), thread, True))
+        else:
+            plain = run_sync(spec, InMemorySaver(), thread, False)
+            got = run_sync(spec, InMemorySaver(), thread, True)
+        check(spec, plain, got, thread)
+        expected += expects_adoption(spec, plain)
+        adopted += got.adopted > 0
+    print(f"adoption asserted in {expected} of {len(specs_)} examples, seen in {adopted}")
+    assert expected > len(specs_) // 2 and adopted >= expected, (adopted, expected, len(specs_))
