@@ -174,3 +174,5 @@ def test_eval_command_on_dev_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(out["per_tool"]) == {"Search", "Lookup", "Finish"}
     assert cli(["eval", "hotpotqa", "--trajectories", "missing.json"]) == 2
     assert "not found" in capsys.readouterr().err
+    assert cli(["eval", "hotpotqa", "--trajectories", RUNS, "--cv", "1"]) == 2
+    assert "--cv needs" in capsys.readouterr().err
