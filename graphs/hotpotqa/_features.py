@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._gazetteer import COUNTRIES, US_STATES
 from ._text import (
     STOP,
     YES_NO,
@@ -159,9 +160,10 @@ def question_names(question: str) -> list[tuple[str, Features]]:
     return out
 
 
-def _overlap(words: set[str], text: str) -> float:
-    c = content_words(text)
-    return len(c & words) / max(1, len(words))
+def _overlap(words: set[str], text: str, own: str = "") -> float:
+    """The share of `words` found in `text`, not counting the candidate's `own` words."""
+    c = content_words(text) - content_words(own)
+    return len(c & words) / max(1, len(words - content_words(own)))
 
 
 def _window(text: str, sp: Span, width: int = 40) -> str:
@@ -298,19 +300,20 @@ def _search(pool: _Pool, ctx: Context) -> None:
                 "S.src.obs": 1.0,
                 f"S.obs.{sp.kind}": 1.0,
                 f"S.obs.r{_bucket(r, 6)}": 1.0,
-                f"S.obs.sent{_bucket(sp.sentence, 3)}": 1.0,
-                "S.obs.near": _overlap(ctx.qwords, _window(text, sp)),
-                "S.obs.sentov": _overlap(ctx.qwords, sp.sentence_text),
+                "S.obs.near": _overlap(ctx.qwords, _window(text, sp), sp.text),
+                "S.obs.sentov": _overlap(ctx.qwords, sp.sentence_text, sp.text),
             }
             if ctx.plan_words:
-                feats["S.obs.plannear"] = _overlap(ctx.plan_words, _window(text, sp))
+                feats["S.obs.plannear"] = _overlap(ctx.plan_words, _window(text, sp), sp.text)
             if ctx.head and ctx.head in {stem(w) for w in sp.text.split()}:
                 feats["S.obs.head"] = 1.0
             bare_low = re.sub(r"^the ", "", low)
             if bare_low == re.sub(r"^the ", "", page) or low in page or page in low:
                 feats["S.obs.page"] = 1.0
-            if sp.before in ("by", "of", "with", "and", "from", "in", "at", "as", "the"):
-                feats[f"S.obs.after.{sp.before}"] = 1.0
+            elif len(set(low.split()) & set(page.split())) * 2 >= len(page.split()):
+                feats["S.obs.pagelike"] = 1.0
+            if sp.before == "" and len(sp.text.split()) == 1:
+                feats["S.obs.initial1"] = 1.0
             pool.add("Search", sp.text, feats)
 
 
@@ -369,18 +372,14 @@ def _finish_spans(pool: _Pool, ctx: Context, text: str, where: str) -> None:
             "F.compat": compatible(ctx.qtype, kind, len(sp.text.split())),
             f"F.r{_bucket(r, 4)}": 1.0,
             f"F.sent{_bucket(sp.sentence, 3)}": 1.0,
-            "F.near": _overlap(ctx.qwords, window),
-            "F.sentov": _overlap(ctx.qwords, sp.sentence_text),
+            "F.near": _overlap(ctx.qwords, window, sp.text),
+            "F.sentov": _overlap(ctx.qwords, sp.sentence_text, sp.text),
         }
         if head:
             if head in {stem(w) for w in sp.text.split()}:
                 feats["F.head.in"] = 1.0
             elif head in content_words(window):
                 feats["F.head.near"] = 1.0
-        if sp.before in ("in", "from", "at", "by", "of", "as", "born", "on", "the", "and", ",", "("):
-            feats[f"F.after.{sp.before}"] = 1.0
-            if ctx.qtype in ("place", "person"):
-                feats[f"F.after.{sp.before}@{ctx.qtype}"] = 1.0
         if sp.after == "(":
             feats["F.then-paren"] = 1.0
         if sp.before == "," and re.search(r"[A-Z][\w'’\-]*,\s*$", text[: sp.start]):
@@ -390,11 +389,16 @@ def _finish_spans(pool: _Pool, ctx: Context, text: str, where: str) -> None:
         count = text.count(sp.text)
         feats["F.count"] = min(3, count) / 3.0
         if ctx.plan_words:
-            feats["F.plannear"] = _overlap(ctx.plan_words, window)
+            feats["F.plannear"] = _overlap(ctx.plan_words, window, sp.text)
         if _norm(sp.text) in ctx.searched:
             feats["F.searched"] = 1.0
         if ctx.prep and sp.before == ctx.prep:
             feats["F.prep"] = 1.0
+        if sp.before == "" and len(sp.text.split()) == 1:
+            feats["F.initial1"] = 1.0
+        gazetteer = US_STATES if head == "state" else COUNTRIES if head in ("country", "nation") else None
+        if gazetteer is not None:
+            feats["F.gaz.in" if sp.text in gazetteer else "F.gaz.out"] = 1.0
         if where == "obs" and sp.text in ctx.earlier_text:
             feats["F.shared"] = 1.0
         pool.add("Finish", sp.text, feats)

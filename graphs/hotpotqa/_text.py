@@ -68,7 +68,7 @@ NUMBER = re.compile(
     re.I,
 )
 TOKEN = re.compile(r"\w(?:[\w'’\-–&]|\.(?=\w))*\.?|[,;:()\[\]!?&]")
-SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9)\]\"'’]{2})[.!?](?:\s+|(?=[A-Z][a-z]))|\n+")
+SENTENCE_END = re.compile(r"(?<=[\w)\]\"'’][\w)\]\"'’])[.!?](?:\s+|(?=[A-Z][a-z]))|\n+")
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,8 @@ def _names(sentence: str, base: int, s_index: int) -> list[Span]:
     def add(ws: list[str], kind: str, i: int, j: int) -> None:
         while ws and ws[-1].lower() in CONNECTORS:
             ws = ws[:-1]
+        if ws and ws[0] in MONTHS and (len(ws) == 1 or ws[1][:1].isdigit()):
+            return  # a date ("May 2", "February 1945"), not a name
         if ws and not (len(ws) == 1 and ws[0] in OPENERS):
             before = toks[i - 1][0].lower() if i else ""
             after = toks[j][0].lower() if j < len(toks) else ""
@@ -333,7 +335,7 @@ def question_type(question: str) -> str:
 
 PLAN = re.compile(
     r"\b(?:search(?:ing)?|look(?:ing)? up|lookup)(?: for)? (.+?)"
-    r"(?=,| and find| to find| and see| and check| next| instead| again| first"
+    r"(?=,| and find| to find| and see| and check|(?-i: next| instead| again| first)"
     r"|(?<![A-Z])\.(?:\s|$)|;| then |$)",
     re.I,
 )
@@ -355,9 +357,12 @@ def plans(thought: str) -> list[tuple[str, str, bool]]:
             part = re.sub(r"^(?:the|a|an)\s+(?=[a-z])", "", part)
             if part and len(part) > 1:
                 out.append((verb, part, whole))
-                bare = part.strip('"“”')
-                if bare != part and bare:
-                    out.append((verb, bare, whole))
+                inner = quoted(part)
+                if len(inner) == 1 and re.fullmatch(r"[\"“][^\"”]+[\"”]", part):
+                    out.append((verb, inner[0], whole))
+                elif inner:
+                    for q in inner:
+                        out.extend([(verb, f'"{q}"', False), (verb, q, False)])
     return out
 
 
