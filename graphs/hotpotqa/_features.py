@@ -73,6 +73,11 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().strip('"“”').strip()).lower()
 
 
+def _key(text: str) -> str:
+    """`text` as a search is remembered: normalised, without a leading "the"."""
+    return re.sub(r"^the\s+", "", _norm(text))
+
+
 @dataclass
 class Context:
     """What the agent has seen before its next action, read once for all candidates."""
@@ -88,6 +93,7 @@ class Context:
     page: str = ""
     page_text: str = ""
     plan_words: set[str] = field(default_factory=set)
+    relwords: set[str] = field(default_factory=set)
     prep: str = ""
     earlier_text: str = ""
 
@@ -95,9 +101,11 @@ class Context:
         self.qtype = question_type(self.question)
         self.head = head_noun(self.question) if self.qtype not in ("either", "yesno") else ""
         self.qwords = content_words(self.question)
+        named = " ".join(n for n, _ in question_names(self.question))
+        self.relwords = self.qwords - content_words(named)
         m = re.search(r"\b(in|from|at|by|on|for|with|of|to)\s+(?:what|which|whom|who)\b", self.question, re.I)
         self.prep = m.group(1).lower() if m else ""
-        self.searched = [_norm(str(s.get("arg", ""))) for s in self.steps if s.get("tool") == "Search"]
+        self.searched = [_key(str(s.get("arg", ""))) for s in self.steps if s.get("tool") == "Search"]
         for s in self.steps:
             obs = str(s.get("observation", ""))
             if s.get("tool") == "Search" and not obs.startswith("Could not find"):
@@ -150,14 +158,31 @@ def question_names(question: str) -> list[tuple[str, Features]]:
         feats[f"rank{_bucket(n, 3)}"] = 1.0
         n += 1
         out.append((sp.text, feats))
-        if sp.kind in ("name", "name-poss") and sp.after not in STOP and re.fullmatch(r"[a-z]{3,}", sp.after):
-            if not sp.after.endswith("ed") and sp.after not in VERBS:
-                out.append((f"{sp.text} {sp.after}", {**feats, "plusnoun": 1.0}))
+        possessive = re.search(re.escape(sp.text) + r"['’]s?\s", text) is not None
+        if sp.kind in ("name", "name-poss") and _noun(sp.after) and not possessive:
+            out.append((f"{sp.text} {sp.after}", {**feats, "plusnoun": 1.0}))
     for q in quoted(question):
         m = re.search(rf"[\"“]{re.escape(q)}[\"”]\s+([a-z]{{3,}})", question)
-        if m and m.group(1) not in STOP:
+        if m and _noun(m.group(1)):
             out.append((f'"{q}" {m.group(1)}', {"quotedname": 1.0, "withquotes": 1.0, "plusnoun": 1.0}))
+    if not out:  # no names at all: the question's own words ("the chicken", "dance pattern")
+        words = re.findall(r"[a-z][a-z'\-]+", question.lower())
+        for n in (2, 1, 3):
+            for i in range(len(words) - n + 1):
+                gram = words[i : i + n]
+                if gram[0] not in STOP and gram[-1] not in STOP and len(out) < 12:
+                    out.append((" ".join(gram), {"words": 1.0, f"words{n}": 1.0}))
     return out
+
+
+def _noun(word: str) -> bool:
+    """A lower-case word that may end a title ("Shape magazine"), not a verb or a function word."""
+    return (
+        bool(re.fullmatch(r"[a-z]{3,}", word))
+        and word not in STOP
+        and word not in VERBS
+        and not word.endswith("ed")
+    )
 
 
 def _overlap(words: set[str], text: str, own: str = "") -> float:
@@ -206,7 +231,7 @@ class _Pool:
             if low and low in last_obs:
                 generic[f"{t}.inlastobs"] = 1.0
             if tool == "Search":
-                if low in ctx.searched:
+                if _key(arg) in ctx.searched:
                     generic["S.searched"] = 1.0
                     generic[f"S.searched@{ctx.last_kind}"] = 1.0
                 if arg.startswith('"'):
@@ -283,7 +308,7 @@ def _search(pool: _Pool, ctx: Context) -> None:
             if re.search(rf"\b{word}", ctx.question, re.I) and "(" not in bare:
                 pool.add("Search", f"{bare} ({word})", {"S.src.var": 1.0, "S.var.paren": 1.0})
     if last.get("tool") == "Search":
-        again = _norm(str(last.get("arg", "")))
+        again = _key(str(last.get("arg", "")))
         times = ctx.searched.count(again)
         pool.add("Search", str(last.get("arg", "")), {"S.src.rep": 1.0, f"S.rep.n{_bucket(times, 3)}": 1.0})
     if ctx.last_kind == "found" or ctx.last_kind == "lookup":
@@ -301,6 +326,9 @@ def _search(pool: _Pool, ctx: Context) -> None:
                 f"S.obs.{sp.kind}": 1.0,
                 f"S.obs.r{_bucket(r, 6)}": 1.0,
                 "S.obs.near": _overlap(ctx.qwords, _window(text, sp), sp.text),
+                "S.obs.rel": float(
+                    bool(ctx.relwords & content_words(text[max(0, sp.start - 50) : sp.start]))
+                ),
                 "S.obs.sentov": _overlap(ctx.qwords, sp.sentence_text, sp.text),
             }
             if ctx.plan_words:
@@ -340,6 +368,21 @@ def _lookup(pool: _Pool, ctx: Context) -> None:
             pool.add("Lookup", m.group(1), {"L.src.find": 1.0})
 
 
+LIFESPAN = re.compile(r"\(([^()]*?\d{3,4}[^()]*?)\s[–-]\s([^()]*?\d{3,4}[^()]*?)\)")
+
+
+def _lifespan_side(text: str, sp: Span) -> str:
+    """ "birth" or "death" when `sp` is a date of the "(8 May 1921 – 1 June 1990)" after a page's subject."""
+    m = LIFESPAN.search(text[:300])
+    if not m:
+        return ""
+    if m.start(1) <= sp.start < m.end(1):
+        return "birth"
+    if m.start(2) <= sp.start < m.end(2):
+        return "death"
+    return ""
+
+
 def compatible(qtype: str, kind: str, words: int) -> float:
     """How well an answer of `kind` (and `words` long) fits a question of `qtype` (a fixed prior)."""
     table = {
@@ -373,6 +416,7 @@ def _finish_spans(pool: _Pool, ctx: Context, text: str, where: str) -> None:
             f"F.r{_bucket(r, 4)}": 1.0,
             f"F.sent{_bucket(sp.sentence, 3)}": 1.0,
             "F.near": _overlap(ctx.qwords, window, sp.text),
+            "F.rel": float(bool(ctx.relwords & content_words(text[max(0, sp.start - 50) : sp.start]))),
             "F.sentov": _overlap(ctx.qwords, sp.sentence_text, sp.text),
         }
         if head:
@@ -390,12 +434,17 @@ def _finish_spans(pool: _Pool, ctx: Context, text: str, where: str) -> None:
         feats["F.count"] = min(3, count) / 3.0
         if ctx.plan_words:
             feats["F.plannear"] = _overlap(ctx.plan_words, window, sp.text)
-        if _norm(sp.text) in ctx.searched:
+        if _key(sp.text) in ctx.searched:
             feats["F.searched"] = 1.0
         if ctx.prep and sp.before == ctx.prep:
             feats["F.prep"] = 1.0
         if sp.before == "" and len(sp.text.split()) == 1:
             feats["F.initial1"] = 1.0
+        if kind in ("year", "date"):
+            side = _lifespan_side(text, sp)
+            if side:
+                asks = "birth" if re.search(r"\bborn\b|\bbirth", ctx.question, re.I) else "other"
+                feats[f"F.life.{side}@{asks}"] = 1.0
         gazetteer = US_STATES if head == "state" else COUNTRIES if head in ("country", "nation") else None
         if gazetteer is not None:
             feats["F.gaz.in" if sp.text in gazetteer else "F.gaz.out"] = 1.0
@@ -449,7 +498,7 @@ def _finish(pool: _Pool, ctx: Context) -> None:
             f"F.qent.r{_bucket(i, 3)}": 1.0,
             "F.compat": compatible(ctx.qtype, "qent", 1),
         }
-        if _norm(name) in ctx.searched:
+        if _key(name) in ctx.searched:
             feats["F.qent.searched"] = 1.0
         pool.add("Finish", name, feats)
     found = [
@@ -482,7 +531,7 @@ def tool_features(ctx: Context, options: dict[Action, Features]) -> dict[str, Fe
     names were all searched.
     """
     planned = any(
-        _norm(target) not in ctx.searched
+        _key(target) not in ctx.searched
         for thought in ctx.thoughts[-1:]
         for verb, target, _ in plans(thought)
         if verb == "Search"
@@ -491,7 +540,7 @@ def tool_features(ctx: Context, options: dict[Action, Features]) -> dict[str, Fe
         a[0] == "Finish" and f.get("F.compat", 0) >= 1 and f.get("F.src.obs") for a, f in options.items()
     )
     names = [n for n, f in question_names(ctx.question) if not f.get("withquotes")][:2]
-    both = bool(names) and all(_norm(n) in ctx.searched for n in names)
+    both = bool(names) and all(_key(n) in ctx.searched for n in names)
     context = {
         "": 1.0,
         f"@{ctx.last_kind}": 1.0,
