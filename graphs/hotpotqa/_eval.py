@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
 from typing import Any
@@ -205,7 +204,6 @@ def run(args: argparse.Namespace) -> int:
                 "speculator": (
                     f"offline, {args.cv}-fold cross-validated (weights and L2 fitted on training folds)"
                 ),
-                "l2_median": statistics.median(f["l2"] for f in cv["per_fold"]),
                 "shipped_weights": {key: shipped[key] for key in ("top1_acc", "topk_acc", "per_tool")},
             }
         else:

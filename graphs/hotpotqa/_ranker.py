@@ -146,22 +146,46 @@ def _clogit(groups: Sequence[tuple[Sequence[Features], int]], l2: float) -> dict
     return {n: round(float(v), 6) for n, v in zip(names, res.x) if abs(v) > 1e-9}
 
 
-def fit(steps: Sequence[Step], l2: float = 1.0) -> dict[str, float]:
+COMPONENTS = ("tool", "Search", "Lookup", "Finish")
+"""The separately regularised parts of the model: the tool choice, and each tool's argument choice."""
+
+
+def _strength(l2: float | Mapping[str, float], part: str) -> float:
+    return float(l2) if isinstance(l2, (int, float)) else float(l2[part])
+
+
+def fit(steps: Sequence[Step], l2: float | Mapping[str, float] = 1.0) -> dict[str, float]:
     """Weights of both factors: the tool the agent chose, and its argument among that tool's candidates.
 
-    Each maximises its conditional likelihood minus `l2`/2 ||w||^2. A step
-    whose argument is not among the candidates still teaches the tool.
+    Each part (`COMPONENTS`) maximises its conditional likelihood minus
+    l2/2 ||w||^2, with `l2` one strength or one per part. A step whose
+    argument is not among the candidates still teaches the tool.
     """
-    tool_groups = []
-    arg_groups = []
+    groups: dict[str, list[tuple[list[Features], int]]] = {part: [] for part in COMPONENTS}
     for s in steps:
         names = [t for t, _ in s.tools]
-        tool_groups.append(([f for _, f in s.tools], names.index(s.tool) if s.tool in names else -1))
+        groups["tool"].append(([f for _, f in s.tools], names.index(s.tool) if s.tool in names else -1))
         same = [(a, f) for a, f in s.options if a[0] == s.tool]
-        arg_groups.append(
-            ([f for _, f in same], next((i for i, (a, _) in enumerate(same) if a == s.want), -1))
-        )
-    return {**_clogit(tool_groups, l2), **_clogit(arg_groups, l2)}
+        truth = next((i for i, (a, _) in enumerate(same) if a == s.want), -1)
+        groups.setdefault(s.tool, []).append(([f for _, f in same], truth))
+    weights: dict[str, float] = {}
+    for part in COMPONENTS:
+        weights.update(_clogit(groups[part], _strength(l2, part)))
+    return weights
+
+
+def _part_scores(steps: Sequence[Step], ranker: Ranker, k: int) -> dict[str, float]:
+    """Held-out quality of each part: the tool's log-likelihood, each tool's in-tool top-k hits."""
+    out = dict.fromkeys(COMPONENTS, 0.0)
+    for s in steps:
+        names = [t for t, _ in s.tools]
+        if s.tool in names:
+            out["tool"] += _log_softmax([ranker.score(f) for _, f in s.tools])[names.index(s.tool)]
+        same = [(a, f) for a, f in s.options if a[0] == s.tool]
+        order = sorted(range(len(same)), key=lambda i: (-ranker.score(same[i][1]), i))
+        if s.tool in out:
+            out[s.tool] += any(same[i][0] == s.want for i in order[:k])
+    return out
 
 
 def score_steps(steps: Sequence[Step], ranker: Ranker, k: int) -> dict[str, Any]:
@@ -184,20 +208,26 @@ def _folds(n_runs: int, n_folds: int, seed: int) -> list[list[int]]:
     return [sorted(order[f::n_folds]) for f in range(n_folds)]
 
 
-def choose_l2(steps: Sequence[Step], k: int, n_folds: int = 4, seed: int = 0) -> float:
-    """The L2 strength of `L2_GRID` with the best inner cross-validated top-k on `steps` alone."""
+def choose_l2(steps: Sequence[Step], k: int, n_folds: int = 4, seed: int = 0) -> dict[str, float]:
+    """Per part, the L2 strength of `L2_GRID` that does best in an inner cross-validation on `steps` alone.
+
+    The tool part by held-out log-likelihood, each argument part by held-out
+    in-tool top-k hits; ties go to the stronger regularisation.
+    """
     runs = sorted({s.run for s in steps})
     folds = _folds(len(runs), min(n_folds, len(runs)), seed)
-    best, best_hits = L2_GRID[-1], -1
-    for l2 in reversed(L2_GRID):  # ties go to the stronger regularisation
-        hits = 0
+    best: dict[str, tuple[float, float]] = {}
+    for l2 in reversed(L2_GRID):
+        total = dict.fromkeys(COMPONENTS, 0.0)
         for fold in folds:
             held = {runs[i] for i in fold}
             ranker = Ranker(fit([s for s in steps if s.run not in held], l2))
-            hits += score_steps([s for s in steps if s.run in held], ranker, k)["topk"]
-        if hits > best_hits:
-            best, best_hits = l2, hits
-    return best
+            for part, value in _part_scores([s for s in steps if s.run in held], ranker, k).items():
+                total[part] += value
+        for part, value in total.items():
+            if part not in best or value > best[part][1] + 1e-9:
+                best[part] = (l2, value)
+    return {part: best[part][0] for part in COMPONENTS}
 
 
 def _rates(row: Mapping[str, int]) -> dict[str, float | None]:
