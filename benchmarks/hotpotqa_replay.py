@@ -72,34 +72,41 @@ def _plot(path: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [2.6, 1]})
     xs = range(len(rows))
-    left.bar([x - 0.2 for x in xs], [r["sequential_s"] for r in rows], 0.4, label="sequential")
+    seq = [r["sequential_s"] for r in rows]
+    left.bar([x - 0.2 for x in xs], seq, 0.4, label="sequential (no speculation)")
     left.bar([x + 0.2 for x in xs], [r["speculative_s"] for r in rows], 0.4, label="speculative")
-    left.set_xlabel("recorded ReAct run (dev set, index)")
-    left.set_ylabel("wall-clock (s)")
+    left.set_xlabel("recorded ReAct run (react_trajectories_dev.json, index)")
+    left.set_ylabel("wall-clock of the run (s)")
+    left.set_title("each recorded run replayed twice, sequential and speculative", fontsize=9)
     left.legend(fontsize=8)
     left.grid(axis="y", alpha=0.3)
     counts = {
-        "Searches the\nagent made": extra["searches"],
-        "of them answered\nearly (adopted\nfrom a branch)": extra["adopted_searches"],
-        "extra Searches on\nwrong guesses\n(cancelled/unused)": extra["wasted_searches"],
+        "Searches the agent made": extra["searches"],
+        "  of them already started on a\n  branch from a guessed action\n  (adopted: answer ready sooner)": (
+            extra["adopted_searches"]
+        ),
+        "extra Searches on wrong guesses\n(cancelled or never used)": extra["wasted_searches"],
     }
-    bars = right.bar(list(counts), list(counts.values()), color=["#888888", "#2ca02c", "#d62728"])
-    right.bar_label(bars, fontsize=8)
-    right.set_title("Search calls, all runs (speculative run)", fontsize=9)
-    right.tick_params(axis="x", labelsize=7)
-    right.grid(axis="y", alpha=0.3)
-    left.set_title(
-        "each recorded run replayed twice: sequential, then speculative (guessed Searches start while "
-        "the agent thinks)",
-        fontsize=8,
-    )
+    labels = list(counts)[::-1]
+    bars = right.barh(labels, [counts[c] for c in labels], color=["#d62728", "#2ca02c", "#888888"])
+    right.bar_label(bars, fontsize=8, padding=2)
+    right.set_title("Search calls over all runs (speculative replay)", fontsize=9)
+    right.tick_params(axis="y", labelsize=8)
+    right.set_xlim(0, max(counts.values()) * 1.2)
+    right.grid(axis="x", alpha=0.3)
+    wiki = {
+        "recorded": "observations replayed from the runs",
+        "local": "local wiki",
+        "live": "live Wikipedia",
+    }
     fig.suptitle(
-        f"ReAct HotpotQA replay ({extra['agent_latency_s']:g} s/agent step, "
-        f"{extra['search_latency_s']:g} s/Search, k={extra['k']}, {extra['backend']} wiki): "
-        f"{extra['saved_pct']}% saved, "
-        f"all identical: {extra['all_identical']}",
+        f"ReAct agent on HotpotQA, replayed: {extra['agent_latency_s']:g} s per agent step, "
+        f"{extra['search_latency_s']:g} s per Search, k={extra['k']} guesses, "
+        f"{wiki.get(extra['backend'], extra['backend'])}\n"
+        f"{extra['saved_pct']}% of wall-clock saved; final states and checkpoint histories identical: "
+        f"{'yes' if extra['all_identical'] else 'NO'}",
         fontsize=10,
     )
     fig.tight_layout()

@@ -300,6 +300,7 @@ def test_eval_command_with_a_chat_model_speculator(chat_stub: str, tmp_path: Pat
     out = json.loads(capsys.readouterr().out)
     assert out["steps"] == len(_ChatStub.run["steps"]) and out["top1_acc"] == 1.0
     assert out["speculator"].startswith("chat model openai:gpt-4o-mini")
+    assert out["speculator_median_s"] is not None and out["speculator_median_s"] >= 0
 
 
 def test_react_graph_with_a_chat_model_action_speculator_is_lossless(chat_stub: str) -> None:

@@ -10,6 +10,7 @@ or chat model objects, and are built on first use, never at import.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -77,6 +78,8 @@ class ChatActionSpeculator:
         self.spec = model
         self.k = k
         self._model: BaseChatModel | None = None
+        self.latencies: list[float] = []
+        """Seconds each call took, in the order the calls ended."""
 
     @property
     def model(self) -> BaseChatModel:
@@ -91,13 +94,17 @@ class ChatActionSpeculator:
     def guess(self, question: str, steps: list[Step], k: int | None = None) -> list[tuple[str, str]]:
         """The k most likely next actions `(tool, arg)`, best first."""
         n = k or self.k
+        t0 = time.perf_counter()
         reply = self.model.invoke(self._messages(question, steps, n))
+        self.latencies.append(time.perf_counter() - t0)
         return parse_guesses(str(reply.content), n)
 
     async def aguess(self, question: str, steps: list[Step], k: int | None = None) -> list[tuple[str, str]]:
         """`guess`, asynchronously."""
         n = k or self.k
+        t0 = time.perf_counter()
         reply = await self.model.ainvoke(self._messages(question, steps, n))
+        self.latencies.append(time.perf_counter() - t0)
         return parse_guesses(str(reply.content), n)
 
     async def aguess_many(

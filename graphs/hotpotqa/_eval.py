@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import time
 from typing import Any
@@ -117,16 +118,20 @@ def score(items: list[tuple[str, Any, tuple[str, str]]], guesses: list[Guesses],
 def evaluate(runs: list[dict[str, Any]], speculator: Any, k: int) -> dict[str, Any]:
     """Score `speculator`'s top-k guesses of every recorded step (`speculator.guess(question, steps, k)`)."""
     items = _items(runs)
-    t0 = time.perf_counter()
+    latencies: list[float] = []
     if hasattr(speculator, "aguess_many"):
         guesses = asyncio.run(speculator.aguess_many([(q, s) for q, s, _ in items], k))
+        latencies = list(getattr(speculator, "latencies", []))
     else:
-        guesses = [speculator.guess(q, s, k) for q, s, _ in items]
-    elapsed = time.perf_counter() - t0
+        guesses = []
+        for q, s, _ in items:
+            t0 = time.perf_counter()
+            guesses.append(speculator.guess(q, s, k))
+            latencies.append(time.perf_counter() - t0)
     return {
         "runs": len(runs),
         **score(items, guesses, k),
-        "speculator_s_per_step": round(elapsed / max(1, len(items)), 4),
+        "speculator_median_s": round(statistics.median(latencies), 4) if latencies else None,
     }
 
 
