@@ -85,6 +85,11 @@ def test_eval_cv_command_reports_the_fold_mean_beside_the_shipped_weights(
     assert out["topk_acc"] < out["shipped_weights"]["topk_acc"]  # in-sample is optimistic
     assert set(out["per_tool"]) == {"Search", "Lookup", "Finish"}
     assert all(v in _ranker.L2_GRID for f in out["per_fold"] for v in f["l2"].values())
+    assert cli(["eval", "hotpotqa", "--trajectories", RUNS, "--cv", "5", "--repeat", "2", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["topk_acc"] == out["topk_acc"]  # the same seed gives the same folds and figures
+    spread = again["repeats"]["topk_acc"]
+    assert again["repeats"]["seeds"] == [0, 1] and spread["min"] <= out["topk_acc"] <= spread["max"]
 
 
 def test_shipped_weights_are_what_the_fit_script_produces() -> None:

@@ -52,6 +52,13 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="how --cv shuffles runs into folds (default 0)")
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="R",
+        help="with --cv: also run R shuffles (seeds --seed..--seed+R-1) and report their spread",
+    )
+    p.add_argument(
         "--speculator",
         default="offline",
         help="offline (default) or a chat model, e.g. openai:gpt-4o-mini (options: ,temperature=0)",
@@ -167,6 +174,27 @@ def evaluate_observations(
     }
 
 
+def _spread(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, min and max of cross-validated figures over fold shuffles."""
+
+    def stats(values: list[float]) -> dict[str, float]:
+        return {
+            "mean": round(statistics.mean(values), 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        }
+
+    tools = sorted({t for r in results for t in r["per_tool"]})
+    return {
+        "seeds": [r["seed"] for r in results],
+        "top1_acc": stats([r["top1_acc"] for r in results]),
+        "topk_acc": stats([r["topk_acc"] for r in results]),
+        "per_tool_topk_acc": {
+            t: stats([r["per_tool"][t]["topk_acc"] for r in results if r["per_tool"].get(t)]) for t in tools
+        },
+    }
+
+
 def _speculator(args: argparse.Namespace) -> Any:
     if args.speculator == "offline":
         return ActionSpeculator(weights=args.weights)
@@ -182,6 +210,13 @@ def _print(out: dict[str, Any], k: int) -> None:
     )
     for name, v in out["per_tool"].items():
         print(f"  {name:<8} {v['steps']:>4} steps  top-1 {v['top1_acc']:.2f}  top-{k} {v['topk_acc']:.2f}")
+    if "repeats" in out:
+        r = out["repeats"]["topk_acc"]
+        seeds = out["repeats"]["seeds"]
+        print(
+            f"  over fold seeds {seeds[0]}..{seeds[-1]}: top-{k} mean {r['mean']} "
+            f"(min {r['min']}, max {r['max']})"
+        )
     if "shipped_weights" in out:
         s = out["shipped_weights"]
         print(f"  shipped weights (fitted on the dev runs): top-1 {s['top1_acc']}, top-{k} {s['topk_acc']}")
@@ -203,6 +238,9 @@ def run(args: argparse.Namespace) -> int:
                     "--cv fits the offline speculator; it cannot be combined with --speculator MODEL"
                 )
             cv = cross_validate(runs, args.cv, args.k, args.seed)
+            if args.repeat > 1:
+                others = [cross_validate(runs, args.cv, args.k, args.seed + r) for r in range(1, args.repeat)]
+                cv["repeats"] = _spread([cv, *others])
             shipped = evaluate(runs, ActionSpeculator(weights=args.weights), args.k)
             out: dict[str, Any] = {
                 **cv,
