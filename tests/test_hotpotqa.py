@@ -174,3 +174,43 @@ def test_eval_command_on_dev_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(out["per_tool"]) == {"Search", "Lookup", "Finish"}
     assert cli(["eval", "hotpotqa", "--trajectories", "missing.json"]) == 2
     assert "not found" in capsys.readouterr().err
+    assert cli(["eval", "hotpotqa", "--trajectories", RUNS, "--cv", "1"]) == 2
+    assert "--cv needs" in capsys.readouterr().err
+
+
+def test_eval_backend_live_against_a_loopback_mediawiki_stub(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Stub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    run = {
+        "question": "Which of Jonny Craig and Pete Doherty has been a member of more bands ?",
+        "steps": [
+            {"thought": "", "tool": "Search", "arg": "Pete Doherty", "observation": "x"},
+            {"thought": "", "tool": "Lookup", "arg": "Libertines", "observation": "x"},
+            {"thought": "", "tool": "Finish", "arg": "Jonny Craig", "observation": "x"},
+        ],
+    }
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([run]))
+    url = f"http://127.0.0.1:{server.server_port}/w/api.php"
+    try:
+        args = [
+            "eval",
+            "hotpotqa",
+            "--trajectories",
+            str(path),
+            "--backend",
+            "live",
+            "--wiki-url",
+            url,
+            "--json",
+        ]
+        assert cli(args) == 0
+    finally:
+        server.shutdown()
+        thread.join()
+    obs = json.loads(capsys.readouterr().out)["observations"]
+    # the stub's Pete Doherty is not the local paragraph: the mirror's guess misses
+    assert obs == {"backend": "live", "searches": 1, "hits": 0, "acc": 0.0}

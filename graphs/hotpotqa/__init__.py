@@ -3,12 +3,14 @@
 Data: HotpotQA (CC BY-SA 4.0) and Reflexion's recorded runs (MIT); see data/LICENSE.md.
 """
 
+from ._chat import ChatActionSpeculator
 from ._graph import ReActState, ReplayReAct, initial_state, make_graph
 from ._speculator import ActionSpeculator
 from ._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession
 
 __all__ = (
     "ActionSpeculator",
+    "ChatActionSpeculator",
     "LocalWiki",
     "ReActState",
     "RecordedWiki",

@@ -3,19 +3,36 @@
 Before each step the speculator sees the question and the steps before it
 (thoughts, actions, observations) and guesses the next action. Strict
 matching: same tool, same argument after whitespace trimming.
+
+- default: the shipped offline speculator (weights fitted on the 50 dev runs:
+  in-sample on them);
+- `--cv N`: N-fold cross-validation by run: every weight and the L2 strength
+  are fitted on the training folds only, each fold is scored by a model that
+  never saw it; the mean over folds is reported (and the shipped weights'
+  figures beside it);
+- `--speculator MODEL`: a chat model (`openai:gpt-4o-mini`) guesses instead;
+- `--backend recorded|local|live`: also score the observation speculator (the
+  local mirror's answer to each Search) against that wiki: the runs' recorded
+  observations, the local wiki itself, or the live MediaWiki API (network).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import statistics
 import sys
+import time
 from typing import Any
 
 from .._common import load_records
+from ._ranker import cross_validate
 from ._speculator import ActionSpeculator
 
-__all__ = ("add_parser", "evaluate")
+__all__ = ("add_parser", "evaluate", "evaluate_observations")
+
+Guesses = list[tuple[str, str]]
 
 
 def add_parser(sub: Any) -> None:
@@ -26,6 +43,37 @@ def add_parser(sub: Any) -> None:
         help="recorded runs, e.g. graphs/hotpotqa/data/react_trajectories_dev.json",
     )
     p.add_argument("--k", type=int, default=3, help="guesses per step (default 3)")
+    p.add_argument(
+        "--cv",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N-fold cross-validation by run (fit on training folds)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="how --cv shuffles runs into folds (default 0)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="R",
+        help="with --cv: also run R shuffles (seeds --seed..--seed+R-1) and report their spread",
+    )
+    p.add_argument(
+        "--speculator",
+        default="offline",
+        help="offline (default) or a chat model, e.g. openai:gpt-4o-mini (options: ,temperature=0)",
+    )
+    p.add_argument(
+        "--weights", default=None, help="offline speculator weights JSON (default: the shipped ones)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=["recorded", "local", "live"],
+        default=None,
+        help="also score guessed observations against the runs' recorded ones, the local wiki, "
+        "or live Wikipedia",
+    )
+    p.add_argument("--wiki-url", default=None, help="MediaWiki API for --backend live (default: Wikipedia's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -36,24 +84,29 @@ def load_runs(path: str) -> list[dict[str, Any]]:
     return load_records(path, "trajectory", example, ["question", "steps"])
 
 
-def evaluate(runs: list[dict[str, Any]], speculator: ActionSpeculator, k: int) -> dict[str, Any]:
-    """Score `speculator`'s top-k guesses of every recorded step."""
+def _items(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], tuple[str, str]]]:
+    return [
+        (run["question"], run["steps"][:i], (str(step["tool"]).strip(), str(step["arg"]).strip()))
+        for run in runs
+        for i, step in enumerate(run["steps"])
+    ]
+
+
+def score(items: list[tuple[str, Any, tuple[str, str]]], guesses: list[Guesses], k: int) -> dict[str, Any]:
+    """Top-1/top-k accuracy of `guesses` (one list per item), overall and per tool."""
     steps = top1 = topk = 0
     per_tool: dict[str, dict[str, int]] = {}
-    for run in runs:
-        for i, step in enumerate(run["steps"]):
-            want = (str(step["tool"]).strip(), str(step["arg"]).strip())
-            guesses = [(t, a.strip()) for t, a in speculator.guess(run["question"], run["steps"][:i], k)]
-            hit1, hitk = bool(guesses) and guesses[0] == want, want in guesses[:k]
-            steps, top1, topk = steps + 1, top1 + hit1, topk + hitk
-            tool = per_tool.setdefault(want[0], {"steps": 0, "top1": 0, "topk": 0})
-            tool["steps"], tool["top1"], tool["topk"] = (
-                tool["steps"] + 1,
-                tool["top1"] + hit1,
-                tool["topk"] + hitk,
-            )
+    for (_, _, want), raw in zip(items, guesses):
+        g = [(t, a.strip()) for t, a in raw]
+        hit1, hitk = bool(g) and g[0] == want, want in g[:k]
+        steps, top1, topk = steps + 1, top1 + hit1, topk + hitk
+        tool = per_tool.setdefault(want[0], {"steps": 0, "top1": 0, "topk": 0})
+        tool["steps"], tool["top1"], tool["topk"] = (
+            tool["steps"] + 1,
+            tool["top1"] + hit1,
+            tool["topk"] + hitk,
+        )
     return {
-        "runs": len(runs),
         "steps": steps,
         "k": k,
         "top1_acc": round(top1 / steps, 4) if steps else None,
@@ -66,8 +119,110 @@ def evaluate(runs: list[dict[str, Any]], speculator: ActionSpeculator, k: int) -
             }
             for name, v in sorted(per_tool.items())
         },
-        "speculator": "offline (question, thoughts, observations, local BM25 index)",
     }
+
+
+def evaluate(runs: list[dict[str, Any]], speculator: Any, k: int) -> dict[str, Any]:
+    """Score `speculator`'s top-k guesses of every recorded step (`speculator.guess(question, steps, k)`)."""
+    items = _items(runs)
+    latencies: list[float] = []
+    if hasattr(speculator, "aguess_many"):
+        guesses = asyncio.run(speculator.aguess_many([(q, s) for q, s, _ in items], k))
+        latencies = list(getattr(speculator, "latencies", []))
+    else:
+        guesses = []
+        for q, s, _ in items:
+            t0 = time.perf_counter()
+            guesses.append(speculator.guess(q, s, k))
+            latencies.append(time.perf_counter() - t0)
+    return {
+        "runs": len(runs),
+        **score(items, guesses, k),
+        "speculator_median_s": round(statistics.median(latencies), 4) if latencies else None,
+    }
+
+
+def evaluate_observations(
+    runs: list[dict[str, Any]], backend: str, wiki_url: str | None = None
+) -> dict[str, Any]:
+    """How often the local mirror's observation of a recorded Search equals what `backend` answers."""
+    from ._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession
+
+    local = LocalWiki()
+    truth: Any = (
+        RecordedWiki(runs, local)
+        if backend == "recorded"
+        else local
+        if backend == "local"
+        else WikipediaAPI(base_url=wiki_url)
+        if wiki_url
+        else WikipediaAPI()
+    )
+    searches = hits = 0
+    for run in runs:
+        real, mirror = WikiSession(truth), WikiSession(local)
+        for step in run["steps"]:
+            tool, arg = str(step["tool"]), str(step["arg"])
+            answer, guess = real.observe(tool, arg), mirror.observe(tool, arg)
+            if tool == "Search":
+                searches, hits = searches + 1, hits + (answer == guess)
+    return {
+        "backend": backend,
+        "searches": searches,
+        "hits": hits,
+        "acc": round(hits / searches, 4) if searches else None,
+    }
+
+
+def _spread(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, min and max of cross-validated figures over fold shuffles."""
+
+    def stats(values: list[float]) -> dict[str, float]:
+        return {
+            "mean": round(statistics.mean(values), 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        }
+
+    tools = sorted({t for r in results for t in r["per_tool"]})
+    return {
+        "seeds": [r["seed"] for r in results],
+        "top1_acc": stats([r["top1_acc"] for r in results]),
+        "topk_acc": stats([r["topk_acc"] for r in results]),
+        "per_tool_topk_acc": {
+            t: stats([r["per_tool"][t]["topk_acc"] for r in results if r["per_tool"].get(t)]) for t in tools
+        },
+    }
+
+
+def _speculator(args: argparse.Namespace) -> Any:
+    if args.speculator == "offline":
+        return ActionSpeculator(weights=args.weights)
+    from ._chat import ChatActionSpeculator
+
+    return ChatActionSpeculator(args.speculator, k=args.k)
+
+
+def _print(out: dict[str, Any], k: int) -> None:
+    label = "cross-validated " if "per_fold" in out else ""
+    print(
+        f"{out['runs']} runs, {out['steps']} steps: {label}top-1 {out['top1_acc']}, top-{k} {out['topk_acc']}"
+    )
+    for name, v in out["per_tool"].items():
+        print(f"  {name:<8} {v['steps']:>4} steps  top-1 {v['top1_acc']:.2f}  top-{k} {v['topk_acc']:.2f}")
+    if "repeats" in out:
+        r = out["repeats"]["topk_acc"]
+        seeds = out["repeats"]["seeds"]
+        print(
+            f"  over fold seeds {seeds[0]}..{seeds[-1]}: top-{k} mean {r['mean']} "
+            f"(min {r['min']}, max {r['max']})"
+        )
+    if "shipped_weights" in out:
+        s = out["shipped_weights"]
+        print(f"  shipped weights (fitted on the dev runs): top-1 {s['top1_acc']}, top-{k} {s['topk_acc']}")
+    if "observations" in out:
+        o = out["observations"]
+        print(f"  guessed observations vs {o['backend']}: {o['hits']}/{o['searches']} Searches")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,20 +232,37 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         runs = load_runs(args.trajectories)
+        if args.cv:
+            if args.speculator != "offline":
+                raise ValueError(
+                    "--cv fits the offline speculator; it cannot be combined with --speculator MODEL"
+                )
+            cv = cross_validate(runs, args.cv, args.k, args.seed)
+            if args.repeat > 1:
+                others = [cross_validate(runs, args.cv, args.k, args.seed + r) for r in range(1, args.repeat)]
+                cv["repeats"] = _spread([cv, *others])
+            shipped = evaluate(runs, ActionSpeculator(weights=args.weights), args.k)
+            out: dict[str, Any] = {
+                **cv,
+                "speculator": (
+                    f"offline, {args.cv}-fold cross-validated (weights and L2 fitted on training folds)"
+                ),
+                "shipped_weights": {key: shipped[key] for key in ("top1_acc", "topk_acc", "per_tool")},
+            }
+        else:
+            out = evaluate(runs, _speculator(args), args.k)
+            out["speculator"] = (
+                "offline (learned ranker over candidates from the question, thoughts and observations)"
+                if args.speculator == "offline"
+                else f"chat model {args.speculator}"
+            )
+        if args.backend:
+            out["observations"] = evaluate_observations(runs, args.backend, args.wiki_url)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = evaluate(runs, ActionSpeculator(), args.k)
     if args.json:
         print(json.dumps(out))
     else:
-        print(
-            f"{out['runs']} runs, {out['steps']} steps: "
-            f"top-1 {out['top1_acc']}, top-{args.k} {out['topk_acc']}"
-        )
-        for name, v in out["per_tool"].items():
-            print(
-                f"  {name:<8} {v['steps']:>4} steps  "
-                f"top-1 {v['top1_acc']:.2f}  top-{args.k} {v['topk_acc']:.2f}"
-            )
+        _print(out, args.k)
     return 0

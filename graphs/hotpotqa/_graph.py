@@ -16,7 +16,6 @@ import json
 import operator
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import NotRequired
@@ -24,6 +23,7 @@ from typing_extensions import NotRequired
 from langgraph_speculative import Guess, SpeculationPolicy, speculate
 
 from .._common import ScriptedChatModel
+from ._chat import ChatActionSpeculator, chat_model
 from ._speculator import ActionSpeculator
 from ._wiki import LocalWiki, WikipediaAPI, WikiSession, parse_action
 
@@ -100,15 +100,6 @@ def session_after(backend: Any, steps: list[dict[str, str]], latency: float = 0.
     return session
 
 
-def _model(spec: Any) -> BaseChatModel:
-    if not isinstance(spec, str):
-        return spec
-    from langchain.chat_models import init_chat_model
-
-    model, *opts = spec.split(",")
-    return init_chat_model(model, **dict(o.split("=", 1) for o in opts))
-
-
 def _same_action(guess: dict[str, Any], actual: dict[str, Any]) -> bool:
     """A guessed action hits when tool and argument are the agent's (the thought is not guessed)."""
     g, a = guess.get("pending") or {}, actual.get("pending") or {}
@@ -132,23 +123,31 @@ def make_graph(
     latency: float = 1.0,
     speculative: bool = True,
     guess_actions: bool = True,
+    action_speculator: Any = "offline",
     depth: int = 1,
 ) -> StateGraph:  # type: ignore[type-arg]
     """A ReAct graph (agent -> tool -> record -> agent ... until Finish or `max_steps`).
 
     `agent_model`: a chat model or a string (`openai:gpt-4o`, resolved at run
-    time); `backend`: "local" (offline wiki), "wikipedia" (live API), or a
-    backend object (`RecordedWiki` replays recorded runs); `latency`: seconds
-    per Search; `speculator`: "offline" (the local index guesses the
-    observation) or a function state -> guesses for the tool node;
-    `guess_actions`: also guess the agent's next action (`ActionSpeculator`)
-    so the guessed Searches start while the agent thinks; `k`, `depth`: the
-    speculation policy.
+    time); `backend`: "local" (offline wiki), "live" (or "wikipedia": the
+    MediaWiki API), or a backend object (`RecordedWiki` replays recorded
+    runs); `latency`: seconds per Search; `speculator`: "offline" (the local
+    index guesses the observation) or a function state -> guesses for the
+    tool node; `guess_actions`: also guess the agent's next action so the
+    guessed Searches start while the agent thinks, with `action_speculator`:
+    "offline" (`ActionSpeculator`), a chat model string such as
+    "openai:gpt-4o-mini" (`ChatActionSpeculator`, built at run time), or an
+    object with `guess(question, steps, k)`; `k`, `depth`: the speculation
+    policy.
     """
     wiki = (
-        LocalWiki() if backend in ("local", None) else WikipediaAPI() if backend == "wikipedia" else backend
+        LocalWiki()
+        if backend in ("local", None)
+        else WikipediaAPI()
+        if backend in ("live", "wikipedia")
+        else backend
     )
-    model = _model(agent_model)
+    model = chat_model(agent_model)
 
     async def agent(state: ReActState) -> dict[str, Any]:
         reply = await model.ainvoke(render(state["question"], state["steps"]))
@@ -196,19 +195,36 @@ def make_graph(
             obs = mirror.observation(p["tool"], p["arg"], session_after(local, state["steps"]))
             return [Guess({"observation": obs})]
 
-        def guess_action(state: ReActState) -> list[Guess]:
-            ranked = mirror.guess(state["question"], state["steps"], k)
+        actions: Any = (
+            mirror
+            if action_speculator == "offline"
+            else ChatActionSpeculator(action_speculator, k)
+            if isinstance(action_speculator, str)
+            else action_speculator
+        )
+
+        def searches(ranked: list[tuple[str, str]]) -> list[Guess]:
             return [
                 Guess({"pending": {"thought": "", "tool": tool, "arg": arg}})
                 for tool, arg in ranked
                 if tool == "Search"  # a Lookup or Finish costs nothing to redo
             ]
 
+        def guess_action(state: ReActState) -> list[Guess]:
+            return searches(actions.guess(state["question"], state["steps"], k))
+
+        async def aguess_action(state: ReActState) -> list[Guess]:
+            return searches(await actions.aguess(state["question"], state["steps"], k))
+
         builder = speculate(
             builder,
             {
                 "tool": speculator if callable(speculator) else guess_observation,
-                "agent": guess_action if guess_actions else (lambda s: []),
+                "agent": (
+                    (aguess_action if hasattr(actions, "aguess") else guess_action)
+                    if guess_actions
+                    else (lambda s: [])
+                ),
             },
             policy=SpeculationPolicy(k=k, depth=depth),
             keys={"tool": _tool_key},
