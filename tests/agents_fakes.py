@@ -275,7 +275,7 @@ def transcript(messages: Sequence[BaseMessage], *, canonical_ids: bool = False) 
             d["tool_calls"] = [{**c, "id": cid(c["id"])} for c in m.tool_calls]
         if isinstance(m, ToolMessage):
             d["tool_call_id"] = cid(m.tool_call_id)
-        out.append({"type": type(m).__name__, **d})
+        out.append({**d, "class": type(m).__name__})
     return out
 
 
