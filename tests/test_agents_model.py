@@ -49,7 +49,7 @@ class Stub:
                 message = stub.reply(body)
                 calls = message.get("tool_calls") or []
                 payload = {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
+                    "id": f"chatcmpl-{len(body['messages'])}",  # the same in both runs of a test
                     "object": "chat.completion",
                     "created": 0,
                     "model": body.get("model", "stub"),
@@ -205,13 +205,13 @@ def test_a_failing_endpoint_is_a_speculator_error(stub: Stub) -> None:
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
 def test_actor_and_speculator_both_through_the_openai_client(stub: Stub, mode: str) -> None:
-    """Provider-random call ids from the endpoint itself; the actor takes 0.3 s a turn."""
+    """Provider-random call ids from the endpoint itself; the actor takes 0.15 s a turn."""
     from langchain_openai import ChatOpenAI
 
     def reply(body: dict[str, Any]) -> dict[str, Any]:
         if "predict" in body["messages"][0]["content"]:
             return speculator_reply(body)
-        time.sleep(0.3)
+        time.sleep(0.15)
         nxt = next_call(body["messages"])
         if nxt is None:
             return {
@@ -223,7 +223,7 @@ def test_actor_and_speculator_both_through_the_openai_client(stub: Stub, mode: s
     stub.reply = reply
 
     def agent(middleware: list[Any]) -> tuple[Any, Shop]:
-        shop = Shop(latency=0.2)
+        shop = Shop(latency=0.1)
         actor = ChatOpenAI(model="gpt-4.1", base_url=stub.url, api_key="k", max_retries=0)
         return create_agent(actor, shop.tools(), middleware=middleware), shop
 
@@ -240,7 +240,7 @@ def test_actor_and_speculator_both_through_the_openai_client(stub: Stub, mode: s
     )
     ids = [c["id"] for m in out["messages"] if m.type == "ai" for c in m.tool_calls]
     assert len(set(ids)) == len(ids) == 5  # the endpoint's own ids, all different
-    assert mw.report.adopted >= 3  # the speculator answers at once, the actor after 0.3 s
+    assert mw.report.adopted >= 3  # the speculator answers at once, the actor after 0.15 s
     assert shop.writes() == plain_shop.writes() and not any(w["early"] for w in shop.writes())
 
 
