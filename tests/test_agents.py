@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -464,3 +465,91 @@ def test_outside_create_agent_it_warns_that_gates_were_not_checked() -> None:
         pytest.raises(ValueError, match="get_order"),
     ):
         mw.wrap_model_call(Request(), lambda r: AI(content="hi"))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- streams and traces
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_the_messages_stream_is_the_plain_agents(mode: str) -> None:
+    """No prefetch reaches stream_mode="messages"; served results stream as the tool step's output."""
+
+    def chunks(middleware: list[Any], shop: Shop, model: Any) -> list[tuple[str, Any, str]]:
+        agent = create_agent(model, shop.tools(), middleware=middleware)
+        if mode == "stream":
+            parts = list(agent.stream(ask(), stream_mode="messages"))
+        else:
+
+            async def collect() -> list[Any]:
+                return [p async for p in agent.astream(ask(), stream_mode="messages")]
+
+            parts = asyncio.run(collect())
+        return [(type(m).__name__, str(m.content), meta["langgraph_node"]) for m, meta in parts]
+
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    streamed = chunks([mw], shop, model)
+    plain = chunks([], Shop(latency=0.02), scripted(shop_script(), delay=0.02))
+    assert mw.report.adopted == 4
+    assert streamed == plain
+
+
+@pytest.fixture
+def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """test_langsmith's LangSmith collector, on 127.0.0.1."""
+    from http.server import ThreadingHTTPServer
+
+    from .test_langsmith import _Collector
+
+    _Collector.posts, _Collector.patches = [], {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("LANGSMITH_ENDPOINT", url)
+    monkeypatch.setenv("LANGSMITH_API_KEY", "test-key")
+    try:
+        yield url
+    finally:
+        server.shutdown()
+
+
+def test_prefetches_are_traced_as_speculative_children_of_the_model_call(collector: str) -> None:
+    from langchain_core.tracers.langchain import LangChainTracer
+    from langsmith import Client
+
+    from .test_langsmith import _Collector
+
+    client = Client(api_url=collector, api_key="test-key", auto_batch_tracing=False)
+    tracer = LangChainTracer(client=client, project_name="agents-test")
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    create_agent(model, shop.tools(), middleware=[mw]).invoke(ask(), {"callbacks": [tracer]})
+    tracer.wait_for_futures()
+    client.flush()
+
+    runs = {r["id"]: r for r in _Collector.posts}
+
+    def meta(r: dict[str, Any]) -> dict[str, Any]:
+        patched = _Collector.patches.get(r["id"], {}).get("extra") or {}
+        return {**((r.get("extra") or {}).get("metadata") or {}), **(patched.get("metadata") or {})}
+
+    early = [r for r in runs.values() if "speculative" in (r.get("tags") or [])]
+    assert len(early) == mw.report.node("model").launched == 5
+    for r in early:
+        assert meta(r)["speculative"] is True and meta(r)["spec_guess"]["name"] == r["name"]
+        assert runs[r["parent_run_id"]]["name"] == "SpeculativeToolCalls.wrap_model_call"
+    spans = [r for r in runs.values() if r["name"] == "SpeculativeToolCalls.wrap_model_call"]
+    outcomes = [meta(r)["speculation"]["outcome"] for r in spans if "speculation" in meta(r)]
+    assert outcomes == ["hit", "hit", "hit", "hit"]
+    adopted = [
+        r
+        for r in runs.values()
+        if r["name"] == "SpeculativeToolCalls.wrap_tool_call" and meta(r).get("spec_adopted")
+    ]
+    assert len(adopted) == 4

@@ -376,12 +376,12 @@ def _twins(speculator: Any) -> tuple[Callable[..., Any] | None, Callable[..., An
 
 
 def wants_request(fn: Callable[..., Any]) -> bool:
-    """Whether `fn` declares a `request` parameter (or takes **kwargs)."""
+    """Whether `fn` declares a parameter named `request` (it then gets the `ModelRequest`)."""
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return any(p.name == "request" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return "request" in params and params["request"].kind is not inspect.Parameter.POSITIONAL_ONLY
 
 
 def copy_state(state: Any) -> Any:
