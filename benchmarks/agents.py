@@ -222,6 +222,10 @@ def tau_tools(db: Any, latency: float, log: list[dict[str, Any]]) -> list[BaseTo
     return [make_tool(name, getattr(db, name), latency, log) for name in READ_TOOLS + WRITE_TOOLS]
 
 
+_TASKS = os.path.join(
+    os.path.dirname(__file__), "..", "graphs", "tau_retail", "data", "tasks_test_sample.json"
+)
+
 TAU_READS = {
     "calculate",
     "find_user_id_by_email",
@@ -287,7 +291,7 @@ def fewshot_conversations() -> list[list[BaseMessage]]:
             data = _json(output)
             args: dict[str, Any] = {}
             if name == "find_user_id_by_email" and email.findall(said):
-                args = {"email": email.findall(said)[-1]}
+                args = {"email": email.findall(said)[-1].rstrip(".")}
             elif name == "find_user_id_by_name_zip":
                 nxt = _json(calls[i + 1][1]) if i + 1 < len(calls) else None
                 if isinstance(nxt, dict) and "name" in nxt:
@@ -295,8 +299,8 @@ def fewshot_conversations() -> list[list[BaseMessage]]:
                     args = {"first_name": n["first_name"], "last_name": n["last_name"], "zip": a.get("zip")}
             elif name == "get_user_details" and last_user:
                 args = {"user_id": last_user}
-            elif name in ("get_order_details", "cancel_pending_order") and isinstance(data, dict):
-                args = {"order_id": data.get("order_id")}
+            elif "order" in name and isinstance(data, dict) and "order_id" in data:
+                args = {"order_id": data["order_id"]}  # a write's other arguments are not recorded
             elif name == "get_product_details" and isinstance(data, dict):
                 args = {"product_id": data.get("product_id")}
             if name.startswith("find_user_id"):
@@ -442,10 +446,7 @@ def support_cases(args: Any) -> list[dict[str, Any]]:
 def tau_cases(args: Any, speculator: str) -> list[dict[str, Any]]:
     from graphs.tau_retail import RetailDB, load_tasks
 
-    path = os.path.join(
-        os.path.dirname(__file__), "..", "graphs", "tau_retail", "data", "tasks_test_sample.json"
-    )
-    tasks = load_tasks(path)[: args.tau_tasks]
+    tasks = load_tasks(_TASKS)[: args.tau_tasks]
     if speculator == "pattern":  # learns online too: the middleware shows it every finished task
         spec: Any = ToolPatternSpeculator.fit(fewshot_conversations())
     else:
@@ -470,6 +471,47 @@ def tau_cases(args: Any, speculator: str) -> list[dict[str, Any]]:
             }
         )
     return cases
+
+
+def tau_accuracy(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Top-1/top-3 of each speculator's read-only guesses for the tasks' read calls (no latency).
+
+    Replays each task's calls on a fresh database and asks both speculators,
+    before every read, for their guesses; writes are dropped first, as the
+    middleware does.
+    """
+    from graphs.tau_retail import RetailDB
+
+    speculators: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+        "pattern": ToolPatternSpeculator.fit(fewshot_conversations()),
+        "call": call_speculator_adapter(10),
+    }
+    hits = {name: [0, 0] for name in speculators}
+    reads = 0
+    for task in tasks:
+        db = RetailDB()
+        messages: list[BaseMessage] = [HumanMessage(f"Hi! {task['instruction']}")]
+        for action in task["actions"]:
+            if action["name"] in TAU_READS:
+                reads += 1
+                real = json.dumps([action["name"], action["kwargs"]], sort_keys=True)
+                for name, spec in speculators.items():
+                    guesses = [g for g in spec({"messages": messages}) if g["name"] in TAU_READS][:3]
+                    keys = [json.dumps([g["name"], g["args"]], sort_keys=True) for g in guesses]
+                    hits[name][0] += real in keys[:1]
+                    hits[name][1] += real in keys
+            cid = f"call_{uuid.uuid4().hex[:12]}"
+            messages.append(
+                AIMessage(
+                    content="", tool_calls=[{"name": action["name"], "args": action["kwargs"], "id": cid}]
+                )
+            )
+            messages.append(ToolMessage(content=db.call(action["name"], action["kwargs"]), tool_call_id=cid))
+    return {
+        "reads": reads,
+        **{f"{n}_top1_pct": round(100 * h[0] / max(reads, 1), 1) for n, h in hits.items()},
+        **{f"{n}_top3_pct": round(100 * h[1] / max(reads, 1), 1) for n, h in hits.items()},
+    }
 
 
 def _copy(x: Any) -> Any:
@@ -512,6 +554,9 @@ def main() -> None:
             rows.append(
                 measure(f"tau-retail ({spec})", tau_cases(args, spec), args.sync, set(WRITE_TOOLS), plain)
             )
+    from graphs.tau_retail import load_tasks
+
+    accuracy = tau_accuracy(load_tasks(_TASKS))
     settings = {
         "mode": "sync" if args.sync else "async",
         "model_latency_s": args.model_latency,
@@ -520,7 +565,7 @@ def main() -> None:
         "tau_tool_latency_s": args.tau_tool_latency,
     }
     if args.json:
-        print(json.dumps({**settings, "rows": rows}))
+        print(json.dumps({**settings, "rows": rows, "tau_accuracy": accuracy}))
         return
     columns = [
         "workload",
@@ -537,7 +582,8 @@ def main() -> None:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for r in rows:
         print("  ".join(str(r[c]).ljust(w) for c, w in zip(columns, widths)))
-    print(json.dumps({**settings, "rows": rows}))
+    print("tau-bench test tasks, read calls:", accuracy)
+    print(json.dumps({**settings, "rows": rows, "tau_accuracy": accuracy}))
 
 
 if __name__ == "__main__":

@@ -98,6 +98,10 @@ class ToolPatternSpeculator:
     are kept under `namespace`, one item per conversation thread, and a new
     instance on the same store picks them up: learning survives restarts.
     `fit(conversations)` learns from recorded conversations up front.
+
+    It returns its `k` best guesses (default 8, writes included: it does not
+    know which tools are safe); the middleware launches the best
+    `policy.k` of those in `read_only`, so keep `k` above `policy.k`.
     """
 
     def __init__(
@@ -105,7 +109,7 @@ class ToolPatternSpeculator:
         *,
         store: Any = None,
         namespace: tuple[str, ...] = ("langgraph_speculative", "tool_patterns"),
-        k: int = 3,
+        k: int = 8,
         max_traces: int = 1000,
         max_chars: int = 20_000,
     ) -> None:
