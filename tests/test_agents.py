@@ -246,8 +246,26 @@ def test_sync_runs_join_what_they_started() -> None:
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
 def test_a_failing_model_call_cancels_the_turn(mode: str) -> None:
-    with pytest.raises(RuntimeError, match="the model failed"):
-        speculative(mode, oracle, fail_at=1, latency=0.3)
+    shop = Shop(latency=0.3)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.01, wait_for=gate.ready, fail_at=1)
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+
+    async def arun() -> set[Any]:
+        with pytest.raises(RuntimeError, match="the model failed"):
+            await agent.ainvoke(ask())
+        await asyncio.sleep(0)  # let the cancelled prefetches unwind
+        return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+    if mode == "ainvoke":
+        assert asyncio.run(arun()) == set()
+        assert sorted(shop.cancelled) == ["get_order", "get_user"]  # stopped mid-call
+    else:
+        with pytest.raises(RuntimeError, match="the model failed"):
+            agent.invoke(ask())
+    reasons = [e["reason"] for e in mw.report.events if e["event"] == "cancelled"]
+    assert reasons == ["model_error", "model_error"]
 
 
 def test_events_reach_the_custom_stream_as_json() -> None:
