@@ -44,6 +44,11 @@ def oracle(state: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
+def threads() -> list[str]:
+    """This package's threads still alive (none may outlive a run)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("langgraph-speculative")]
+
+
 def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal transcripts, tool-call ids compared by the call they name."""
     return transcript(a["messages"], canonical_ids=True) == transcript(b["messages"], canonical_ids=True)
@@ -240,6 +245,7 @@ def test_sync_runs_join_what_they_started() -> None:
         return [{"name": "get_order", "args": {"order_id": "B2"}}] if len(state["messages"]) == 1 else []
 
     _, shop, mw = speculative("invoke", guess, script=[[("get_order", {"order_id": "A1"})]], latency=0.3)
+    assert threads() == []
     assert len(shop.reads()) == 2 and all(e["finished"] for e in shop.executions)
     assert mw.report.node("model").wasted == 1
 
@@ -264,6 +270,7 @@ def test_a_failing_model_call_cancels_the_turn(mode: str) -> None:
     else:
         with pytest.raises(RuntimeError, match="the model failed"):
             agent.invoke(ask())
+        assert threads() == [] and all(e["finished"] for e in shop.executions)
     reasons = [e["reason"] for e in mw.report.events if e["event"] == "cancelled"]
     assert reasons == ["model_error", "model_error"]
 

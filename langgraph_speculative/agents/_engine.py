@@ -46,11 +46,10 @@ class Engine:
         self.sync_fn, self.async_fn = _twins(speculator)
         self.speculator = speculator
         self.bound = False  # create_agent was seen (its arguments checked)
+        self.gated: set[str] = set()  # tools HumanInTheLoopMiddleware may pause before
         self._runs: dict[tuple[Any, int], Run] = {}
         self._lock = threading.RLock()
         self._checked: dict[int, str | None] = {}  # id(tool) -> its store parameter
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ telemetry
 
@@ -216,7 +215,9 @@ class Engine:
                     p.task = asyncio.get_running_loop().create_task(_arun_tool(p, cfg))
                     p.task.add_done_callback(_retrieve)
                 else:
-                    p.future = self.pool().submit(contextvars.copy_context().run, _run_tool, p, cfg)
+                    p.future, p.thread = in_daemon_thread(
+                        _run_tool, p, cfg, name="langgraph-speculative-prefetch"
+                    )
                 turn.prefetches[g.key] = p
                 run.launched.append(p)
                 self.count(run, guesses=1, launched=1)
@@ -257,6 +258,11 @@ class Engine:
         for p in prefetches:
             if p not in kept:
                 self.drop(run, p, "reply_has_unsafe_call" if unsafe else "miss")
+        if turn.mode == "sync" and self.gated.intersection(unsafe):
+            # the run may pause for a person next: a sync call cannot be stopped, so wait for it
+            for p in prefetches:
+                if p.thread is not None:
+                    p.thread.join()
         real = [{"name": c.get("name"), "args": c.get("args")} for c in calls]
         if kept:
             self.count(run, hits=1)
@@ -297,7 +303,7 @@ class Engine:
         call_id = call.get("id")
         with run.lock:
             p = run.kept.pop((call_id, key), None) if key is not None and call_id else None
-        if p is None:
+        if p is None or p.state != "kept":  # none, or dropped since (the run failed)
             return None
         reason = None
         if p.tool is not request.tool:
@@ -329,39 +335,28 @@ class Engine:
 
     # ------------------------------------------------------------------ threads and loops
 
-    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=max(4, 2 * self.policy.max_inflight),
-                    thread_name_prefix="langgraph-speculative-prefetch",
-                )
-            return self._pool
+    def join(self, run: Run, *, speculators: bool = True) -> None:
+        """Sync agents: wait for every thread `run` started (sync code cannot be interrupted).
 
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """A private event loop thread, for async speculators in sync agents."""
-        with self._lock:
-            if self._loop is None or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="langgraph-speculative-loop", daemon=True
-                ).start()
-                self._loop = loop
-            return self._loop
+        Prefetch threads end with their tool call. A speculator thread is waited
+        for up to `speculator_timeout` at most: one that hangs is left behind
+        (its answer is ignored), the only thread that can outlive a run.
+        """
+        with run.lock:
+            threads = [p.thread for p in run.launched if p.thread is not None]
+            spec_threads = list(run.speculator_threads) if speculators else []
+        for thread in threads:
+            thread.join()
+        limit = self.policy.speculator_timeout
+        for thread in spec_threads:
+            thread.join(limit)
 
     def shutdown(self) -> None:
-        """Cancel every open run and stop the engine's threads."""
+        """Cancel every open run."""
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:
             self.close_run(run, "closed")
-        with self._lock:
-            pool, self._pool = self._pool, None
-            loop, self._loop = self._loop, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
 
 
 def _twins(speculator: Any) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
@@ -463,8 +458,14 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def in_daemon_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-    """Run `fn` on a fresh daemon thread (so a hung speculator holds only that thread)."""
+def in_daemon_thread(
+    fn: Callable[..., Any], *args: Any, name: str = "langgraph-speculative-speculator", **kwargs: Any
+) -> tuple[concurrent.futures.Future[Any], threading.Thread]:
+    """Run `fn` on a fresh daemon thread, in a copy of this context; its future and the thread.
+
+    A thread per call, not a pool: each run joins the threads it started before
+    it returns, so none outlives it (a hung speculator holds only its own).
+    """
     future: concurrent.futures.Future[Any] = concurrent.futures.Future()
     ctx = contextvars.copy_context()
 
@@ -476,5 +477,6 @@ def in_daemon_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concu
         except BaseException as exc:  # handed to whoever waits
             future.set_exception(exc)
 
-    threading.Thread(target=body, name="langgraph-speculative-speculator", daemon=True).start()
-    return future
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    thread.start()
+    return future, thread

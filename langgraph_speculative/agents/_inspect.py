@@ -25,7 +25,7 @@ from langchain.agents.middleware import AgentMiddleware, HumanInTheLoopMiddlewar
 from langchain_core.tools import BaseTool
 from langchain_core.tools.base import get_all_basemodel_annotations
 
-__all__ = ("AgentView", "agent_being_built", "check_agent", "store_arg", "tool_name")
+__all__ = ("AgentView", "agent_being_built", "check_agent", "gated_tools", "store_arg", "tool_name")
 
 
 @dataclass
@@ -142,6 +142,13 @@ def check_agent(me: Any, read_only: Iterable[str], view: AgentView) -> None:
                 f"{_list(inner)} wraps tool calls and is listed after {me_name}: a result fetched "
                 f"early would skip it. Put {me_name} last in create_agent(middleware=[...])."
             )
+
+
+def gated_tools(view: AgentView) -> set[str]:
+    """The tools a `HumanInTheLoopMiddleware` of the agent may pause before."""
+    return {
+        n for mw in view.middleware if isinstance(mw, HumanInTheLoopMiddleware) for n in mw.interrupt_on or {}
+    }
 
 
 def _list(names: Sequence[str]) -> str:

@@ -17,8 +17,8 @@ from langgraph.types import Command
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
 
 from ._engine import Engine, in_daemon_thread, tool_config
-from ._inspect import agent_being_built, check_agent
-from ._speculate import afinish, aserve, aspeculate, finish, serve, speculate
+from ._inspect import agent_being_built, check_agent, gated_tools
+from ._speculate import afailed, afinish, aserve, aspeculate, failed, finish, serve, speculate
 
 __all__ = ("SpeculativeToolCalls",)
 
@@ -147,6 +147,7 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         if view is not None:
             check_agent(self, self._engine.read_only, view)
             self._engine.bound = True
+            self._engine.gated |= gated_tools(view)
         return []
 
     def close(self) -> None:
@@ -187,11 +188,14 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         if not self._engine.policy.enabled:
             return handler(request)
         turn, tools, config, store, tree = self._start(request, "sync")
-        in_daemon_thread(speculate, self._engine, turn, request, tools, store, config)
+        _, thread = in_daemon_thread(speculate, self._engine, turn, request, tools, store, config)
+        with turn.run.lock:
+            turn.run.speculator_threads.append(thread)
         try:
             response = handler(request)
         except BaseException:
             self._engine.abort(turn, "model_error")
+            failed(self._engine, request.runtime)
             raise
         self._engine.settle(turn, response, tree)
         return response
@@ -210,6 +214,7 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
             response = await handler(request)
         except BaseException:
             self._engine.abort(turn, "model_error")
+            await afailed(self._engine, request.runtime)
             raise
         self._engine.settle(turn, response, tree)
         return response
@@ -222,7 +227,11 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         """Serve a kept prefetch as this call's ToolMessage, or run the tool."""
         served = serve(self._engine, request)
         if served is None:
-            return handler(request)
+            try:
+                return handler(request)
+            except BaseException:  # the run fails (or pauses): first wait for what it started
+                failed(self._engine, request.runtime)
+                raise
         _mark_adopted()
         return served
 
@@ -234,7 +243,11 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         """Async twin of `wrap_tool_call`."""
         served = await aserve(self._engine, request)
         if served is None:
-            return await handler(request)
+            try:
+                return await handler(request)
+            except BaseException:
+                await afailed(self._engine, request.runtime)
+                raise
         _mark_adopted()
         return served
 

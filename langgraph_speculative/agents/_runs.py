@@ -51,6 +51,7 @@ class Prefetch:
     launched_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     future: concurrent.futures.Future[Any] | None = None
+    thread: threading.Thread | None = None
     task: asyncio.Task[Any] | None = None
     state: str = "running"
     """running -> kept -> adopted; or cancelled / dropped (never used)."""
@@ -116,6 +117,7 @@ class Run:
         self.turn: Turn | None = None
         self.kept: dict[tuple[str, str], Prefetch] = {}
         self.launched: list[Prefetch] = []
+        self.speculator_threads: list[threading.Thread] = []
         self.closed = False
 
     def live(self) -> list[Prefetch]:

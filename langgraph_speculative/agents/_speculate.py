@@ -16,14 +16,7 @@ from ._calls import describe_error
 from ._engine import Engine, copy_state, wants_request
 from ._runs import Prefetch, Run, Turn
 
-__all__ = (
-    "afinish",
-    "aserve",
-    "aspeculate",
-    "finish",
-    "serve",
-    "speculate",
-)
+__all__ = ("afailed", "afinish", "aserve", "aspeculate", "failed", "finish", "serve", "speculate")
 
 Tools = dict[str, tuple[BaseTool, "str | None"]]
 
@@ -68,9 +61,9 @@ def speculate(
             assert engine.async_fn is not None
             a, kw = _args(engine.async_fn, state, request)
             raw = _on_private_loop(engine, turn, engine.async_fn(*a, **kw), timeout)
-    except (TimeoutError, concurrent.futures.TimeoutError):
+    except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
         _timed_out(engine, run, turn)
-    except concurrent.futures.CancelledError:
+    except (asyncio.CancelledError, concurrent.futures.CancelledError):
         pass  # the model replied first ("speculator_late")
     except Exception as exc:
         _failed(engine, run, exc)
@@ -85,19 +78,28 @@ def speculate(
 
 
 def _on_private_loop(engine: Engine, turn: Turn, awaitable: Any, timeout: float | None) -> Any:
+    """Run an async speculator from a sync agent: on an event loop of its own, on this thread."""
+
     async def wrap() -> Any:
         return await awaitable
 
-    future = asyncio.run_coroutine_threadsafe(wrap(), engine.loop())
-    with turn.run.lock:
-        turn.stopper = future.cancel
-        if turn.closed:
-            future.cancel()
+    loop = asyncio.new_event_loop()
     try:
-        return future.result(timeout)
-    except (TimeoutError, concurrent.futures.TimeoutError):
-        future.cancel()
-        raise
+        task = loop.create_task(wrap())
+
+        def stop() -> None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop is closed: the call is over
+                pass
+
+        with turn.run.lock:
+            turn.stopper = stop
+            if turn.closed:
+                task.cancel()
+        return loop.run_until_complete(asyncio.wait_for(task, timeout))
+    finally:
+        loop.close()
 
 
 async def aspeculate(
@@ -117,7 +119,10 @@ async def aspeculate(
         else:
             assert engine.sync_fn is not None
             a, kw = _args(engine.sync_fn, state, request)
-            call = asyncio.wrap_future(in_daemon_thread(engine.sync_fn, *a, **kw))
+            future, thread = in_daemon_thread(engine.sync_fn, *a, **kw)
+            with run.lock:
+                run.speculator_threads.append(thread)
+            call = asyncio.wrap_future(future)
 
         async def answer() -> Any:
             raw = await call
@@ -190,6 +195,29 @@ async def aserve(engine: Engine, request: Any) -> ToolMessage | None:
 # ---------------------------------------------------------------------- the run's end
 
 
+def failed(engine: Engine, runtime: Any) -> None:
+    """Sync agents, when a model call or a tool step raises: wait for the run's threads first."""
+    run = engine.run_for(runtime, create=False)
+    if run is not None:
+        for p in run.live():
+            engine.drop(run, p, "run_error")
+        engine.join(run)
+
+
+async def afailed(engine: Engine, runtime: Any) -> None:
+    """Async agents, when a model call or a tool step raises: cancel the run's prefetches, await them."""
+    run = engine.run_for(runtime, create=False)
+    if run is None:
+        return
+    live = run.live()
+    for p in live:
+        engine.drop(run, p, "run_error")
+    loop = asyncio.get_running_loop()
+    tasks = [p.task for p in run.launched if p.task is not None and p.task.get_loop() is loop]
+    if tasks:
+        await asyncio.wait(tasks)
+
+
 def _end(engine: Engine, runtime: Any) -> tuple[Run | None, list[Prefetch]]:
     run = engine.run_for(runtime, create=False)
     thread_id = getattr(getattr(runtime, "execution_info", None), "thread_id", None)
@@ -204,10 +232,14 @@ def _end(engine: Engine, runtime: Any) -> tuple[Run | None, list[Prefetch]]:
 
 def finish(engine: Engine, state: Any, runtime: Any) -> None:
     """Sync agents, at the run's end: cancel what is left, wait for it, let the speculator learn."""
-    run, live = _end(engine, runtime)
-    running = [p.future for p in live if p.future is not None and not p.future.done()]
-    if running:  # sync tools cannot be interrupted: the run ends when they do
-        concurrent.futures.wait(running)
+    run = engine.run_for(runtime, create=False)
+    thread_id = getattr(getattr(runtime, "execution_info", None), "thread_id", None)
+    runs = ([run] if run is not None else []) + (
+        engine.runs_of_thread(thread_id, besides=run) if thread_id is not None else []
+    )
+    _end(engine, runtime)
+    for r in runs:  # sync tools cannot be interrupted: the run ends when they do
+        engine.join(r)
     observe = getattr(engine.speculator, "observe", None)
     if callable(observe) and run is not None:
         try:
@@ -228,6 +260,8 @@ async def afinish(engine: Engine, state: Any, runtime: Any) -> None:
         await asyncio.gather(*(asyncio.wrap_future(f) for f in running), return_exceptions=True)
     if run is None:
         return
+    for thread in [t for t in run.speculator_threads if t.is_alive()]:  # sync speculators
+        await loop.run_in_executor(None, thread.join, engine.policy.speculator_timeout)
     aobserve = getattr(engine.speculator, "aobserve", None)
     observe = getattr(engine.speculator, "observe", None)
     try:
