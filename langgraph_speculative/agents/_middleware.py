@@ -60,12 +60,24 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
     listed after this one. Read-only means: running it earlier, with the same
     arguments, returns what the real call would return, and has no effect.
 
+    Lifecycle: prefetches are cancelled when they lose, when the model call or
+    a tool step fails and at the run's end; a resumed run never uses what the
+    paused one fetched. Sync tools cannot be interrupted, so a sync run waits
+    for its prefetch threads instead (at its end, on a failure, and before a
+    `HumanInTheLoopMiddleware` pause). A custom middleware that pauses in
+    `after_model` is not detected: leave the tools it guards out of
+    `read_only`.
+
     Telemetry: every event is a dict `{"type": "speculation", "event": ...,
     "node": "model", ...}` on LangGraph's custom stream (`stream_mode="custom"`),
     in `report` (all runs) and `last_report` (the latest finished run); with
     LangSmith tracing, prefetches are child runs of the model call tagged
     `speculative`, and the model and tool spans carry what happened in their
-    metadata. `policy.depth` is not used: speculation looks one model call ahead.
+    metadata. Prefetches never reach `stream_mode="messages"` or `"tools"`;
+    a served call has no tool run in the tool step, so `stream_mode="tools"`
+    does not show it, and `astream_events` shows it (and the wrong guesses)
+    where it ran, tagged `speculative`.
+    `policy.depth` is not used: speculation looks one model call ahead.
     """
 
     def __init__(
