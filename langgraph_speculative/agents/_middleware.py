@@ -1,0 +1,294 @@
+"""`SpeculativeToolCalls`: run an agent's likely next read-only tool calls while its model thinks."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from langgraph_speculative import SpeculationPolicy, SpeculationReport
+
+from ._engine import Engine, in_daemon_thread, tool_config
+from ._inspect import agent_being_built, check_agent, gated_tools
+from ._speculate import afailed, afinish, aserve, aspeculate, failed, finish, serve, speculate
+
+__all__ = ("SpeculativeToolCalls",)
+
+
+class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
+    """Agent middleware: while the model call runs, start the tool calls it will likely make.
+
+    ```python
+    agent = create_agent(
+        model, tools,
+        middleware=[SpeculativeToolCalls(ToolPatternSpeculator(), read_only={"get_order", "search"})],
+    )
+    ```
+
+    While the model call runs, `speculator(state)` guesses the reply's tool
+    calls; the top `policy.k` guesses of tools in `read_only` start at once.
+    When the reply arrives, prefetches whose call it makes (same tool name,
+    same arguments; ids never count) are kept and the rest cancelled; the tool
+    step serves a kept result as the `ToolMessage` of the real call id, exactly
+    as the tool node would have built it. Only successful results are served:
+    anything else (an error, a `Command`) makes the tool step run the call as
+    usual. A reply that also makes a call outside `read_only` (a write) serves
+    nothing early, since the real calls run together.
+
+    The speculator is a function `(state) -> guesses`, sync or `async`; one that
+    declares a `request` parameter also gets the model call's `ModelRequest`
+    (its `tools`, `system_message`, `messages`). An object with `invoke` and
+    `ainvoke` is called through them. Guesses, best first, are dicts
+    `{"name": ..., "args": {...}, "confidence": 0.8}` (confidence optional,
+    compared with `policy.min_confidence`), `Guess(update={"name": ..., "args":
+    ...}, confidence=...)` objects, or an `AIMessage` with tool calls. A
+    speculator with an `observe(state, key=...)` (or `aobserve`) method is shown
+    every finished run, to learn from (`ToolPatternSpeculator` does).
+
+    Safety: a tool not in `read_only` never runs early, and `create_agent`
+    refuses this middleware when a read-only tool is gated by
+    `HumanInTheLoopMiddleware`, when the agent pauses between the model and
+    the tools (`interrupt_before=["tools"]`), or when a tool-call middleware is
+    listed after this one. Read-only means: running it earlier, with the same
+    arguments, returns what the real call would return, and has no effect.
+
+    Lifecycle: prefetches are cancelled when they lose, when the model call or
+    a tool step fails and at the run's end; a resumed run never uses what the
+    paused one fetched. Sync tools cannot be interrupted, so a sync run waits
+    for its prefetch threads instead (at its end, on a failure, and before a
+    `HumanInTheLoopMiddleware` pause). A custom middleware that pauses in
+    `after_model` is not detected: leave the tools it guards out of
+    `read_only`.
+
+    Telemetry: every event is a dict `{"type": "speculation", "event": ...,
+    "node": "model", ...}` on LangGraph's custom stream (`stream_mode="custom"`),
+    in `report` (all runs) and `last_report` (the latest finished run); with
+    LangSmith tracing, prefetches are child runs of the model call tagged
+    `speculative`, and the model and tool spans carry what happened in their
+    metadata. Prefetches never reach `stream_mode="messages"` or `"tools"`;
+    a served call has no tool run in the tool step, so `stream_mode="tools"`
+    does not show it, and `astream_events` shows it (and the wrong guesses)
+    where it ran, tagged `speculative`.
+    `policy.depth` is not used: speculation looks one model call ahead.
+    """
+
+    def __init__(
+        self,
+        speculator: Callable[..., Any] | Any,
+        *,
+        read_only: Iterable[str | BaseTool],
+        policy: SpeculationPolicy | None = None,
+    ) -> None:
+        if not callable(speculator) and not callable(getattr(speculator, "ainvoke", None)):
+            raise TypeError(
+                f"SpeculativeToolCalls(speculator={speculator!r}) is not callable: pass a function "
+                "(state) -> guesses, sync or async, e.g. ToolPatternSpeculator() or "
+                "model_speculator('openai:gpt-4.1-mini')."
+            )
+        if isinstance(read_only, (str, BaseTool)) or not isinstance(read_only, Iterable):
+            raise TypeError(
+                f"SpeculativeToolCalls(read_only={read_only!r}) must be a collection of tool names "
+                f"(or tools), e.g. read_only={{{read_only!r}}}."
+                if isinstance(read_only, str)
+                else f"SpeculativeToolCalls(read_only={read_only!r}) must be a collection of tool names."
+            )
+        names: set[str] = set()
+        for item in read_only:
+            if isinstance(item, BaseTool):
+                names.add(item.name)
+            elif isinstance(item, str) and item:
+                names.add(item)
+            else:
+                raise TypeError(
+                    f"SpeculativeToolCalls(read_only=...) contains {item!r}: use tool names (str) or tools."
+                )
+        if not names:
+            raise ValueError(
+                "SpeculativeToolCalls(read_only=...) is empty, so nothing could ever run early: name "
+                "the tools that are safe to call ahead of time (reads with no side effects)."
+            )
+        if policy is None:
+            policy = SpeculationPolicy()
+        if not isinstance(policy, SpeculationPolicy):
+            raise TypeError(
+                f"SpeculativeToolCalls(policy={policy!r}) must be a SpeculationPolicy, "
+                "e.g. SpeculationPolicy(k=3, speculator_timeout=5.0)."
+            )
+        self._engine = Engine(speculator, frozenset(names), policy)
+        self._warned = False
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def read_only(self) -> frozenset[str]:
+        """The tools that may run before the model asks for them."""
+        return self._engine.read_only
+
+    @property
+    def policy(self) -> SpeculationPolicy:
+        """k (prefetches per model call), min_confidence, max_inflight, speculator_timeout, enabled."""
+        return self._engine.policy
+
+    @property
+    def speculator(self) -> Any:
+        """The speculator this middleware calls."""
+        return self._engine.speculator
+
+    @property
+    def report(self) -> SpeculationReport:
+        """Counters (under node "model") and events of every run so far."""
+        return self._engine.report
+
+    @property
+    def last_report(self) -> SpeculationReport | None:
+        """The report of the latest finished (or superseded) run."""
+        return self._engine.last_report
+
+    @property
+    def tools(self) -> list[BaseTool]:  # type: ignore[override]
+        """No tools of its own. Read by `create_agent`, which is when the agent is checked."""
+        view = agent_being_built()
+        if view is not None:
+            check_agent(self, self._engine.read_only, view)
+            self._engine.bound = True
+            self._engine.gated |= gated_tools(view)
+        return []
+
+    def close(self) -> None:
+        """Cancel everything still in flight and stop this middleware's threads."""
+        self._engine.shutdown()
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        await asyncio.get_running_loop().run_in_executor(None, self._engine.shutdown)
+
+    # ------------------------------------------------------------------ model call
+
+    def _start(self, request: ModelRequest, mode: Any) -> Any:
+        if not self._engine.bound and not self._warned:
+            self._warned = True
+            warnings.warn(
+                "SpeculativeToolCalls was not built by langchain.agents.create_agent, so the agent's "
+                "HumanInTheLoopMiddleware gates and interrupts could not be checked: make sure no tool "
+                "in read_only needs a person's approval.",
+                UserWarning,
+                stacklevel=3,
+            )
+        from langgraph.config import get_config
+
+        try:
+            config = get_config()
+        except RuntimeError:
+            config = {}
+        started = self._engine.begin(request, mode)
+        assert started is not None
+        turn, tools = started
+        return turn, tools, tool_config(config), getattr(request.runtime, "store", None), _run_tree()
+
+    def wrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
+    ) -> ModelResponse:
+        """Run the model call; beside it, the speculator and the prefetches of its guesses."""
+        if not self._engine.policy.enabled:
+            return handler(request)
+        turn, tools, config, store, tree = self._start(request, "sync")
+        _, thread = in_daemon_thread(speculate, self._engine, turn, request, tools, store, config)
+        with turn.run.lock:
+            turn.run.speculator_threads.append(thread)
+        try:
+            response = handler(request)
+        except BaseException:
+            self._engine.abort(turn, "model_error")
+            failed(self._engine, request.runtime)
+            raise
+        self._engine.settle(turn, response, tree)
+        return response
+
+    async def awrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
+    ) -> ModelResponse:
+        """Async twin of `wrap_model_call`."""
+        if not self._engine.policy.enabled:
+            return await handler(request)
+        turn, tools, config, store, tree = self._start(request, "async")
+        task = asyncio.ensure_future(aspeculate(self._engine, turn, request, tools, store, config))
+        with turn.run.lock:
+            turn.stopper = task.cancel
+        try:
+            response = await handler(request)
+        except BaseException:
+            self._engine.abort(turn, "model_error")
+            await afailed(self._engine, request.runtime)
+            raise
+        self._engine.settle(turn, response, tree)
+        return response
+
+    # ------------------------------------------------------------------ tool step
+
+    def wrap_tool_call(
+        self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]]
+    ) -> ToolMessage | Command[Any]:
+        """Serve a kept prefetch as this call's ToolMessage, or run the tool."""
+        served = serve(self._engine, request)
+        if served is None:
+            try:
+                return handler(request)
+            except BaseException:  # the run fails (or pauses): first wait for what it started
+                failed(self._engine, request.runtime)
+                raise
+        _mark_adopted()
+        return served
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        """Async twin of `wrap_tool_call`."""
+        served = await aserve(self._engine, request)
+        if served is None:
+            try:
+                return await handler(request)
+            except BaseException:
+                await afailed(self._engine, request.runtime)
+                raise
+        _mark_adopted()
+        return served
+
+    # ------------------------------------------------------------------ the run's end
+
+    def after_agent(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:  # type: ignore[type-arg]
+        """Cancel and wait for what the run left in flight; show the run to the speculator."""
+        finish(self._engine, state, runtime)
+        return None
+
+    async def aafter_agent(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:  # type: ignore[type-arg]
+        """Async twin of `after_agent`."""
+        await afinish(self._engine, state, runtime)
+        return None
+
+
+def _run_tree() -> Any:
+    """The LangSmith span of this hook, when tracing is on."""
+    try:
+        from langsmith.run_helpers import get_current_run_tree
+    except ImportError:  # pragma: no cover - langsmith ships with langchain-core
+        return None
+    return get_current_run_tree()
+
+
+def _mark_adopted() -> None:
+    tree = _run_tree()
+    if tree is not None:
+        try:
+            tree.metadata["spec_adopted"] = True
+        except Exception:
+            pass

@@ -1,0 +1,580 @@
+"""SpeculativeToolCalls on real `create_agent` agents: same transcript, reads early, writes never."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.tools import InjectedToolCallId, ToolException, tool
+from langgraph.prebuilt import InjectedState, InjectedStore
+from langgraph.store.memory import InMemoryStore
+
+from langgraph_speculative import Guess, SpeculationPolicy
+from langgraph_speculative.agents import SpeculativeToolCalls
+
+from .agents_fakes import READS, Latch, Shop, ask, scripted, shop_script, transcript
+
+MODES = ["invoke", "ainvoke", "stream", "astream"]
+
+
+def oracle(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Knows the shop script: right guesses (plus a wrong one and a write) at every turn."""
+    last = state["messages"][-1]
+    if isinstance(last, HumanMessage):
+        return [{"name": "find_user", "args": {"email": "ann@example.com"}}]
+    if isinstance(last, ToolMessage) and last.name == "find_user":
+        return [
+            {"name": "get_user", "args": {"user_id": last.content}},
+            {"name": "get_order", "args": {"order_id": "ZZ"}},
+        ]
+    if isinstance(last, ToolMessage) and last.name == "get_user":
+        return [
+            {"name": "get_order", "args": {"order_id": "A1"}},
+            {"name": "cancel_order", "args": {"order_id": "A1"}},
+        ]
+    if isinstance(last, ToolMessage) and last.name == "get_order" and "A1" in str(last.content):
+        return [{"name": "get_order", "args": {"order_id": "B2"}}]
+    return []
+
+
+def threads() -> list[str]:
+    """This package's threads still alive (none may outlive a run)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("langgraph-speculative")]
+
+
+def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal transcripts, tool-call ids compared by the call they name."""
+    return transcript(a["messages"], canonical_ids=True) == transcript(b["messages"], canonical_ids=True)
+
+
+def run_agent(mode: str, agent: Any, inputs: Any = None, config: Any = None) -> dict[str, Any]:
+    inputs = ask() if inputs is None else inputs
+    if mode == "invoke":
+        return agent.invoke(inputs, config)  # type: ignore[no-any-return]
+    if mode == "ainvoke":
+        return asyncio.run(agent.ainvoke(inputs, config))  # type: ignore[no-any-return]
+    if mode == "stream":
+        chunks = list(agent.stream(inputs, config, stream_mode="values"))
+        return chunks[-1]  # type: ignore[no-any-return]
+
+    async def collect() -> dict[str, Any]:
+        last: dict[str, Any] = {}
+        async for chunk in agent.astream(inputs, config, stream_mode="values"):
+            last = chunk
+        return last
+
+    return asyncio.run(collect())
+
+
+def sequential(mode: str, script: list[Any] | None = None, **model_kw: Any) -> tuple[dict[str, Any], Shop]:
+    shop = Shop(latency=0.02)
+    model = scripted(script or shop_script(), delay=0.02, **model_kw)
+    shop.model = model
+    return run_agent(mode, create_agent(model, shop.tools())), shop
+
+
+def speculative(
+    mode: str,
+    speculator: Any = oracle,
+    *,
+    latch: bool = True,
+    script: list[Any] | None = None,
+    policy: SpeculationPolicy | None = None,
+    read_only: set[str] | None = None,
+    latency: float = 0.02,
+    **model_kw: Any,
+) -> tuple[dict[str, Any], Shop, SpeculativeToolCalls]:
+    shop = Shop(latency=latency)
+    gate = Latch(shop, k=(policy or SpeculationPolicy()).k) if latch else None
+    model = scripted(script or shop_script(), delay=0.02, wait_for=gate.ready if gate else None, **model_kw)
+    shop.model = model
+    mw = SpeculativeToolCalls(
+        gate.wrap(speculator) if gate else speculator, read_only=read_only or READS, policy=policy
+    )
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+    return run_agent(mode, agent), shop, mw
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_right_guesses_are_adopted_and_the_transcript_is_unchanged(mode: str) -> None:
+    plain, plain_shop = sequential(mode)
+    out, shop, mw = speculative(mode)
+    assert same(out, plain)
+    stats = mw.report.node("model")
+    assert stats.adopted == 4  # find_user, get_user, get_order A1, get_order B2
+    assert stats.hits == 4 and stats.misses == 0
+    assert stats.speculator_errors == 0
+    # every read the transcript shows ran once: adopted ones early, none twice
+    served = [m for m in out["messages"] if isinstance(m, ToolMessage) and m.name in READS]
+    early_right = [e for e in shop.reads() if e["early"] and e["args"].get("order_id") != "ZZ"]
+    assert len(early_right) == len(served) == 4
+    assert [e for e in shop.reads() if not e["early"]] == []
+    assert shop.writes() == plain_shop.writes() and not any(w["early"] for w in shop.writes())
+    assert mw.last_report is not None and mw.last_report.node("model").adopted == 4
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_seeded_provider_ids_give_identical_transcripts(mode: str) -> None:
+    plain, _ = sequential(mode, ids="seeded", seed=7)
+    out, _, mw = speculative(mode, ids="seeded", seed=7)
+    assert transcript(out["messages"]) == transcript(plain["messages"])  # ids included
+    assert mw.report.adopted == 4
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_wrong_guesses_change_nothing(mode: str) -> None:
+    def wrong(state: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"name": "get_order", "args": {"order_id": "B2"}},
+            {"name": "get_user", "args": {"user_id": "x"}},
+        ]
+
+    plain, _ = sequential(mode)
+    out, shop, mw = speculative(mode, wrong)
+    assert same(out, plain)
+    stats = mw.report.node("model")
+    assert stats.launched > 0 and stats.wasted >= stats.launched - stats.adopted
+    assert [e["event"] for e in mw.report.events].count("cancelled") >= 5
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("kind", ["raises", "junk", "hangs"])
+def test_a_broken_speculator_costs_only_its_own_work(mode: str, kind: str) -> None:
+    release = threading.Event()
+
+    def raises(state: Any) -> Any:
+        raise RuntimeError("speculator bug")
+
+    def junk(state: Any) -> Any:
+        return [
+            42,
+            {"args": {}},
+            {"name": "get_order", "args": "not json"},
+            "x",
+            {"name": "get_user", "args": [1]},
+        ]
+
+    def hangs(state: Any) -> Any:
+        release.wait(30)
+        return oracle(state)
+
+    async def ahangs(state: Any) -> Any:
+        await asyncio.sleep(30)
+
+    spec = {"raises": raises, "junk": junk, "hangs": hangs if mode == "invoke" else ahangs}[kind]
+    plain, _ = sequential(mode)
+    try:
+        out, shop, mw = speculative(
+            mode, spec, latch=False, policy=SpeculationPolicy(speculator_timeout=0.01)
+        )
+    finally:
+        release.set()
+    assert same(out, plain)
+    reasons = {e.get("reason") for e in mw.report.events if e["event"] == "speculator_error"}
+    expected = {"raises": "raised", "junk": "junk", "hangs": "timeout"}[kind]
+    assert expected in reasons
+    assert mw.report.node("model").speculator_errors >= 1
+    assert mw.report.adopted == 0 and shop.reads() == [e for e in shop.reads() if not e["early"]]
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_a_write_never_runs_early(mode: str) -> None:
+    def writes(state: Any) -> list[Any]:
+        return [
+            Guess({"name": "cancel_order", "args": {"order_id": "A1"}}, confidence=0.99),
+            {"name": "cancel_order", "args": {"order_id": "B2"}, "confidence": 0.9},
+        ]
+
+    plain, plain_shop = sequential(mode)
+    out, shop, mw = speculative(mode, writes, latch=False)
+    assert same(out, plain)
+    assert shop.writes() == plain_shop.writes()  # one cancel_order, run by the tool step
+    assert [w["early"] for w in shop.writes()] == [False]
+    skipped = [e for e in mw.report.events if e["event"] == "skipped"]
+    assert skipped and all(e["reason"] == "not_read_only" for e in skipped)
+    assert mw.report.node("model").launched == 0
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_a_reply_that_also_writes_serves_nothing_early(mode: str) -> None:
+    script = [[("get_order", {"order_id": "A1"}), ("cancel_order", {"order_id": "A1"})]]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "get_order", "args": {"order_id": "A1"}}] if len(state["messages"]) == 1 else []
+
+    plain, _ = sequential(mode, script)
+    out, shop, mw = speculative(mode, guess, script=script)
+    assert same(out, plain)
+    assert mw.report.adopted == 0
+    assert [e["reason"] for e in mw.report.events if e["event"] == "cancelled"] == ["reply_has_unsafe_call"]
+    assert len(shop.reads()) == 2  # the early one (unused) and the real one
+
+
+def test_losing_prefetches_are_cancelled_and_no_task_outlives_the_run() -> None:
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "get_order", "args": {"order_id": "B2"}}] if len(state["messages"]) == 1 else []
+
+    script = [[("get_order", {"order_id": "A1"})]]
+
+    async def main() -> tuple[dict[str, Any], Shop, SpeculativeToolCalls, set[Any]]:
+        shop = Shop(latency=0.5)  # the loser is still sleeping when the model replies
+        gate = Latch(shop)
+        model = scripted(script, delay=0.01, wait_for=gate.ready)
+        shop.model = model
+        mw = SpeculativeToolCalls(gate.wrap(guess), read_only=READS)
+        out = await create_agent(model, shop.tools(), middleware=[mw]).ainvoke(ask())
+        left = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+        return out, shop, mw, left
+
+    out, shop, mw, left = asyncio.run(main())
+    assert left == set()
+    assert shop.cancelled == ["get_order"]  # cancelled mid-call
+    assert mw.report.node("model").cancelled == 1
+    assert all(e["finished"] for e in shop.executions)
+
+
+def test_sync_runs_join_what_they_started() -> None:
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "get_order", "args": {"order_id": "B2"}}] if len(state["messages"]) == 1 else []
+
+    _, shop, mw = speculative("invoke", guess, script=[[("get_order", {"order_id": "A1"})]], latency=0.3)
+    assert threads() == []
+    assert len(shop.reads()) == 2 and all(e["finished"] for e in shop.executions)
+    assert mw.report.node("model").wasted == 1
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_a_failing_model_call_cancels_the_turn(mode: str) -> None:
+    shop = Shop(latency=0.3)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.01, wait_for=gate.ready, fail_at=1)
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+
+    async def arun() -> set[Any]:
+        with pytest.raises(RuntimeError, match="the model failed"):
+            await agent.ainvoke(ask())
+        await asyncio.sleep(0)  # let the cancelled prefetches unwind
+        return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+    if mode == "ainvoke":
+        assert asyncio.run(arun()) == set()
+        assert sorted(shop.cancelled) == ["get_order", "get_user"]  # stopped mid-call
+    else:
+        with pytest.raises(RuntimeError, match="the model failed"):
+            agent.invoke(ask())
+        assert threads() == [] and all(e["finished"] for e in shop.executions)
+    reasons = [e["reason"] for e in mw.report.events if e["event"] == "cancelled"]
+    assert reasons == ["model_error", "model_error"]
+
+
+def test_events_reach_the_custom_stream_as_json() -> None:
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+    events = [chunk for chunk in agent.stream(ask(), stream_mode="custom")]
+    assert events and all(e["type"] == "speculation" and e["node"] == "model" for e in events)
+    json.dumps(events)
+    kinds = {e["event"] for e in events}
+    assert {"guesses", "launch", "hit", "adopted", "cancelled", "skipped"} <= kinds
+    adopted = [e for e in events if e["event"] == "adopted"]
+    assert all(e["hidden_s"] >= 0 and e["tool_call_id"].startswith("call_") for e in adopted)
+    assert [e["event"] for e in mw.report.events if e["event"] in kinds] == [e["event"] for e in events]
+
+
+def test_disabled_policy_is_a_plain_agent() -> None:
+    out, shop, mw = speculative("invoke", oracle, latch=False, policy=SpeculationPolicy(enabled=False))
+    assert mw.report.events == [] and mw.report.calls == 0
+    assert not any(e["early"] for e in shop.executions)
+
+
+def test_k_and_min_confidence_bound_the_prefetches() -> None:
+    def many(state: Any) -> list[dict[str, Any]]:
+        return [
+            {"name": "get_order", "args": {"order_id": o}, "confidence": c}
+            for o, c in [("A1", 0.9), ("B2", 0.8), ("C3", 0.1), ("D4", 0.7)]
+        ]
+
+    policy = SpeculationPolicy(k=2, min_confidence=0.5)
+    _, _, mw = speculative(
+        "invoke", many, latch=False, policy=policy, script=[[("get_order", {"order_id": "A1"})]]
+    )
+    launched = [e["call"]["args"]["order_id"] for e in mw.report.events if e["event"] == "launch"]
+    assert launched[:2] == ["A1", "B2"] and "C3" not in launched and "D4" not in launched
+
+
+# ---------------------------------------------------------------------- what a served message is
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_served_messages_equal_the_tool_nodes_for_every_kind_of_result(mode: str) -> None:
+    @tool
+    def as_dict(x: str) -> dict[str, Any]:
+        """A dict result."""
+        time.sleep(0.02)
+        return {"x": x, "list": [1, 2.5, None]}
+
+    @tool(response_format="content_and_artifact")
+    def with_artifact(x: str) -> tuple[str, dict[str, Any]]:
+        """Content and an artifact."""
+        time.sleep(0.02)
+        return f"content {x}", {"raw": [x, x]}
+
+    @tool
+    def blocks(x: str) -> list[dict[str, Any]]:
+        """Content blocks."""
+        time.sleep(0.02)
+        return [{"type": "text", "text": f"block {x}"}]
+
+    @tool
+    def unicode(x: str) -> str:
+        """Non-ASCII text."""
+        time.sleep(0.02)
+        return f"héllo → {x} ✓"
+
+    tools = [as_dict, with_artifact, blocks, unicode]
+    script: list[Any] = [[(t.name, {"x": "1"}) for t in tools]]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": t.name, "args": {"x": "1"}} for t in tools] if len(state["messages"]) == 1 else []
+
+    def run(middleware: list[Any]) -> dict[str, Any]:
+        model = scripted(script, delay=0.1)
+        return run_agent(mode, create_agent(model, tools, middleware=middleware))
+
+    mw = SpeculativeToolCalls(guess, read_only={t.name for t in tools}, policy=SpeculationPolicy(k=4))
+    out = run([mw])
+    plain = run([])
+    assert same(out, plain)
+    assert mw.report.adopted == 4
+    served = {m.name: m for m in out["messages"] if isinstance(m, ToolMessage)}
+    assert served["with_artifact"].artifact == {"raw": ["1", "1"]}
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_error_results_are_never_served(mode: str) -> None:
+    calls: list[str] = []
+
+    @tool
+    def flaky(x: str) -> str:
+        """Fails the first time."""
+        calls.append(x)
+        if len(calls) == 1:
+            raise ToolException("temporarily down")
+        return "fine"
+
+    flaky.handle_tool_error = True
+    script: list[Any] = [[("flaky", {"x": "1"})]]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "flaky", "args": {"x": "1"}}] if len(state["messages"]) == 1 else []
+
+    mw = SpeculativeToolCalls(guess, read_only={"flaky"})
+    model = scripted(script, delay=0.1)
+    out = run_agent(mode, create_agent(model, [flaky], middleware=[mw]))
+    result = next(m for m in out["messages"] if isinstance(m, ToolMessage))
+    assert result.content == "fine" and result.status == "success"
+    assert calls == ["1", "1"]  # the early error was not served; the tool step ran it
+    assert any(e.get("reason") == "not_served:error" for e in mw.report.events)
+
+
+def test_a_store_injected_read_is_served() -> None:
+    store = InMemoryStore()
+    store.put(("prefs",), "ann", {"lang": "fr"})
+
+    @tool
+    def get_pref(user: str, store: Annotated[Any, InjectedStore()]) -> str:
+        """Read a preference."""
+        time.sleep(0.05)
+        return json.dumps(store.get(("prefs",), user).value)
+
+    script: list[Any] = [[("get_pref", {"user": "ann"})]]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "get_pref", "args": {"user": "ann"}}] if len(state["messages"]) == 1 else []
+
+    mw = SpeculativeToolCalls(guess, read_only={"get_pref"})
+    out = create_agent(scripted(script, delay=0.1), [get_pref], middleware=[mw], store=store).invoke(ask())
+    assert mw.report.adopted == 1
+    assert next(m for m in out["messages"] if isinstance(m, ToolMessage)).content == '{"lang": "fr"}'
+
+
+def test_concurrent_runs_share_one_middleware_without_crosstalk() -> None:
+    async def main() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        shop = Shop(latency=0.05)
+        model = scripted(shop_script(), delay=0.05)
+        mw = SpeculativeToolCalls(oracle, read_only=READS)
+        agent = create_agent(model, shop.tools(), middleware=[mw])
+        plain = create_agent(scripted(shop_script(), delay=0.05), Shop(latency=0.05).tools())
+        outs = await asyncio.gather(*(agent.ainvoke(ask()) for _ in range(3)))
+        ref = await plain.ainvoke(ask())
+        return [(o, ref) for o in outs]
+
+    for out, ref in asyncio.run(main()):
+        assert same(out, ref)
+
+
+# ---------------------------------------------------------------------- mistakes
+
+
+def test_constructor_mistakes_name_the_culprit_and_the_fix() -> None:
+    with pytest.raises(TypeError, match="not callable"):
+        SpeculativeToolCalls(42, read_only={"get_order"})
+    with pytest.raises(TypeError, match=r"read_only=\{'get_order'\}"):
+        SpeculativeToolCalls(oracle, read_only="get_order")
+    with pytest.raises(ValueError, match="is empty"):
+        SpeculativeToolCalls(oracle, read_only=[])
+    with pytest.raises(TypeError, match="must be a SpeculationPolicy"):
+        SpeculativeToolCalls(oracle, read_only={"get_order"}, policy={"k": 2})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="tool names"):
+        SpeculativeToolCalls(oracle, read_only=[3])  # type: ignore[list-item]
+
+
+def test_create_agent_refuses_unknown_read_only_tools() -> None:
+    shop = Shop()
+    with pytest.raises(ValueError, match=r"'get_ordr', not among the agent's tools \('cancel_order'"):
+        create_agent(
+            scripted([]), shop.tools(), middleware=[SpeculativeToolCalls(oracle, read_only={"get_ordr"})]
+        )
+
+
+@pytest.mark.parametrize("marker", ["state", "tool_call_id"])
+def test_a_read_only_tool_with_injected_state_is_refused_at_first_use(marker: str) -> None:
+    if marker == "state":
+
+        @tool
+        def peek(x: str, state: Annotated[dict, InjectedState]) -> str:
+            """Reads the state."""
+            return "s"
+
+    else:
+
+        @tool
+        def peek(x: str, call_id: Annotated[str, InjectedToolCallId]) -> str:  # type: ignore[no-redef]
+            """Reads its call id."""
+            return "s"
+
+    agent = create_agent(
+        scripted([[("peek", {"x": "1"})]]),
+        [peek],
+        middleware=[SpeculativeToolCalls(oracle, read_only={"peek"})],
+    )
+    with pytest.raises(ValueError, match="read-only tool 'peek' takes .* Remove 'peek' from"):
+        agent.invoke(ask())
+
+
+def test_outside_create_agent_it_warns_that_gates_were_not_checked() -> None:
+    from langchain_core.messages import AIMessage as AI
+    from langgraph.prebuilt.tool_node import ToolNode  # noqa: F401 - the point: no create_agent
+
+    mw = SpeculativeToolCalls(oracle, read_only={"get_order"})
+
+    class Request:
+        tools: list[Any] = []
+        state = {"messages": [HumanMessage("hi")]}
+        runtime = None
+        messages = state["messages"]
+
+    with (
+        pytest.warns(UserWarning, match="HumanInTheLoopMiddleware"),
+        pytest.raises(ValueError, match="get_order"),
+    ):
+        mw.wrap_model_call(Request(), lambda r: AI(content="hi"))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- streams and traces
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_the_messages_stream_is_the_plain_agents(mode: str) -> None:
+    """No prefetch reaches stream_mode="messages"; served results stream as the tool step's output."""
+
+    def chunks(middleware: list[Any], shop: Shop, model: Any) -> list[tuple[str, Any, str]]:
+        agent = create_agent(model, shop.tools(), middleware=middleware)
+        if mode == "stream":
+            parts = list(agent.stream(ask(), stream_mode="messages"))
+        else:
+
+            async def collect() -> list[Any]:
+                return [p async for p in agent.astream(ask(), stream_mode="messages")]
+
+            parts = asyncio.run(collect())
+        return [(type(m).__name__, str(m.content), meta["langgraph_node"]) for m, meta in parts]
+
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    streamed = chunks([mw], shop, model)
+    plain = chunks([], Shop(latency=0.02), scripted(shop_script(), delay=0.02))
+    assert mw.report.adopted == 4
+    assert streamed == plain
+
+
+@pytest.fixture
+def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """test_langsmith's LangSmith collector, on 127.0.0.1."""
+    from http.server import ThreadingHTTPServer
+
+    from .test_langsmith import _Collector
+
+    _Collector.posts, _Collector.patches = [], {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("LANGSMITH_ENDPOINT", url)
+    monkeypatch.setenv("LANGSMITH_API_KEY", "test-key")
+    try:
+        yield url
+    finally:
+        server.shutdown()
+
+
+def test_prefetches_are_traced_as_speculative_children_of_the_model_call(collector: str) -> None:
+    from langchain_core.tracers.langchain import LangChainTracer
+    from langsmith import Client
+
+    from .test_langsmith import _Collector
+
+    client = Client(api_url=collector, api_key="test-key", auto_batch_tracing=False)
+    tracer = LangChainTracer(client=client, project_name="agents-test")
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    create_agent(model, shop.tools(), middleware=[mw]).invoke(ask(), {"callbacks": [tracer]})
+    tracer.wait_for_futures()
+    client.flush()
+
+    runs = {r["id"]: r for r in _Collector.posts}
+
+    def meta(r: dict[str, Any]) -> dict[str, Any]:
+        patched = _Collector.patches.get(r["id"], {}).get("extra") or {}
+        return {**((r.get("extra") or {}).get("metadata") or {}), **(patched.get("metadata") or {})}
+
+    early = [r for r in runs.values() if "speculative" in (r.get("tags") or [])]
+    assert len(early) == mw.report.node("model").launched == 5
+    for r in early:
+        assert meta(r)["speculative"] is True and meta(r)["spec_guess"]["name"] == r["name"]
+        assert runs[r["parent_run_id"]]["name"] == "SpeculativeToolCalls.wrap_model_call"
+    spans = [r for r in runs.values() if r["name"] == "SpeculativeToolCalls.wrap_model_call"]
+    outcomes = [meta(r)["speculation"]["outcome"] for r in spans if "speculation" in meta(r)]
+    assert outcomes == ["hit", "hit", "hit", "hit"]
+    adopted = [
+        r
+        for r in runs.values()
+        if r["name"] == "SpeculativeToolCalls.wrap_tool_call" and meta(r).get("spec_adopted")
+    ]
+    assert len(adopted) == 4
