@@ -68,9 +68,10 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, value in (("--k", args.k), ("--depth", args.depth), ("--moves", args.moves)):
         if value < 1:
             raise SpecError(f"{flag} must be at least 1, got {value}")
-    for flag, spec in (("--white", args.white), ("--black", args.black), ("--speculator", args.speculator)):
-        if spec is not None:
-            check_spec(spec, flag, check_path=True)
+    white = args.white or default_player()
+    specs = (("--white", white), ("--black", args.black or white), ("--speculator", args.speculator))
+    for flag, spec in specs:
+        check_spec(spec or default_speculator(), flag, check_path=True)  # defaults too
 
 
 async def _play(args: argparse.Namespace, speculative: bool, log: Any, describe: bool) -> dict[str, Any]:
