@@ -8,7 +8,7 @@ process, at k = 1, 2, 3 (depth 1) and k = 3 with depth 2. Committed moves must
 equal the recorded ones.
 
     python benchmarks/chess_replay.py --quick
-    python benchmarks/chess_replay.py --json
+    python benchmarks/chess_replay.py --json --plot docs/chess_replay.png
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _common import bar_plot, emit, parser  # noqa: E402
+from _common import emit, parser  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
 from graphs.chess._graph import initial_state, make_graph  # noqa: E402
@@ -51,8 +51,10 @@ def main() -> None:
     games = load_games()[: args.games or (2 if args.quick else None)]
     configs = [(3, 1)] if args.quick else [(1, 1), (2, 1), (3, 1), (3, 2)]
     rows = []
-    for game in games:
+    for n, game in enumerate(games, 1):
         paper = 100 * (1 - game["paper_speculate_s"] / game["paper_regular_s"])
+        print(f"game {n}/{len(games)} ({game['id'][:8]}): sequential replay, then {len(configs)} speculative",
+              file=sys.stderr, flush=True)  # fmt: skip
         seq = asyncio.run(_play(game, 3, 1, scale, speculative=False))
         assert seq["moves"] == game["moves"], f"sequential replay of {game['id']} left the recorded game"
         for k, depth in configs:
@@ -61,6 +63,7 @@ def main() -> None:
             rows.append(
                 {
                     "game": game["id"][:8],
+                    "plies": len(game["moves"]),
                     "k": k,
                     "depth": depth,
                     "paper_saved_pct": round(paper, 1),
@@ -72,7 +75,7 @@ def main() -> None:
                     "identical": spec["moves"] == game["moves"],
                 }
             )
-            print(f"  {rows[-1]}", file=sys.stderr)
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     at3 = [r for r in rows if (r["k"], r["depth"]) == (3, 1)]
     extra = {
         "scale": scale,
@@ -85,23 +88,7 @@ def main() -> None:
         "equals the speculate total: 0% accounted).",
     }
     if args.plot:
-        names = list(dict.fromkeys(r["game"] for r in rows))
-        series = {
-            "paper (accounted)": [next(r["paper_saved_pct"] for r in rows if r["game"] == g) for g in names]
-        }
-        for k, depth in configs:
-            label = f"k={k}" + (f", depth {depth}" if depth > 1 else "")
-            series[label] = [
-                next(r["saved_pct"] for r in rows if (r["game"], r["k"], r["depth"]) == (g, k, depth))
-                for g in names
-            ]
-        bar_plot(
-            args.plot,
-            f"GPT-5 games replayed (latency x{scale:g}): wall-clock saved",
-            names,
-            series,
-            "% saved",
-        )
+        _plot(args.plot, rows, configs, scale)
     emit(
         rows,
         [
@@ -119,6 +106,55 @@ def main() -> None:
         args.json,
         extra,
     )
+
+
+def _plot(path: str, rows: list[dict[str, Any]], configs: list[tuple[int, int]], scale: float) -> None:
+    """Per game: the paper's accounted saving and ours, measured at each k (and depth 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = list(dict.fromkeys(r["game"] for r in rows))
+    first = {g: next(r for r in rows if r["game"] == g) for g in games}
+    series = {"paper (accounted from its logs)": [first[g]["paper_saved_pct"] for g in games]}
+    for k, depth in configs:
+        label = f"ours, measured: k={k}" + (f", depth {depth}" if depth > 1 else "")
+        by_game = {r["game"]: r["saved_pct"] for r in rows if (r["k"], r["depth"]) == (k, depth)}
+        series[label] = [by_game[g] for g in games]
+    colors = ["#424242", "#90caf9", "#42a5f5", "#1565c0", "#2e7d32"]
+    fig, ax = plt.subplots(figsize=(max(10.0, 1.9 * len(games)), 5.0))
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(games))]
+        ax.bar(xs, values, width, label=name, color=colors[i % len(colors)])
+        if i == 0:  # the paper's zeros would be invisible bars: say they are zeros, and why
+            for x, v in zip(xs, values):
+                if v == 0:
+                    ax.annotate("0%*", (x, 0), xytext=(0, 3), textcoords="offset points", ha="center", size=8)
+    names = [f"game {n}\n{g}, {first[g]['plies']} plies" for n, g in enumerate(games, 1)]
+    ax.set_xticks(range(len(games)), names, fontsize=8)
+    ax.set_ylabel("wall-clock saved vs sequential (%)")
+    ax.set_title(
+        "The paper's GPT-5 chess games (actor: GPT-5 high effort; speculator: GPT-5 low effort), replayed\n"
+        f"through our graph at the recorded latencies x{scale:g}: the saving the paper accounted from its "
+        "logs,\nand ours, measured wall-clock against a sequential replay of the same game",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, ncol=3, loc="upper left")
+    ax.set_ylim(0, max(max(v) for v in series.values()) * 1.35)
+    ax.grid(axis="y", alpha=0.3)
+    fig.text(
+        0.01,
+        0.01,
+        "* 0% accounted: for these games the paper's time_checker_regular.json holds per-step records, "
+        "not a total;\n  summed, they equal the speculative total, so the paper's own accounting gives "
+        "them no saving.",
+        fontsize=7,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

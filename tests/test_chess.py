@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+import os
 from typing import Any
 
 import chess
@@ -12,10 +15,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs.chess import Players, make_graph
+from graphs._common import SpecError
+from graphs.chess import Players, make_graph, served_graph
 from graphs.chess._graph import initial_state
 from graphs.chess._parse import parse_move, parse_moves
-from graphs.chess._players import _engine_pool, find_engine
+from graphs.chess._players import ENGINES, find_engine, parse_engine
+from graphs.chess._rank import rank_moves
 
 
 def test_parse_brackets_whitespace_san_and_illegal() -> None:
@@ -118,7 +123,219 @@ def test_real_engine_game_identical_to_sequential_and_ends_by_mate() -> None:
 
 
 def test_bad_engine_specs_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match="unknown engine options"):
+    with pytest.raises(SpecError, match=r"white 'stockfish:path=/bin/true,speed=9': unknown options"):
         Players(white="stockfish:path=/bin/true,speed=9").check()
-    with pytest.raises(ValueError, match="not found"):
-        _engine_pool("nosuchengine:depth=3")
+    with pytest.raises(SpecError, match="depth= must be positive"):
+        parse_engine("sunfish:depth=0", "--white")
+    if ENGINES["stockfish"] is None:
+        with pytest.raises(SpecError, match="stockfish is not installed .*apt-get install stockfish"):
+            parse_engine("stockfish:depth=3", "--white")
+
+
+needs_stockfish = pytest.mark.skipif(find_engine("stockfish") is None, reason="stockfish not installed")
+needs_sunfish = pytest.mark.skipif(find_engine("sunfish") is None, reason="sunfish not installed")
+
+
+def test_ranking_without_multipv_sees_captures_and_mates() -> None:
+    # white to move: the queen on d5 hangs to the knight on f4 (and to nothing else)
+    board = chess.Board("4k3/8/8/3q4/5N2/8/8/4K3 w - - 0 1")
+    assert rank_moves(board)[0] == chess.Move.from_uci("f4d5")
+    mate_in_one = chess.Board("6k1/5ppp/8/8/8/8/5PPP/3R2K1 w - - 0 1")
+    assert rank_moves(mate_in_one)[0] == chess.Move.from_uci("d1d8")
+    ranked = rank_moves(chess.Board())
+    assert sorted(m.uci() for m in ranked) == sorted(m.uci() for m in chess.Board().legal_moves)
+    assert ranked == rank_moves(chess.Board())  # deterministic
+
+
+@needs_sunfish
+def test_a_sunfish_speculator_ranks_its_own_moves_without_multipv() -> None:
+    async def go() -> tuple[list[chess.Move], chess.Move, str]:
+        players = Players(white="sunfish:depth=1", black="sunfish:depth=1", speculator="sunfish:depth=1")
+        players.check()
+        board = chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3")
+        try:
+            guesses = await players.guesses(board, 3)
+            best = await players.move(board)
+            return guesses, best, players.describe()["speculator"]
+        finally:
+            await players.aclose()
+
+    guesses, best, description = asyncio.run(go())
+    assert len(guesses) == 3 and len(set(guesses)) == 3
+    assert guesses[0] == best  # the same engine's own search comes first
+    assert "best move then a two-ply ranking" in description
+
+
+@needs_sunfish
+def test_sunfish_game_is_identical_to_sequential_and_speculates() -> None:
+    """The README's fallback without Stockfish: sunfish players and a sunfish speculator (no MultiPV)."""
+
+    async def play(speculative: bool) -> tuple[dict[str, Any], Any]:
+        players = Players(white="sunfish:depth=3", black="sunfish:depth=3", speculator="sunfish:depth=1")
+        builder = make_graph(players=players, k=3, speculative=speculative)
+        graph = builder.compile(checkpointer=InMemorySaver())
+        try:
+            return await graph.ainvoke(initial_state(4), {"configurable": {"thread_id": "g"}}), graph
+        finally:
+            await players.aclose()
+
+    seq, _ = asyncio.run(play(False))
+    spec, graph = asyncio.run(play(True))
+    assert spec["moves"] == seq["moves"] and len(spec["moves"]) == 4
+    events = [e["event"] for e in graph.last_report.events]
+    assert "speculator_error" not in events
+    assert "hit" in events or "miss" in events  # guesses arrived in time and were judged
+
+
+def test_building_the_graph_does_no_filesystem_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    def blocked(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a filesystem lookup while building the graph")
+
+    monkeypatch.setattr(shutil, "which", blocked)
+    monkeypatch.setattr(os, "access", blocked)
+    monkeypatch.setattr(os, "stat", blocked)
+    if not (ENGINES["stockfish"] and ENGINES["sunfish"]):
+        pytest.skip("needs stockfish and sunfish")
+    builder = make_graph("stockfish:depth=4", "sunfish:depth=1", "stockfish:depth=2")
+    assert builder.chess_players.describe()["white"].startswith("stockfish:depth=4 (")
+
+
+ENGINE_TROUBLE = (
+    "Exception in callback",
+    "handler is closed",
+    "never retrieved",
+    "Close running child",
+    "was destroyed",
+)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def trouble(self) -> list[str]:
+        return [r.getMessage() for r in self.records if any(t in r.getMessage() for t in ENGINE_TROUBLE)]
+
+
+@pytest.fixture
+def engine_logs() -> Any:
+    """asyncio's and python-chess's log records (where an engine closed from the wrong place shows)."""
+    handler = _Records()
+    loggers = [logging.getLogger("asyncio"), logging.getLogger("chess.engine")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def _loops() -> list[Any]:
+    loops: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    try:
+        import uvloop  # LangGraph Server's loop; its closed pipes raise "handler is closed"
+
+        loops.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
+    except ImportError:
+        loops.append(pytest.param(None, id="uvloop", marks=pytest.mark.skip(reason="uvloop not installed")))
+    return loops
+
+
+def _run_on(new_loop: Any, coro: Any) -> Any:
+    loop = new_loop()
+    loop.set_debug(True)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
+        return f.read().split(") ")[-1][0] != "Z"
+
+
+@needs_stockfish
+@pytest.mark.parametrize("new_loop", _loops())
+def test_speculative_games_leave_no_engine_error_and_no_engine(new_loop: Any, engine_logs: _Records) -> None:
+    """Branch searches are cancelled mid-start, mid-search and at the game's end; none may log
+    an error from a callback, and every engine process is gone after `aclose`."""
+    pids: list[int] = []
+
+    async def games() -> None:
+        for plies in (7, 8, 9):
+            players = Players("stockfish:depth=7", "stockfish:depth=7", "stockfish:depth=3")
+            graph = make_graph(players=players, k=3).compile(checkpointer=InMemorySaver())
+            try:
+                out = await graph.ainvoke(initial_state(plies), {"configurable": {"thread_id": "g"}})
+                assert len(out["moves"]) == plies
+            finally:
+                pids.extend(t.get_pid() for p in players._pools.values() for t in p._all.values())
+                await players.aclose()
+
+    _run_on(new_loop, games())
+    gc.collect()
+    assert pids and not [p for p in pids if _alive(p)]
+    assert engine_logs.trouble() == []
+
+
+@needs_stockfish
+def test_one_graph_on_two_event_loops(engine_logs: _Records) -> None:
+    """A graph built once and run on one loop, then another (a server's module-level graph):
+    the second loop starts its own engines; the first loop's are stopped, not written to."""
+    builder = make_graph("stockfish:depth=6", "stockfish:depth=6", "stockfish:depth=3")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    players = builder.chess_players
+
+    async def game(thread: str) -> list[str]:
+        return (await graph.ainvoke(initial_state(4), {"configurable": {"thread_id": thread}}))["moves"]
+
+    first = _run_on(asyncio.new_event_loop, game("a"))
+    old = [t.get_pid() for p in players._pools.values() for t in p._all.values()]
+
+    async def second() -> list[str]:
+        try:
+            return await game("b")
+        finally:
+            await players.aclose()
+
+    assert _run_on(asyncio.new_event_loop, second()) == first
+    assert old and not [p for p in old if _alive(p)]
+    assert engine_logs.trouble() == []
+
+
+@needs_stockfish
+def test_served_graph_runs_under_the_blocking_call_guard_and_stops_its_engines(engine_logs: _Records) -> None:
+    blockbuster = pytest.importorskip("blockbuster")
+    config = {"configurable": {"white": "stockfish:depth=6", "speculator": "stockfish:depth=3", "k": 2}}
+
+    async def serve() -> tuple[list[str], Players]:
+        with blockbuster.blockbuster_ctx():
+            async with served_graph(config) as builder:  # what LangGraph Server does around a run
+                graph = builder.compile(checkpointer=InMemorySaver())
+                out = await graph.ainvoke(initial_state(4), {"configurable": {"thread_id": "s"}})
+                assert graph.last_report.hits >= 0
+        return out["moves"], builder.chess_players
+
+    moves, players = asyncio.run(serve())
+    assert len(moves) == 4 and players._pools == {}
+    assert players.describe()["speculator"].startswith("stockfish:depth=3")
+    assert engine_logs.trouble() == []
+
+
+def test_chat_model_specs_are_checked_when_the_graph_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(SpecError, match=r"^white 'stockfsh:depth=3': unknown engine or provider 'stockfsh'"):
+        make_graph("stockfsh:depth=3")
+    with pytest.raises(SpecError, match=r"^speculator 'openai:gpt-5' needs"):
+        make_graph("sunfish:depth=1" if ENGINES["sunfish"] else None, speculator="openai:gpt-5")

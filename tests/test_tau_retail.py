@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 
+from graphs._cli import main as cli
 from graphs.tau_retail._db import RetailDB, load_tasks, task_reward
 from graphs.tau_retail._graph import make_graph
-from langgraph_speculative._cli import main as cli
 
 from .conftest import examples
 

@@ -6,9 +6,10 @@
   reports.
 - `DebugfsBackend`: the global knob in debugfs (`base_slice_ns` on EEVDF,
   `min_granularity_ns` on CFS), root only, same workload.
-- `SimBackend`: a SIMULATED plant for tests (no kernel involved): the p95 of N
-  CPU-bound threads of event time d sharing one core with slice s, fitted to
-  what the slice backend measured here, plus noise.
+- `SimBackend`: a SIMULATED plant for tests and machines without the knob
+  (no kernel involved): the p95 of N CPU-bound threads of event time d
+  sharing one core with slice s, fitted to what the slice backend measured
+  here, plus noise.
 
 Every backend restores the original value on exit: normal, error, or Ctrl-C
 (use it as a context manager).
@@ -17,10 +18,13 @@ Every backend restores the original value on exit: normal, error, or Ctrl-C
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import random
 import re
 import shutil
+import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -28,9 +32,27 @@ from typing import Any
 
 from ._sched import SLICE_MAX_MS, SLICE_MIN_MS, get_slice_ns, set_slice_ns, supported
 
-__all__ = ("BACKENDS", "DebugfsBackend", "SimBackend", "SliceBackend", "SysbenchWorkload", "make_backend")
+__all__ = (
+    "BACKENDS",
+    "DebugfsBackend",
+    "SimBackend",
+    "SliceBackend",
+    "SysbenchWorkload",
+    "fit_event_ms",
+    "make_backend",
+)
 
 P95 = re.compile(r"lat \(ms,95%\): ([\d.]+)")
+REPORT_S = 1.0
+"""sysbench's report interval (`--report-interval=1`): each report covers the second before it."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """The workload ends with the tuner, even if the tuner is killed (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class SysbenchWorkload:
@@ -39,6 +61,7 @@ class SysbenchWorkload:
     def __init__(
         self, threads: int = 4, cpus: str = "0", max_prime: int = 60000, duration_s: int = 3600
     ) -> None:
+        self.nthreads = threads
         self.cmd = [
             "taskset", "-c", cpus, "sysbench", "cpu", f"--threads={threads}", f"--cpu-max-prime={max_prime}",
             f"--time={duration_s}", "--report-interval=1", "run",
@@ -56,11 +79,20 @@ class SysbenchWorkload:
         return None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        """Start the workload and wait for its first report, so that a setting applied now is
+        measured by whole report intervals from the next one on (the first second, sysbench's
+        start-up at the default slice, is never a window's measurement)."""
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
         self._reader = threading.Thread(target=self._read, name="sysbench-reader", daemon=True)
         self._reader.start()
         deadline = time.monotonic() + 5
-        while len(self.threads()) < 2 and time.monotonic() < deadline:
+        while (len(self.threads()) < 2 or not self.reports) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def _read(self) -> None:
@@ -80,7 +112,7 @@ class SysbenchWorkload:
             return []
 
     async def p95_after(self, since: float, timeout: float = 3.0) -> float | None:
-        """The first per-second p95 reported after `since` (monotonic)."""
+        """The latest per-second p95 reported after `since` (monotonic), waiting for one."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             fresh = [p for t, p in self.reports if t > since]
@@ -88,6 +120,15 @@ class SysbenchWorkload:
                 return fresh[-1]
             await asyncio.sleep(0.05)
         return None
+
+    async def measure(self, window_s: float) -> float | None:
+        """p95 over a window that starts now: a report whose one-second interval began at most
+        0.1 s before now (`REPORT_S`), so at most a tenth of it saw the previous setting. In a loop
+        that applies its setting right after a measurement that is the next report; otherwise
+        the one after."""
+        since = time.monotonic()
+        await asyncio.sleep(window_s)
+        return await self.p95_after(since + 0.9 * REPORT_S)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -161,10 +202,8 @@ class SliceBackend(_Backend):
                 pass  # the thread ended
 
     async def measure(self, window_s: float) -> float | None:
-        since = time.monotonic()
-        await asyncio.sleep(window_s)
         assert self.workload is not None
-        return await self.workload.p95_after(since)
+        return await self.workload.measure(window_s)
 
     def restore(self) -> None:
         for tid, ns in self.original.items():
@@ -215,9 +254,7 @@ class DebugfsBackend(_Backend):
             f.write(str(int(self.clamp(setting_ms) * 1e6)))
 
     async def measure(self, window_s: float) -> float | None:
-        since = time.monotonic()
-        await asyncio.sleep(window_s)
-        return await self.workload.p95_after(since)
+        return await self.workload.measure(window_s)
 
     def close(self) -> None:
         try:
@@ -233,18 +270,25 @@ class SimBackend(_Backend):
 
     p95 of `threads` CPU-bound threads with event time `event_ms` sharing one
     core at slice s: events interleave (p95 ~ threads x d) while s < d; an event
-    that spans a preemption waits (threads-1) x s more, which p95 sees while
-    more than 5% of events do (s < 20 d); tiny slices pay a switching cost.
-    The shape was fitted to `sysbench cpu` under the slice backend on this
-    machine (4 threads, max-prime 60000: 28.7 ms at <= 3 ms, 40 ms at 10 ms,
-    101 ms at 30 ms). `speed` > 1 runs windows faster than real time.
+    that spans a preemption waits about (threads-1) x s more (x `preempt`),
+    which p95 sees while more than 5% of events do (s < 20 d); tiny slices pay
+    a switching cost. A window takes `lag` longer than asked, as the real loop
+    does (it waits for sysbench's next report). Fitted to `sysbench cpu` under
+    the slice backend (4 threads, max-prime 60000) on this repository's
+    machine: p95 14.7 ms at <= 3.75 ms, 26.7 ms at 7.5 ms, 51 ms at 15 ms,
+    99 ms at 30 ms, so d = 3.7 ms and `preempt` = 1.05. `event_ms` is
+    host-specific: `fit_event_ms` fits it to your machine's plant and
+    `scripts/cfs_sim_check.py` compares the sim's ratios with the real ones.
+    `speed` > 1 runs windows faster than real time.
     """
 
     name = "sim"
 
-    def __init__(self, threads: int = 4, event_ms: float = 7.0, noise: float = 0.05, seed: int = 0,
-                 speed: float = 1.0, high_ms: float = 30.0) -> None:  # fmt: skip
+    def __init__(self, threads: int = 4, event_ms: float = 3.7, noise: float = 0.05, seed: int = 0,
+                 speed: float = 1.0, high_ms: float = 30.0, preempt: float = 1.05,
+                 lag: float = 0.03) -> None:  # fmt: skip
         self.threads, self.event_ms, self.noise, self.speed = threads, event_ms, noise, speed
+        self.preempt, self.lag = preempt, lag
         self.high = high_ms
         self.rng = random.Random(seed)
         self.setting = 3.0
@@ -252,18 +296,34 @@ class SimBackend(_Backend):
 
     def p95(self, s: float) -> float:
         d, n = self.event_ms, self.threads
-        base = n * d if s < d else d + (n - 1) * s if s < 20 * d else d
+        base = n * d if s < d else d + self.preempt * (n - 1) * s if s < 20 * d else d
         return base + 0.5 / s
 
     def apply(self, setting_ms: float) -> None:
         self.setting = self.clamp(setting_ms)
 
     async def measure(self, window_s: float) -> float | None:
-        await asyncio.sleep(window_s / self.speed)
+        await asyncio.sleep(window_s * (1 + self.lag) / self.speed)
         return round(self.p95(self.setting) * (1 + self.rng.gauss(0, self.noise)), 3)
 
     def close(self) -> None:
         self.setting = self.original
+
+
+async def fit_event_ms(knob: _Backend, windows: int = 5, setting_ms: float = 1.0) -> float | None:
+    """The sim's `event_ms` fitted to a real plant: the median p95 at a 1 ms slice over
+    `windows` one-second windows, divided by the workload's threads (None if nothing was measured).
+    Call it with the backend started (`with knob:`)."""
+    knob.apply(setting_ms)
+    await knob.measure(1.0)  # let the change settle
+    seen = [p for p in [await knob.measure(1.0) for _ in range(windows)] if p is not None]
+    workload = getattr(knob, "workload", None)
+    threads = (
+        4
+        if workload is None
+        else int(next(a for a in workload.cmd if a.startswith("--threads=")).split("=")[1])
+    )
+    return round(statistics.median(seen) / threads, 3) if seen else None
 
 
 BACKENDS = ("slice", "debugfs", "sim")

@@ -4,33 +4,68 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import statistics
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+from .._common import SpecError, check_chat_spec
 from ._backends import BACKENDS, SimBackend, make_backend
 from ._graph import make_graph
 
-__all__ = ("add_parser", "run")
+__all__ = ("add_parser", "compare", "run", "terminate_as_interrupt")
 
 CONFIGS = {"actor_only": ("careful", "none"), "speculator_only": ("none", "local"), "actor_speculator": None}
+ACTORS, SPECULATORS = ("careful", "none"), ("local", "none")
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("cfs", help="lossy speculation: live scheduler-slice tuning (actor vs speculator)")
-    p.add_argument("--backend", choices=BACKENDS, default="slice", help="knob: slice (default), debugfs, sim")
+    p = sub.add_parser(
+        "cfs",
+        help="lossy speculation: live scheduler-slice tuning (actor vs speculator)",
+        description="Tunes the time slice of a real `sysbench cpu` workload three times: actor only, "
+        "speculator only, actor+speculator (lossy: the speculator writes every window, the slow actor's "
+        "write overwrites it when it lands). Prints the mean p95 latency of each and their ratio.",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="slice",
+        help="slice (default: per-thread slices, kernel >= 6.12, no root), debugfs (root), "
+        "sim (a simulated plant, no kernel)",
+    )
     p.add_argument("--duration", type=float, default=40.0, help="seconds per configuration (default 40)")
     p.add_argument(
-        "--perturb", action="store_true", help="start each run from a bad setting (the range's top)"
+        "--perturb",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start each run from a bad setting, the range's top (30 ms: p95 about 100 ms; the default). "
+        "--no-perturb starts at 3 ms, already near the optimum: nothing to tune, the ratio stays near 1",
     )
     p.add_argument("--window", type=float, default=1.0, help="control window in seconds (default 1)")
-    p.add_argument("--deliberation", type=float, default=10.0, help="the offline actor's thinking time (s)")
-    p.add_argument("--actor", default="careful", help="careful (offline) or a chat model, e.g. openai:gpt-5")
-    p.add_argument("--speculator", default="local", help="local (offline) or a chat model")
+    p.add_argument(
+        "--deliberation", type=float, default=10.0, help="the offline actor's thinking time (s, default 10)"
+    )
+    p.add_argument(
+        "--actor", default="careful", help="careful (offline, default), none, or a chat model spec"
+    )
+    p.add_argument(
+        "--speculator", default="local", help="local (offline, default), none, or a chat model spec"
+    )
     p.add_argument("--speed", type=float, default=1.0, help="sim only: run windows this many times faster")
-    p.add_argument("--plot", metavar="FILE", default="cfs.png", help="PNG of p95 and setting over time")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--event-ms",
+        type=float,
+        default=None,
+        help="sim only: the workload's event time (default 3.7 ms, fitted to this repository's machine; "
+        "scripts/cfs_sim_check.py fits yours)",
+    )
+    p.add_argument("--plot", metavar="FILE", default=None, help="write a PNG of p95 and slice over time")
+    p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     p.set_defaults(func=run)
 
 
@@ -53,9 +88,36 @@ def summarize(history: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
     }
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Every choice before anything starts; `SpecError` (one line) if one cannot work here."""
+    for flag, value in (("--duration", args.duration), ("--window", args.window), ("--speed", args.speed)):
+        if value <= 0:
+            raise SpecError(f"{flag} must be positive, got {value}")
+    for flag, spec, offline in (
+        ("--actor", args.actor, ACTORS),
+        ("--speculator", args.speculator, SPECULATORS),
+    ):
+        if spec not in offline:
+            check_chat_spec(spec, flag, offline)
+    if args.backend != "sim":
+        try:
+            make_backend(args.backend)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+    elif args.event_ms is not None and args.event_ms <= 0:
+        raise SpecError(f"--event-ms must be positive, got {args.event_ms}")
+
+
+def _knob(args: argparse.Namespace) -> Any:
+    if args.backend == "sim":
+        kwargs = {} if args.event_ms is None else {"event_ms": args.event_ms}
+        return SimBackend(speed=args.speed, **kwargs)
+    return make_backend(args.backend)
+
+
 async def _one(args: argparse.Namespace, name: str, log: Any) -> dict[str, Any]:
     actor, speculator = CONFIGS[name] or (args.actor, args.speculator)
-    knob = SimBackend(speed=args.speed) if args.backend == "sim" else make_backend(args.backend)
+    knob = _knob(args)
     builder = make_graph(actor, speculator, knob, window_s=args.window, deliberation_s=args.deliberation)
     graph = builder.compile()
     windows = max(2, int(args.duration / args.window))
@@ -84,24 +146,23 @@ async def _one(args: argparse.Namespace, name: str, log: Any) -> dict[str, Any]:
     return {"history": state["history"], "events": tuner.report.events}
 
 
-def run(args: argparse.Namespace) -> int:
-    """The `cfs` command."""
-    log = (lambda s: print(s, file=sys.stderr)) if args.json else print
-    if args.backend != "sim":
-        try:
-            make_backend(args.backend)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+def compare(args: argparse.Namespace, log: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the three configurations; the summary (the JSON the command prints) and the raw histories."""
     results: dict[str, Any] = {}
     for name in CONFIGS:
         log(f"{name}:")
-        try:
-            results[name] = asyncio.run(_one(args, name, log))
-        except KeyboardInterrupt:
-            print("interrupted: the knob was restored", file=sys.stderr)
-            return 130
-    out: dict[str, Any] = {"backend": args.backend, "duration_s": args.duration, "window_s": args.window}
+        results[name] = asyncio.run(_one(args, name, log))
+    start = "the range's top (30 ms)" if args.perturb else "3 ms (near the optimum)"
+    out: dict[str, Any] = {
+        "backend": args.backend,
+        "duration_s": args.duration,
+        "window_s": args.window,
+        "start": start,
+    }
+    if args.backend == "sim":
+        knob = _knob(args)
+        out["sim_event_ms"] = knob.event_ms
+        out["sim_speed"] = knob.speed
     for name, res in results.items():
         out[name] = {
             **summarize(res["history"], args.window),
@@ -110,8 +171,40 @@ def run(args: argparse.Namespace) -> int:
         }
     a, s = out["actor_only"]["mean_p95_ms"], out["actor_speculator"]["mean_p95_ms"]
     out["ratio_spec_vs_actor"] = round(s / a, 4) if a and s else None
+    return out, results
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM behaves as Ctrl-C (the knob is restored, the workload stopped) while inside."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `cfs` command."""
+    check_args(args)  # before anything starts
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+    try:
+        with terminate_as_interrupt():
+            out, results = compare(args, log)
+    except KeyboardInterrupt:
+        print("interrupted: the knob was restored", file=sys.stderr)
+        return 130
     if args.plot:
-        _plot(results, args.plot, args.backend)
+        ratio = out["ratio_spec_vs_actor"]
+        how = {"perturbed": args.perturb, "ratio": ratio, "deliberation_s": args.deliberation}
+        plot(results, args.plot, args.backend, **how)
         out["plot"] = args.plot
     if args.json:
         print(json.dumps(out))
@@ -119,37 +212,83 @@ def run(args: argparse.Namespace) -> int:
         for name in CONFIGS:
             print(f"{name:<17} {json.dumps(out[name])}")
         print(f"ratio (actor+speculator / actor-only mean p95): {out['ratio_spec_vs_actor']}")
+        if not args.perturb:
+            print(
+                "(started near the optimum: nothing to tune; drop --no-perturb to start from a bad setting)"
+            )
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0
 
 
-def _plot(results: dict[str, Any], path: str, backend: str) -> None:
+def plot(
+    results: dict[str, Any],
+    path: str,
+    backend: str,
+    *,
+    perturbed: bool,
+    ratio: float | None,
+    deliberation_s: float = 10.0,
+) -> None:
+    """p95 and the applied slice over time, one line per configuration; dots mark the actor's writes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    colors = {"actor_only": "#1565c0", "speculator_only": "#9e9e9e", "actor_speculator": "#2e7d32"}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.4), sharex=True)
+    colors = {"actor_only": "#1565c0", "speculator_only": "#757575", "actor_speculator": "#2e7d32"}
+    styles = {"actor_only": "-", "speculator_only": "--", "actor_speculator": "-"}
+    labels = {
+        "actor_only": f"actor only (slow: {deliberation_s:g} s per decision)",
+        "speculator_only": "speculator only (fast: a greedy step each window)",
+        "actor_speculator": "actor + speculator (lossy: last write wins)",
+    }
     for name, res in results.items():
         h = res["history"]
         t = [r["t"] for r in h]
-        top.plot(t, [r["p95"] for r in h], label=name.replace("_", " "), color=colors[name])
-        bottom.step(t, [r["setting"] for r in h], where="post", color=colors[name])
+        style = {"color": colors[name], "linestyle": styles[name], "linewidth": 1.4}
+        top.plot(t, [r["p95"] for r in h], label=labels[name], **style)
+        bottom.step(t, [r["setting"] for r in h], where="post", **style)
         acted = [
             r
             for i, r in enumerate(h)
             if r["by"] == "actor"
             and (i == 0 or (h[i - 1]["by"], h[i - 1]["setting"]) != ("actor", r["setting"]))
         ]
-        bottom.scatter([r["t"] for r in acted], [r["setting"] for r in acted], color=colors[name], s=12)
-    top.set_ylabel("p95 latency (ms)")
-    top.set_title(f"Scheduler slice tuning from a bad setting ({backend} backend); dots: the actor's writes")
-    top.legend()
-    bottom.set_ylabel("slice (ms)")
-    bottom.set_yscale("log")
-    bottom.set_xlabel("time (s)")
+        bottom.scatter(
+            [r["t"] for r in acted], [r["setting"] for r in acted], color=colors[name], s=14, zorder=3
+        )
+    top.set_title(title(backend, perturbed, ratio), fontsize=10)
+    top.set_ylabel("p95 latency per window (ms)")
+    top.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=3, fontsize=8, frameon=False)
+    top.grid(alpha=0.3)
+    low = min(r["setting"] for res in results.values() for r in res["history"])
+    high = max(r["setting"] for res in results.values() for r in res["history"])
+    slice_axis(bottom, low, high)
+    bottom.set_xlabel("time (s); dots: the actor's writes (each overwrites the speculator's)")
+    bottom.grid(alpha=0.3)
     fig.tight_layout()
+    fig.subplots_adjust(hspace=0.28)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def title(backend: str, perturbed: bool, ratio: float | None) -> str:
+    """The plot's title: where the runs started, which plant, the ratio."""
+    what = "a real sysbench workload" if backend != "sim" else "a SIMULATED plant"
+    start = "from a bad setting (30 ms)" if perturbed else "from 3 ms (near the optimum)"
+    ratio_text = f"; mean p95 actor+speculator / actor only = {ratio:.2f}" if ratio else ""
+    return f"Scheduler slice tuning {start}, {backend} backend ({what}){ratio_text}"
+
+
+def slice_axis(ax: Any, low: float, high: float) -> None:
+    """A log axis for slices in ms with plain tick labels (0.3, 1, 3, 10, 30: no 3x10^0)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_ylabel("time slice (ms, log)")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator([0.1, 0.3, 1, 3, 10, 30, 100]))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(low / 1.5, high * 1.5)

@@ -127,9 +127,9 @@ def resolve(spec: Any, low: float, high: float, who: str, deliberation_s: float)
     if spec == "local":
         return LocalStep(low, high)
     if isinstance(spec, str) and ":" in spec:
-        from langchain.chat_models import init_chat_model
+        from .._common import chat_model
 
-        return ChatTuner(init_chat_model(spec), low, high, who)
+        return ChatTuner(chat_model(spec), low, high, who)
     raise ValueError(
         f"unknown {who} {spec!r}; use 'careful', 'local', 'none' or a chat model like openai:gpt-5"
     )

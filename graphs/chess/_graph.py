@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import operator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
 import chess
@@ -13,7 +15,7 @@ from langgraph_speculative import Guess, SpeculationPolicy, speculate, speculati
 
 from ._players import Players
 
-__all__ = ("ChessState", "make_graph")
+__all__ = ("ChessState", "make_graph", "served_graph")
 
 
 class ChessState(TypedDict):
@@ -63,10 +65,12 @@ def make_graph(
 ) -> StateGraph:  # type: ignore[type-arg]
     """A self-play `StateGraph` over a python-chess board.
 
-    Players and the speculator are strings resolved at run time (see
-    `Players`) or a ready `Players`. The returned builder carries its players
-    as `builder.chess_players`; call `await builder.chess_players.aclose()`
-    when done to stop the engines. With `speculative=False` it is the plain
+    Players and the speculator are specs (see `Players`), checked here: a bad
+    one raises `SpecError` before anything starts. Building does no
+    filesystem lookup and starts no engine. The returned builder carries its
+    players as `builder.chess_players`; call `await builder.chess_players.aclose()`
+    on the loop that ran the game to stop its engines (or serve it through
+    `served_graph`, which does). With `speculative=False` it is the plain
     sequential graph (for comparisons).
     """
     if players is None:
@@ -111,3 +115,29 @@ async def _turn(players: Players, state: ChessState, config: RunnableConfig, who
     info = speculation_info()  # on a branch: search at a lower priority (the move is the same)
     move = await players.move(board, speculative=info is not None, rank=info.rank if info else None)
     return after(state, move, who)
+
+
+@contextlib.asynccontextmanager
+async def served_graph(config: RunnableConfig) -> AsyncIterator[StateGraph]:  # type: ignore[type-arg]
+    """A LangGraph Server graph factory: `"graphs": {"chess": "graphs.chess:served_graph"}` in langgraph.json.
+
+    (Module syntax: loading the file by path would break the package's relative imports.)
+
+    Reads `white`, `black`, `speculator`, `k`, `depth` from the assistant's
+    `configurable` (defaults as in `make_graph`). The server enters it around
+    each run, on the run's event loop, so the game's engines are stopped on
+    that loop when the run ends. Nothing in it or in the graph's nodes does a
+    blocking filesystem call (the server's blocking-call guard).
+    """
+    conf = config.get("configurable") or {}
+    builder = make_graph(
+        conf.get("white"),
+        conf.get("black") or conf.get("white"),
+        conf.get("speculator"),
+        k=int(conf.get("k", 3)),
+        depth=int(conf.get("depth", 1)),
+    )
+    try:
+        yield builder
+    finally:
+        await builder.chess_players.aclose()  # type: ignore[attr-defined]

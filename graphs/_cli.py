@@ -1,0 +1,133 @@
+"""The `langgraph-speculative` command: the ready-made graphs and their evaluations.
+
+It lives beside the graphs it runs, so the library (`langgraph_speculative`)
+never imports its own examples. `python -m graphs` is the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from ._common import SpecError
+
+__all__ = ("main",)
+
+PROG = "langgraph-speculative"
+PROVIDER_SDKS = ("openai", "anthropic", "google", "groq", "mistralai", "httpx", "ollama", "langchain_openai")
+"""Packages whose exceptions mean a model provider refused or failed a call (a key, a model name, the
+network), not a bug here: reported in one line."""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("langgraph-speculative")
+    except metadata.PackageNotFoundError:  # run from a clone that was never installed
+        return "unknown (not installed; pip install -e .)"
+
+
+def _missing(name: str, extra: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(f"{PROG} {name}: needs the {extra!r} extra: pip install 'langgraph-speculative[{extra}]' "
+              f"({exc})", file=sys.stderr)  # fmt: skip
+        return 2
+
+    return run
+
+
+def _add(sub: Any, name: str, extra: str, load: Callable[[], Callable[[Any], None]], help: str) -> None:
+    """Register a subcommand; if its dependencies are missing it still shows in --help and says what
+    to install when run."""
+    try:
+        add_parser = load()
+    except ImportError as exc:
+        p = sub.add_parser(name, help=f"{help} (needs the {extra} extra)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_missing(name, extra, exc))
+    else:
+        add_parser(sub)
+
+
+def _chess() -> Callable[[Any], None]:
+    from .chess._run import add_parser
+
+    return add_parser
+
+
+def _cfs() -> Callable[[Any], None]:
+    from .cfs._run import add_parser
+
+    return add_parser
+
+
+def _tau() -> Callable[[Any], None]:
+    from .tau_retail._eval import add_parser
+
+    return add_parser
+
+
+def _hotpotqa() -> Callable[[Any], None]:
+    from .hotpotqa._eval import add_parser
+
+    return add_parser
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's argument parser (every subcommand registered)."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Speculative actions for LangGraph: the ready-made graphs and their evaluations. "
+        "Everything runs offline by default; chat models (openai:gpt-5, ...) only when you name them.",
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{chess,cfs,eval}")
+    _add(sub, "chess", "chess", _chess, "speculative chess self-play")
+    _add(sub, "cfs", "dev", _cfs, "lossy speculation: live scheduler-slice tuning")
+    evaluate = sub.add_parser("eval", help="evaluate a speculator on recorded runs").add_subparsers(
+        dest="benchmark", required=True
+    )
+    _add(evaluate, "tau-retail", "dev", _tau, "next-call accuracy on tau-bench retail")
+    _add(evaluate, "hotpotqa", "hotpotqa", _hotpotqa, "next-action accuracy on recorded ReAct runs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `langgraph-speculative` console script.
+
+    Exit status: what the subcommand returns (0 ok, 1 a failed check such as
+    different games), 2 for a usage error or a spec that cannot work here
+    (one line on stderr naming the fix), 130 on Ctrl-C.
+    """
+    args = parser().parse_args(argv)
+    started = time.monotonic()
+    if args.command == "eval":  # no per-item progress in the evals (they take seconds): say what runs
+        print(f"{PROG} eval {args.benchmark}: running...", file=sys.stderr)
+    try:
+        status = int(args.func(args))
+    except SpecError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in PROVIDER_SDKS:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"{PROG} {args.command}: error: the model provider refused a call "
+            f"({type(exc).__name__}: {first}); check the model name and its key",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "eval":
+        print(f"{PROG} eval {args.benchmark}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The `langgraph-speculative` command: where it lives, --version, one-line errors, `chess --compare`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+
+from graphs._cli import main as cli
+from graphs.chess._players import find_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_library_never_imports_the_ready_made_graphs() -> None:
+    code = (
+        "import langgraph_speculative, sys; "
+        "assert not any(m == 'graphs' or m.startswith('graphs.') for m in sys.modules), "
+        "sorted(m for m in sys.modules if m.startswith('graphs'))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    assert not (ROOT / "langgraph_speculative" / "_cli.py").exists()
+
+
+def test_console_script_points_at_the_cli_beside_the_graphs() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, attr = scripts["langgraph-speculative"].partition(":")
+    assert module == "graphs._cli"
+    assert getattr(importlib.import_module(module), attr) is cli
+
+
+def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit:
+        cli(["--version"])
+    assert exit.value.code == 0
+    version = metadata.version("langgraph-speculative")
+    assert capsys.readouterr().out.strip() == f"langgraph-speculative {version}"
+
+
+@pytest.mark.parametrize("command", [["chess"], ["cfs"], ["eval", "tau-retail"], ["eval", "hotpotqa"]])
+def test_every_subcommand_is_registered(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        cli([*command, "--help"])
+    assert exit.value.code == 0
+    assert "usage: langgraph-speculative " + " ".join(command) in capsys.readouterr().out
+
+
+def test_python_dash_m_graphs_is_the_same_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "graphs", "--version"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("langgraph-speculative ")
+
+
+def _fails_up_front(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> str:
+    """Run the command expecting exit 2 with one line on stderr, before any game or run started."""
+
+    def must_not_start(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("started before checking the specs")
+
+    import graphs.cfs._run as cfs_run
+    import graphs.chess._run as chess_run
+
+    monkeypatch.setattr(chess_run, "make_graph", must_not_start)
+    monkeypatch.setattr(cfs_run, "compare", must_not_start)
+    assert cli(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"langgraph-speculative {argv[0]}: error: ")
+    return lines[0]
+
+
+def test_a_typo_in_an_engine_names_the_valid_choices(capsys: Any, monkeypatch: Any) -> None:
+    line = _fails_up_front(["chess", "--white", "stockfsh:depth=3"], capsys, monkeypatch)
+    assert "--white 'stockfsh:depth=3'" in line and "did you mean 'stockfish'?" in line
+    assert "stockfish:depth=16 or sunfish:depth=3" in line and "openai:gpt-5" in line
+
+
+def test_a_chat_model_without_its_key_or_its_package_says_the_fix(capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    if importlib.util.find_spec("langchain_openai") is not None:
+        line = _fails_up_front(["chess", "--white", "openai:gpt-5"], capsys, monkeypatch)
+        assert "needs an API key: export OPENAI_API_KEY=..." in line
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "langchain_openai" else real_find_spec(name, *a),
+    )
+    line = _fails_up_front(["chess", "--speculator", "openai:gpt-5"], capsys, monkeypatch)
+    assert "--speculator 'openai:gpt-5' needs the langchain-openai package" in line
+    assert "pip install 'langgraph-speculative[openai]'" in line
+
+
+def test_cfs_checks_its_actor_speculator_and_numbers_up_front(capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    if importlib.util.find_spec("langchain_openai") is not None:
+        line = _fails_up_front(["cfs", "--backend", "sim", "--actor", "openai:gpt-5"], capsys, monkeypatch)
+        assert "--actor 'openai:gpt-5' needs an API key" in line and "careful or none" in line
+    line = _fails_up_front(["cfs", "--backend", "sim", "--speculator", "locl"], capsys, monkeypatch)
+    assert "did you mean 'local'?" in line
+    line = _fails_up_front(["cfs", "--backend", "sim", "--duration", "0"], capsys, monkeypatch)
+    assert "--duration must be positive" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["chess", "--moves", "0"], "--moves must be at least 1"),
+        (["chess", "--speculator", "sunfish:dept=3"], "unknown options ['dept']"),
+        (["chess", "--white", "stockfish:depth=x"], "depth= needs a number"),
+        (["chess", "--black", "stockfish:path=/nonexistent/sf"], "/nonexistent/sf is not an executable"),
+        (["chess", "--white", "gpt-5"], "not a known choice"),
+    ],
+)
+def test_bad_chess_arguments_are_one_line(argv: Any, needle: str, capsys: Any, monkeypatch: Any) -> None:
+    assert needle in _fails_up_front(argv, capsys, monkeypatch)
+
+
+def test_a_provider_refusing_a_call_is_one_line(capsys: Any, monkeypatch: Any) -> None:
+    import graphs.chess._run as chess_run
+
+    class AuthenticationError(Exception):
+        pass
+
+    AuthenticationError.__module__ = "openai._exceptions"  # as the SDK raises it
+
+    def refused(args: Any) -> int:
+        raise AuthenticationError("Error code: 401 - Incorrect API key provided\n(and a long body)")
+
+    monkeypatch.setattr(chess_run, "run", refused)
+    assert cli(["chess"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "langgraph-speculative chess: error: the model provider refused a call "
+        "(AuthenticationError: Error code: 401 - Incorrect API key provided); "
+        "check the model name and its key"
+    ]
+    monkeypatch.setattr(chess_run, "run", lambda args: 1 // 0)  # our own bugs keep their traceback
+    with pytest.raises(ZeroDivisionError):
+        cli(["chess"])
+
+
+def _engines() -> tuple[str, str] | None:
+    """A quick player and speculator: stockfish at low depth, or sunfish."""
+    if find_engine("stockfish"):
+        return "stockfish:depth=6", "stockfish:depth=3"
+    if find_engine("sunfish"):
+        return "sunfish:depth=1", "sunfish:depth=1"
+    return None
+
+
+needs_an_engine = pytest.mark.skipif(_engines() is None, reason="neither stockfish nor sunfish installed")
+
+
+@needs_an_engine
+def test_chess_compare_through_the_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    player, speculator = _engines() or ("", "")
+    argv = ["chess", "--compare", "--json", "--moves", "6", "--white", player, "--speculator", speculator]
+    assert cli(argv) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["identical"] is True and len(out["moves"]) == out["plies"] == 6
+    assert out["status"] == "move_limit"
+    assert out["time_saved_pct"] == round(100 * (1 - out["speculative_s"] / out["sequential_s"]), 2)
+    assert 0 <= out["adopted"] <= out["hits"] <= out["guessed_plies"] <= out["plies"]
+    assert out["hidden_actor_s"] >= 0 and out["k"] == 3 and out["depth"] == 1
+    assert set(out["players"]) == {"white", "black", "speculator"}
+    assert out["players"]["white"].startswith(player)
+    # progress on stderr: which engine plays, then a line per ply of each game
+    for heading in ("white:", "speculator:", "sequential game:", "speculative game:"):
+        assert heading in captured.err
+    assert captured.err.count("  ply ") == 12
+
+
+@needs_an_engine
+def test_chess_without_compare_reports_no_wall_clock_saving(capsys: pytest.CaptureFixture[str]) -> None:
+    player, speculator = _engines() or ("", "")
+    assert cli(["chess", "--moves", "2", "--white", player, "--speculator", speculator]) == 0
+    text = capsys.readouterr().out
+    assert "saving not measured (--compare plays the sequential game too)" in text
+    assert "hidden actor time" in text and "% saved" not in text
+    assert cli(["chess", "--json", "--moves", "2", "--white", player, "--speculator", speculator]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sequential_s"] is None and out["time_saved_pct"] is None and out["identical"] is None
