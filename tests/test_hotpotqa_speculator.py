@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from graphs._cli import main as cli
 from graphs.hotpotqa import ActionSpeculator, ReplayReAct, _ranker, initial_state, make_graph
 from graphs.hotpotqa._chat import ChatActionSpeculator, parse_guesses
 from graphs.hotpotqa._ranker import choose_l2, cross_validate, featurize, fit, load_weights
 from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, parse_action
-from langgraph_speculative._cli import main as cli
 
 RUNS = "graphs/hotpotqa/data/react_trajectories_dev.json"
 with open(RUNS) as f:

@@ -96,7 +96,8 @@ def _model(spec: Any) -> BaseChatModel:
     except ImportError as exc:  # pragma: no cover - depends on extras
         raise ValueError(f"{spec!r} needs LangChain: pip install 'langgraph-speculative[openai]'") from exc
     model, *opts = spec.split(",")
-    return init_chat_model(model, **dict(o.split("=", 1) for o in opts))
+    options: dict[str, Any] = dict(o.split("=", 1) for o in opts)
+    return init_chat_model(model, **options)
 
 
 def history_of(messages: Sequence[BaseMessage]) -> tuple[list[dict[str, Any]], str]:
