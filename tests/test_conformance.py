@@ -165,12 +165,9 @@ def _remaining_case(limit: int | None = 9) -> Case:
             schema=R,
         )
 
-    return Case(
-        "remaining_steps",
-        build,
-        lambda r: {"a": _guess("a")(r)},
-        [Turn(START_STATE, config={"recursion_limit": 9})],
-    )
+    config = {"recursion_limit": limit} if limit else {}
+    name = "remaining_steps" if limit else "remaining_steps_default_limit"
+    return Case(name, build, lambda r: {"a": _guess("a")(r)}, [Turn(START_STATE, config=config)])
 
 
 def _store_read_case() -> Case:
@@ -333,6 +330,45 @@ def _interrupt_after_case(where: str) -> Case:
     )
 
 
+def _interrupt_after_downstream_case(where: str) -> Case:
+    """a (speculated) -> b (the run waits for a person after it) -> send: a branch may run b, never send."""
+    kw = {"interrupt_after": ["b"]}
+
+    def build(p: Probe, asy: bool) -> Any:
+        return chain(
+            ("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b")),
+            ("b", slow(p, "b", _step("b"), asynchronous=asy)),
+            ("send", slow(p, "send", _step("send"), asynchronous=asy, effect=True)),
+        )
+
+    return Case(
+        f"interrupt_after_downstream_{where}",
+        build,
+        lambda r: {"a": _guess("a")(r)},
+        [Turn(START_STATE, kwargs=kw if where == "run" else {}), Turn(None)],
+        compile_kwargs=kw if where == "compile" else {},
+    )
+
+
+def _interrupt_before_downstream_case() -> Case:
+    """a (speculated) -> b -> send (the run waits for a person before it): a branch may run b, never send."""
+    kw = {"interrupt_before": ["send"]}
+
+    def build(p: Probe, asy: bool) -> Any:
+        return chain(
+            ("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b")),
+            ("b", slow(p, "b", _step("b"), asynchronous=asy)),
+            ("send", slow(p, "send", _step("send"), asynchronous=asy, effect=True)),
+        )
+
+    return Case(
+        "interrupt_before_downstream",
+        build,
+        lambda r: {"a": _guess("a")(r)},
+        [Turn(START_STATE, kwargs=kw), Turn(None)],
+    )
+
+
 def _approval_in_node_case() -> Case:
     """a does its slow work, then asks a person; send must not run before the answer."""
 
@@ -404,15 +440,23 @@ def _command_case() -> Case:
     return Case("command", build, guesses, [Turn(START_STATE)])
 
 
-def _send_case(speculative_worker: bool) -> Case:
+def _send_case(speculative_worker: bool, waits_for: str = "w") -> Case:
     def route(s: Any) -> Any:
         return [Send("w", {"i": i, "x": s["x"]}) for i in range(3)]
 
     def build(p: Probe, asy: bool) -> Any:
         b = StateGraph(S)
-        b.add_node("a", slow(p, "a", _step("a"), asynchronous=asy, waits="w"))
+        b.add_node("a", slow(p, "a", _step("a"), asynchronous=asy, waits=waits_for))
         b.add_node("w", slow(p, "w", lambda arg: {"log": [f"w{arg['i']}:{arg['x']}"]}, asynchronous=asy))
-        b.add_node("join", slow(p, "join", lambda s: {"x": len(s["log"]), "log": ["join"]}, asynchronous=asy))
+        b.add_node(
+            "join",
+            slow(
+                p,
+                "join",
+                lambda s: {"x": len(s["log"]), "log": [f"join:{sorted(s['log'])}"]},
+                asynchronous=asy,
+            ),
+        )
         b.add_edge(START, "a")
         b.add_conditional_edges("a", route, ["w"])
         b.add_edge("w", "join")
@@ -425,9 +469,8 @@ def _send_case(speculative_worker: bool) -> Case:
             out["w"] = lambda arg: [{"log": [f"w{arg['i']}:{arg['x']}" if right else "w?"]}]
         return out
 
-    return Case(
-        "send_speculative_worker" if speculative_worker else "send", build, guesses, [Turn(START_STATE)]
-    )
+    name = "send_speculative_worker" if speculative_worker else "send"
+    return Case(name if waits_for == "w" else f"{name}_to_join", build, guesses, [Turn(START_STATE)])
 
 
 def _parallel_case() -> Case:
@@ -593,11 +636,15 @@ CASES = [
     _interrupt_before_case("compile"),
     _interrupt_after_case("run"),
     _interrupt_after_case("compile"),
+    _interrupt_after_downstream_case("run"),
+    _interrupt_after_downstream_case("compile"),
+    _interrupt_before_downstream_case(),
     _approval_in_node_case(),
     _hidden_interrupt_case(),
     _command_case(),
     _send_case(False),
     _send_case(True),
+    _send_case(False, waits_for="join"),  # each worker's early call serves only its own payload
     _parallel_case(),
     _subgraph_case(),
     _time_travel_case(),

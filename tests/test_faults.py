@@ -307,6 +307,40 @@ def test_a_slow_checkpointer_delays_forks_but_never_fails_them(asynchronous: boo
     assert "branch_error" not in events and graph.last_report.adopted >= 1
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_adopted_call_that_fails_is_made_again_by_the_main_run(asynchronous: bool) -> None:
+    """b fails only on a branch, and only after the main run has adopted it (still running): the
+    main run then calls b itself and the run ends as the plain one does."""
+
+    def a(s: S) -> dict[str, Any]:
+        time.sleep(0.05)
+        return {"x": s["x"] + 1, "log": ["a"]}
+
+    def b(s: S) -> dict[str, Any]:
+        if speculation_info() is not None:
+            time.sleep(0.3)  # still running when the main run arrives and adopts it
+            raise RuntimeError("the early call failed")
+        time.sleep(0.05)
+        return {"x": s["x"] * 10, "log": ["b"]}
+
+    def build() -> Any:
+        g = StateGraph(S)
+        g.add_node("a", a)
+        g.add_node("b", b)
+        g.add_edge(START, "a")
+        g.add_edge("a", "b")
+        g.add_edge("b", END)
+        return g
+
+    plain = build().compile()
+    graph = speculate(build(), {"a": lambda s: [{"x": s["x"] + 1, "log": ["a"]}]}).compile()
+    start = {"x": 1, "log": []}
+    run = (lambda g: asyncio.run(g.ainvoke(start))) if asynchronous else (lambda g: g.invoke(start))
+    assert run(graph) == run(plain) == {"x": 20, "log": ["a", "b"]}
+    events = [e["event"] for e in graph.last_report.events]
+    assert "adopted" in events and "adopted_failed" in events
+
+
 # ------------------------------------------------------------------ build-time checks
 
 
