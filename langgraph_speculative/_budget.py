@@ -39,6 +39,11 @@ class ProcessBudget:
             self.inflight += 1
             return None
 
+    def shedding(self) -> bool:
+        """Is the process busy enough, with other runs, that new speculation should not start?"""
+        with self._lock:
+            return self.active_runs > 1 and self._sample() >= self.busy
+
     def release(self) -> None:
         """Give a slot back."""
         with self._lock:

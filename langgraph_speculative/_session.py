@@ -441,6 +441,9 @@ class Session(Lifecycle):
         ):
             return
         entry.speculated = True
+        if self.budget.shedding():  # a busy server: not even the speculator runs
+            self.emit("shed", b.name, inflight=self.inflight)
+            return
         entry.spec_task = self._spawn(self._speculate(entry))
 
     def _deepen(self, entry: Entry) -> None:

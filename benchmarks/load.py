@@ -1,0 +1,216 @@
+"""Speculation under load: 1, 10 and 100 concurrent runs of one graph, plain vs speculative.
+
+Each run is a 4-step chain of async actors (50 ms each, `asyncio.sleep`), every step speculated
+by a speculator that is right half the time (the same draws for both graphs), each run on its
+own thread; all runs of a level start together on one event loop and the wall time of the
+whole level is measured, plain and speculative in turns, medians over repeats. Also reported:
+branch errors, adopted calls, and calls to the user's checkpointer per step (reads, checkpoint
+writes, task writes), counted by a pass-through saver on the plain graph and by the run's report
+on the speculative one. `--saver postgres` uses `AsyncPostgresSaver` with a pool of 20 on
+`LGS_PG_URI` (default postgresql://postgres@127.0.0.1:54329/postgres).
+
+    python benchmarks/load.py --quick
+    python benchmarks/load.py --json                      # memory and postgres, 1/10/100 runs
+    python benchmarks/load.py --soak 2000 --json          # memory per run over 2,000 runs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import sys
+import time
+import tracemalloc
+import uuid
+from typing import Any, TypedDict
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from _common import emit, median, parser  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+
+from langgraph_speculative import SpeculationPolicy, speculate  # noqa: E402
+
+PG_URI = os.environ.get("LGS_PG_URI", "postgresql://postgres@127.0.0.1:54329/postgres")
+STEPS = 4
+LATENCY = 0.05
+
+
+class S(TypedDict):
+    run: int
+    n: int
+
+
+def _right(run: int, step: int, seed: int) -> bool:
+    return random.Random(f"{seed}:{run}:{step}").random() < 0.5
+
+
+def build(seed: int) -> StateGraph:  # type: ignore[type-arg]
+    async def step(state: S) -> dict[str, int]:
+        await asyncio.sleep(LATENCY)
+        return {"n": state["n"] + 1}
+
+    b = StateGraph(S)
+    names = [f"s{i}" for i in range(STEPS)]
+    for name in names:
+        b.add_node(name, step)
+    b.add_edge(START, names[0])
+    for x, y in zip(names, names[1:]):
+        b.add_edge(x, y)
+    b.add_edge(names[-1], END)
+    return b
+
+
+def speculators(seed: int) -> dict[str, Any]:
+    def make(i: int) -> Any:
+        def guess(state: S) -> list[dict[str, int]]:
+            right = {"n": state["n"] + 1}
+            return [right] if _right(state["run"], i, seed) else [{"n": -1}]
+
+        return guess
+
+    return {f"s{i}": make(i) for i in range(STEPS - 1)}  # the last step has nothing after it
+
+
+class Counting(InMemorySaver):
+    """Counts the calls a run makes to its checkpointer (the plain graph's)."""
+
+    calls = 0
+
+    async def aget_tuple(self, config: Any) -> Any:
+        Counting.calls += 1
+        return await super().aget_tuple(config)
+
+    async def aput(self, *a: Any, **k: Any) -> Any:
+        Counting.calls += 1
+        return await super().aput(*a, **k)
+
+    async def aput_writes(self, *a: Any, **k: Any) -> Any:
+        Counting.calls += 1
+        return await super().aput_writes(*a, **k)
+
+
+async def level(graph: Any, runs: int, offset: int) -> float:
+    t0 = time.perf_counter()
+    outs = await asyncio.gather(
+        *(
+            graph.ainvoke({"run": offset + i, "n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+            for i in range(runs)
+        )
+    )
+    elapsed = time.perf_counter() - t0
+    assert all(o["n"] == STEPS for o in outs), outs[:3]
+    return elapsed
+
+
+async def with_saver(kind: str, fn: Any) -> Any:
+    if kind == "memory":
+        return await fn(InMemorySaver(), Counting())
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg_pool import AsyncConnectionPool
+
+    kwargs = {"autocommit": True, "prepare_threshold": 0}
+    async with AsyncConnectionPool(PG_URI, max_size=20, kwargs=kwargs, open=False) as pool:
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        await saver.setup()
+        return await fn(saver, saver)
+
+
+async def measure(kind: str, runs: int, reps: int, seed: int) -> dict[str, Any]:
+    async def body(saver: Any, plain_saver: Any) -> dict[str, Any]:
+        plain = build(seed).compile(checkpointer=plain_saver)
+        graph = speculate(build(seed), speculators(seed), policy=SpeculationPolicy(k=1)).compile(
+            checkpointer=saver
+        )
+        await level(plain, min(runs, 4), 10**6)  # warm both up (imports, pools)
+        await level(graph, min(runs, 4), 10**6)
+        plain_t, spec_t = [], []
+        plain_calls = 0
+        for r in range(reps):
+            Counting.calls = 0
+            plain_t.append(await level(plain, runs, r * runs))
+            plain_calls = Counting.calls
+            spec_t.append(await level(graph, runs, r * runs))
+        rep = graph.report
+        errors = sum(1 for e in rep.events if e["event"] in ("branch_error", "internal_error"))
+        adopted = rep.adopted
+        spec_calls = rep.checkpointer_calls
+        steps = (runs * reps + min(runs, 4)) * STEPS  # the warm-up runs count too
+        return {
+            "saver": kind,
+            "concurrent_runs": runs,
+            "plain_s": round(median(plain_t), 3),
+            "speculative_s": round(median(spec_t), 3),
+            "ratio": round(median(spec_t) / median(plain_t), 3),
+            "branch_errors": errors,
+            "adopted_per_run": round(adopted / max(1, rep.runs), 2),
+            "plain_saver_calls_per_step": round(plain_calls / (runs * STEPS), 2)
+            if kind == "memory"
+            else None,
+            "saver_calls_per_step": round(spec_calls / steps, 2),
+            "shed_events": sum(1 for e in rep.events if e["event"] == "shed"),
+        }
+
+    return await with_saver(kind, body)  # type: ignore[no-any-return]
+
+
+async def soak(runs: int, seed: int) -> dict[str, Any]:
+    """Memory after every 10% of `runs` sequential runs (traced allocations, after a collection)."""
+    saver = InMemorySaver()
+    graph = speculate(build(seed), speculators(seed), policy=SpeculationPolicy(k=2)).compile(
+        checkpointer=saver
+    )
+    tracemalloc.start()
+    samples = []
+    for i in range(runs):
+        cfg = {"configurable": {"thread_id": f"t{i}"}}
+        await graph.ainvoke({"run": i, "n": 0}, cfg)  # type: ignore[call-overload]
+        await saver.adelete_thread(f"t{i}")  # the user's threads go; ours never land
+        if (i + 1) % max(1, runs // 10) == 0:
+            gc.collect()
+            samples.append(round(tracemalloc.get_traced_memory()[0] / 1e6, 3))
+    tracemalloc.stop()
+    return {"runs": runs, "traced_mb": samples, "graph_report_events": len(graph.report.events)}
+
+
+def main() -> None:
+    p = parser(__doc__ or "")
+    p.add_argument("--saver", choices=["memory", "postgres", "both"], default="both")
+    p.add_argument("--soak", type=int, metavar="RUNS", help="instead: memory over RUNS sequential runs")
+    args = p.parse_args()
+    if args.soak:
+        result = asyncio.run(soak(args.soak, args.seed))
+        print(result if not args.json else __import__("json").dumps(result))
+        return
+    levels, reps = ((1, 10, 100), 3) if not args.quick else ((1, 10, 50), 2)
+    kinds = ["memory", "postgres"] if args.saver == "both" else [args.saver]
+    rows = []
+    for kind in kinds:
+        for runs in levels:
+            rows.append(asyncio.run(measure(kind, runs, reps, args.seed)))
+            if not args.json:
+                print(
+                    f"  {kind}, {runs} concurrent runs: ratio {rows[-1]['ratio']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    cols = [
+        "saver",
+        "concurrent_runs",
+        "plain_s",
+        "speculative_s",
+        "ratio",
+        "branch_errors",
+        "adopted_per_run",
+        "saver_calls_per_step",
+        "plain_saver_calls_per_step",
+        "shed_events",
+    ]
+    emit(rows, cols, args.json, {"steps": STEPS, "latency_s": LATENCY, "p_right": 0.5, "reps": reps})
+
+
+if __name__ == "__main__":
+    main()
