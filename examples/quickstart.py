@@ -6,6 +6,9 @@ small, fast model (0.05 s) guesses the planner's output; when it is right, the
 tool call has already been running on a branch when the planner returns.
 
     python examples/quickstart.py
+
+LangGraph Server serves this file's `graph` and `plain_graph` as they are
+(`langgraph dev` at the repository root; see langgraph.json).
 """
 
 from __future__ import annotations
@@ -75,12 +78,22 @@ def builder() -> StateGraph:  # type: ignore[type-arg]
     return b
 
 
+SPECULATORS = {"plan": guess_plan, "lookup": guess_fact}
+
+# For LangGraph Server (langgraph.json: "./examples/quickstart.py:graph"), written as its docs
+# write graphs: compiled at module level, without a checkpointer; the server lends its own to
+# every run. depth=2: on the branch of the planner's guess, the lookup's guess starts the answer
+# early too (at depth 1 only the lookup is, and `guess_fact` never runs).
+graph = speculate(builder(), SPECULATORS, policy=SpeculationPolicy(k=2, depth=2)).compile()
+plain_graph = builder().compile()
+
+
 async def main() -> dict[str, Any]:
     question = {"messages": [HumanMessage("What is the capital of Japan?")]}
     plain = builder().compile(checkpointer=InMemorySaver())
-    fast = speculate(
-        builder(), {"plan": guess_plan, "lookup": guess_fact}, policy=SpeculationPolicy(k=2)
-    ).compile(checkpointer=InMemorySaver())
+    fast = speculate(builder(), SPECULATORS, policy=SpeculationPolicy(k=2)).compile(
+        checkpointer=InMemorySaver()
+    )
 
     t0 = time.perf_counter()
     expected = await plain.ainvoke(question, {"configurable": {"thread_id": "plain"}})
