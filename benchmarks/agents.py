@@ -47,8 +47,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 from langchain_core.runnables.config import ensure_config  # noqa: E402
 from langchain_core.tools import BaseTool, StructuredTool  # noqa: E402
 
-from langgraph_speculative import SpeculationPolicy  # noqa: E402
-from langgraph_speculative.agents import SpeculativeToolCalls, ToolPatternSpeculator  # noqa: E402
+from langgraph_speculative import SpeculationPolicy, speculate, speculation_info  # noqa: E402
+from langgraph_speculative.agents import SpeculativeToolCalls, ToolPatternSpeculator, model_call_speculator  # noqa: E402
 
 Script = Callable[[list[BaseMessage]], "list[tuple[str, dict[str, Any]]] | str"]
 
@@ -87,7 +87,7 @@ def make_tool(name: str, fn: Callable[..., Any], latency: float, log: list[dict[
 
     def note() -> None:
         node = (ensure_config().get("metadata") or {}).get("langgraph_node")
-        log.append({"name": name, "early": node != "tools"})
+        log.append({"name": name, "early": node != "tools" or speculation_info() is not None})
 
     def run(**kw: Any) -> Any:
         note()
@@ -354,10 +354,39 @@ def run_middleware(case: dict[str, Any], sync: bool) -> dict[str, Any]:
     return {"elapsed": elapsed, "messages": messages, "log": log, "state": state(), "report": mw.last_report}
 
 
+def run_graph_level(case: dict[str, Any], sync: bool) -> dict[str, Any]:
+    """The agent's own graph, speculated at graph level.
+
+    `speculate(create_agent(...), {"model": model_call_speculator(...)}, read_only_tools=...)`."""
+    log: list[dict[str, Any]] = []
+    model, tools, state = case["build"](log)
+    agent = speculate(
+        create_agent(model, tools),
+        {"model": model_call_speculator(case["speculator"])},
+        read_only_tools=case["read_only"],
+        policy=SpeculationPolicy(k=3),
+    )
+    inputs: Any = {"messages": [HumanMessage(case["question"])]}
+    t0 = time.perf_counter()
+    out = (
+        agent.invoke(inputs, {"recursion_limit": 200})
+        if sync
+        else asyncio.run(agent.ainvoke(inputs, {"recursion_limit": 200}))
+    )
+    elapsed = time.perf_counter() - t0
+    return {
+        "elapsed": elapsed,
+        "messages": out["messages"],
+        "log": log,
+        "state": state(),
+        "report": agent.last_report,
+    }
+
+
 MODES: dict[str, Callable[[dict[str, Any], bool], dict[str, Any]]] = {
     "sequential": run_sequential,
     "middleware": run_middleware,
-    # "graph_level": run_graph_level,  # the lead adds it: speculate() on the agent's own graph
+    "graph_level": run_graph_level,
 }
 """Each mode runs one conversation and returns its elapsed time, messages, tool log, end state, report.
 A mode added here becomes a column of the table and a key of the JSON."""

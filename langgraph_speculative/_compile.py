@@ -7,11 +7,12 @@ import inspect
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, overload
 
 from langchain_core.runnables import Runnable
 from langgraph.channels import DeltaChannel
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from ._graph import SpeculativeCompiledGraph
 from ._keys import default_match
@@ -65,10 +66,22 @@ class SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         return SpeculativeCompiledGraph(speculation=plan, **attrs)
 
 
+def _tool_names(runnable: Any) -> list[str] | None:
+    """The tools a `ToolNode` runs (None: not a tool node)."""
+    try:
+        from langgraph.prebuilt import ToolNode
+    except ImportError:  # pragma: no cover - langgraph-prebuilt ships with langgraph
+        return None
+    if isinstance(runnable, ToolNode):
+        return sorted(runnable.tools_by_name)
+    return None
+
+
 def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
     spec = builder._spec
     speculators, keys, matches = spec["speculators"], spec["keys"], spec["matches"]
     policy, unsafe = spec["policy"], spec["unsafe"]
+    read_only: frozenset[str] | None = spec["read_only_tools"]
     bindings: dict[str, Binding] = {}
     for name, node in builder.nodes.items():
         runnable: Any = node.runnable
@@ -91,13 +104,15 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
             )
         else:
             binding = Binding(name=name, action=runnable)
+        tools = _tool_names(binding.action)
         binding = replace(
             binding,
             key_fn=keys.get(name, binding.key_fn),
             match=matches.get(name, binding.match) or default_match,
             unsafe=name in unsafe,
-            gate=calls_interrupt(binding.action),
+            gate=calls_interrupt(binding.action) if tools is None else False,
             inline=inline,
+            read_only_tools=None if tools is None else frozenset(read_only or ()) & frozenset(tools),
         )
         bindings[name] = binding
     return bindings
@@ -146,6 +161,14 @@ def _warn_at_compile(builder: SpeculativeStateGraph, plan: Plan, kwargs: dict[st
         return
     gates = set(before or ()) | set(after or ())
     for name, b in plan.bindings.items():
+        tools = _tool_names(b.action)
+        if tools is not None and not b.read_only_tools and not b.unsafe:
+            plan.warn_once(
+                f"tools:{name}",
+                f"node {name!r} runs tools {tools}; branches run none of them until you name those "
+                f"that only read: speculate(..., read_only_tools={{{tools[0]!r}, ...}})",
+                stacklevel=4,
+            )
         original = builder._spec["speculators"].get(name) or isinstance(
             builder.nodes[name].runnable, SpeculativeNode
         )
@@ -206,6 +229,7 @@ def _check_callable(label: str, fn: Any, required: int, hint: str) -> None:
         raise TypeError(f"{label} takes ({names}); {hint}")
 
 
+@overload
 def speculate(
     builder: StateGraph,  # type: ignore[type-arg]
     speculators: Mapping[str, Callable[..., Any] | Runnable[Any, Any]] | None = None,
@@ -214,38 +238,76 @@ def speculate(
     unsafe: Iterable[str] | None = (),
     keys: Mapping[str, Callable[[Any], Any]] | None = None,
     matches: Mapping[str, Callable[[Any, Any], bool]] | None = None,
-) -> SpeculativeStateGraph:
-    """Make the named nodes of `builder` speculative; return a new `StateGraph`.
+    read_only_tools: Iterable[str] | None = None,
+) -> SpeculativeStateGraph: ...
 
-    The builder is not changed. Call `.compile(checkpointer=...)` on the result as usual. Nodes
-    already added as `SpeculativeNode` are kept and bound too. Every other node may run on a
-    branch (and be adopted from it) unless it is `unsafe`, calls `interrupt()`, or is gated by
-    `interrupt_before`/`interrupt_after`.
+
+@overload
+def speculate(
+    builder: CompiledStateGraph,  # type: ignore[type-arg]
+    speculators: Mapping[str, Callable[..., Any] | Runnable[Any, Any]] | None = None,
+    *,
+    policy: SpeculationPolicy | None = None,
+    unsafe: Iterable[str] | None = (),
+    keys: Mapping[str, Callable[[Any], Any]] | None = None,
+    matches: Mapping[str, Callable[[Any, Any], bool]] | None = None,
+    read_only_tools: Iterable[str] | None = None,
+) -> SpeculativeCompiledGraph: ...
+
+
+def speculate(
+    builder: Any,
+    speculators: Mapping[str, Callable[..., Any] | Runnable[Any, Any]] | None = None,
+    *,
+    policy: SpeculationPolicy | None = None,
+    unsafe: Iterable[str] | None = (),
+    keys: Mapping[str, Callable[[Any], Any]] | None = None,
+    matches: Mapping[str, Callable[[Any, Any], bool]] | None = None,
+    read_only_tools: Iterable[str] | None = None,
+) -> Any:
+    """Make the named nodes of a graph speculative.
+
+    Given an uncompiled `StateGraph`, return a new one (the builder is not changed): call
+    `.compile(checkpointer=...)` on it as usual. Given a compiled graph (such as
+    `create_agent(...)`'s or `create_react_agent(...)`'s), return it compiled again with
+    speculation, keeping its checkpointer, store, cache, interrupts, name, stream transformers
+    and config (recursion limit, metadata).
+
+    Nodes already added as `SpeculativeNode` are kept and bound too. Every other node may run on
+    a branch (and be adopted from it) unless it is `unsafe`, calls `interrupt()`, or is gated by
+    `interrupt_before`/`interrupt_after`. A `ToolNode` runs on a branch only calls of the tools
+    named in `read_only_tools`.
 
     Args:
-        builder: the uncompiled `StateGraph`.
+        builder: the `StateGraph`, or a compiled graph.
         speculators: node name -> speculator (a function or Runnable taking the node's input
             state and returning guesses of what the node returns, best first).
         policy: applied to every node named in `speculators`.
         unsafe: nodes with side effects; never run on a branch.
         keys: node name -> key function for adoption (default: hash of the node's input).
         matches: node name -> `match(guess, actual)` (default: equality).
+        read_only_tools: tools (by name) that only read, which a branch may call early.
 
     Raises:
-        TypeError: `builder` is not a `StateGraph`, an argument has the wrong type, a
-            speculator, key or match function has the wrong signature.
+        TypeError: `builder` is not a graph, an argument has the wrong type, a speculator, key
+            or match function has the wrong signature.
         ValueError: a name is not a node of the graph, or a node is both speculative and unsafe.
     """
+    if isinstance(builder, CompiledStateGraph) and isinstance(getattr(builder, "builder", None), StateGraph):
+        return _recompile(
+            builder,
+            speculate(
+                builder.builder,
+                speculators,
+                policy=policy,
+                unsafe=unsafe,
+                keys=keys,
+                matches=matches,
+                read_only_tools=read_only_tools,
+            ),
+        )
     if not isinstance(builder, StateGraph):
-        hint = (
-            "; for a compiled agent (create_agent, create_react_agent) pass its .builder"
-            if hasattr(builder, "builder")
-            else ""
-        )
-        raise TypeError(
-            f"speculate() takes an uncompiled StateGraph, got {type(builder).__name__}; "
-            f"pass the builder before calling .compile(){hint}"
-        )
+        raise TypeError(f"speculate() takes a StateGraph (or a compiled one), got {type(builder).__name__}")
     speculators = _mapping("speculators", speculators)
     keys, matches = _mapping("keys", keys), _mapping("matches", matches)
     if unsafe is None:
@@ -283,18 +345,31 @@ def speculate(
     for name, fn in matches.items():
         _check_callable(f"speculate(matches=...)[{name!r}]", fn, 2, "write def match(guess, actual) -> bool")
     existing = {n for n, s in builder.nodes.items() if isinstance(s.runnable, SpeculativeNode)}
-    for label, table in (("keys", keys), ("matches", matches)):
-        for name in table:
-            if name not in speculators and name not in existing:
-                raise ValueError(
-                    f"speculate({label}=...) names {name!r}, which has no speculator; "
-                    f"add it to speculators or drop it from {label}"
-                )
+    for name in matches:
+        if name not in speculators and name not in existing:
+            raise ValueError(
+                f"speculate(matches=...) names {name!r}, which has no speculator (a match compares "
+                "a node's guesses with what it returned); add it to speculators or drop it from matches"
+            )
     clash = sorted(unsafe_set & (set(speculators) | existing))
     if clash:
         raise ValueError(
             f"nodes {clash} are both speculative and unsafe; an unsafe node never runs on a "
             "branch, so it cannot be speculated: drop it from one of the two"
+        )
+    if read_only_tools is not None and (
+        isinstance(read_only_tools, (str, Mapping)) or not isinstance(read_only_tools, Iterable)
+    ):
+        raise TypeError(
+            f"read_only_tools must be a set of tool names, got {type(read_only_tools).__name__}; "
+            "write read_only_tools={'get_order', 'search'}"
+        )
+    known_tools = {t for s in builder.nodes.values() for t in (_tool_names(s.runnable) or ())}
+    unknown = sorted(set(read_only_tools or ()) - known_tools)
+    if unknown:
+        raise ValueError(
+            f"speculate(read_only_tools=...) names {unknown}, which no ToolNode of this graph runs; "
+            f"its tools are {sorted(known_tools)}"
         )
     new = _copy_builder(builder)
     new._spec = {
@@ -303,8 +378,27 @@ def speculate(
         "matches": matches,
         "policy": policy,
         "unsafe": unsafe_set,
+        "read_only_tools": None if read_only_tools is None else frozenset(read_only_tools),
     }
     return new
+
+
+def _recompile(compiled: CompiledStateGraph, builder: SpeculativeStateGraph) -> SpeculativeCompiledGraph:  # type: ignore[type-arg]
+    """`builder` compiled the way `compiled` was."""
+    before, after = compiled.interrupt_before_nodes, compiled.interrupt_after_nodes
+    graph = builder.compile(
+        checkpointer=compiled.checkpointer,
+        store=compiled.store,
+        cache=compiled.cache,
+        interrupt_before=before if before else None,
+        interrupt_after=after if after else None,
+        debug=compiled.debug,
+        name=compiled.name,
+        transformers=list(compiled.stream_transformers) or None,
+    )
+    graph.retry_policy, graph.cache_policy = compiled.retry_policy, compiled.cache_policy
+    graph.step_timeout = compiled.step_timeout
+    return graph.with_config(compiled.config) if compiled.config else graph
 
 
 def _mapping(label: str, value: Any) -> dict[str, Any]:

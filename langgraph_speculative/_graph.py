@@ -8,6 +8,7 @@ server lends through the config), resolved when the run starts.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -35,6 +36,15 @@ __all__ = ("SpeculativeCompiledGraph",)
 _CHECKPOINT_KEYS = ("checkpoint_id", "checkpoint_ns", "checkpoint_map")
 
 
+def _recursion_limit(*configs: RunnableConfig | None) -> int:
+    """The recursion limit LangGraph will run with: the run's, else the graph's, else LangGraph's
+    default (10007, or `LANGGRAPH_DEFAULT_RECURSION_LIMIT`; not LangChain's 25)."""
+    for config in configs:
+        if config and config.get("recursion_limit") is not None:
+            return int(config["recursion_limit"])
+    return int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
+
+
 class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
     """A compiled graph that speculates: `speculate(builder, ...).compile(...)` returns one.
 
@@ -44,6 +54,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
     """
 
     def __init__(self, *, speculation: Plan, **kwargs: Any) -> None:
+        kwargs.pop("_local", None)  # `copy()` hands every attribute back
         super().__init__(**kwargs)
         self.speculation = speculation
         self._local = threading.local()
@@ -134,7 +145,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             context=kwargs.get("context"),
             before=frozenset(before or ()),
             after=frozenset(after or ()),
-            recursion_limit=int(merged.get("recursion_limit", 25)),
+            recursion_limit=_recursion_limit(config, self.config),
             conf={
                 k: v for k, v in conf.items() if not k.startswith("__pregel_") and k not in _CHECKPOINT_KEYS
             },

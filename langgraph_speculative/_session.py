@@ -39,9 +39,10 @@ from langgraph.runtime import Runtime
 from ._budget import process_budget
 from ._context import _CURRENT, BranchStop, Contained, Ctx, exec_info
 from ._guesses import coerce_guesses, describe, jsonable
+from ._keys import remap, tool_call_ids
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
-from ._state import Binding, Branch, Entry, Source
+from ._state import Binding, Branch, Entry, Source, only_reads
 from ._tee import RecordingSaver
 from ._threads import SessionLoop
 from ._trace import TokenRecorder, current_run_tree, quiet, stream_writer, streams_messages
@@ -235,6 +236,7 @@ class Session(Lifecycle):
                         if entry.store_ops:
                             self.run.store.batch(entry.store_ops)
                         _flush(entry, config)
+                        result = remap(result, entry.remap)
                         self._soon(self._finish, entry, result)
                         return result
                     self._soon(self._adoption_failed, entry, _Stale())
@@ -282,6 +284,7 @@ class Session(Lifecycle):
                         if entry.store_ops:
                             await self.run.store.abatch(entry.store_ops)
                         _flush(entry, config)
+                        result = remap(result, entry.remap)
                         self._finish(entry, result)
                         return result
                     self._adoption_failed(entry, _Stale())
@@ -339,6 +342,8 @@ class Session(Lifecycle):
         stats.time_saved_s += entry.hidden
         self.main_level = max(self.main_level, entry.level)
         self.emit("adopted", b.name, key=key, hidden_s=round(entry.hidden, 6), done=res.done())
+        early_ids, main_ids = tool_call_ids(entry.state), tool_call_ids(state)
+        entry.remap = {e: m for e, m in zip(early_ids, main_ids) if e != m}  # its result gets the run's ids
         if not entry.speculated:
             # Equal keys need not mean equal inputs (a custom key may ignore fields): its
             # speculation forks the main run's checkpoint, not the branch's.
@@ -660,6 +665,8 @@ class Session(Lifecycle):
         role = self._role(b)
         if role == "stop" or branch.cancelled or self.closed:
             raise BranchStop()
+        if b.read_only_tools is not None and not only_reads(state, b.read_only_tools):
+            raise BranchStop()  # a tool call that may write: never on a branch
         if role == "inline":
             return await b.action.ainvoke(state, config)
         try:

@@ -37,6 +37,9 @@ class Binding:
     inline: bool = False
     """Holds a subgraph: runs on a branch as it is (its own nodes launch early), never adopted
     whole (the subgraph's checkpoints belong in the main thread)."""
+    read_only_tools: frozenset[str] | None = None
+    """For a node that runs tools (a `ToolNode`): the tools a branch may run; a call of any
+    other tool stops the branch. None: not a tool node."""
     contained_action: Runnable[Any, Any] | None = None
     """The actor as early calls run it, when it differs: what it raises, `BaseException`
     included, stays an ordinary exception (see `Contained`)."""
@@ -65,6 +68,28 @@ class Binding:
         if self.key_fn is None:
             return default_key(state)
         return default_key(self.key_fn(copy.deepcopy(state)))
+
+
+def tool_calls_in(value: Any) -> list[dict[str, Any]] | None:
+    """The tool calls a tool node is about to run, from its input (a `Send` payload of calls,
+    a call with its context, or a state whose last AI message has calls); None if unknown."""
+    if isinstance(value, list) and all(isinstance(c, dict) and "name" in c for c in value):
+        return value
+    if isinstance(value, dict):
+        if isinstance(value.get("tool_call"), dict):
+            return [value["tool_call"]]
+        messages = value.get("messages")
+        if isinstance(messages, list):
+            for message in reversed(messages):
+                if getattr(message, "type", None) == "ai":
+                    return list(getattr(message, "tool_calls", None) or [])
+    return None
+
+
+def only_reads(value: Any, read_only: frozenset[str]) -> bool:
+    """Are all the tool calls in a tool node's input calls of read-only tools?"""
+    calls = tool_calls_in(value)
+    return calls is not None and len(calls) > 0 and all(c.get("name") in read_only for c in calls)
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,7 @@ class Entry:
     hidden: float = 0.0  # how long it had run when the main run adopted it
     tokens: Any = None  # TokenRecorder of an early call, when the main run streams messages
     store_ops: list[Any] = field(default_factory=list)  # an early call's store writes, made on adoption
+    remap: dict[str, str] = field(default_factory=dict)  # its tool-call ids -> the main run's
     result: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
     """The early call's result (or exception), for whoever waits: the main run or a branch."""
 

@@ -135,9 +135,12 @@ class Shop:
         """Note an execution; `early` unless the agent's tool step ran it (its node says so)."""
         from langchain_core.runnables.config import ensure_config
 
+        from langgraph_speculative import speculation_info
+
         node = (ensure_config().get("metadata") or {}).get("langgraph_node")
+        early = node != "tools" or speculation_info() is not None  # not the tool step, or on a branch
         with self.lock:
-            entry = {"name": name, "args": args, "early": node != "tools", "finished": False}
+            entry = {"name": name, "args": args, "early": early, "finished": False}
             self.executions.append(entry)
             return entry
 

@@ -75,9 +75,11 @@ def test_non_callable_speculator_and_bad_policy() -> None:
         SpeculativeNode("not a function", speculator=right)  # type: ignore[arg-type]
 
 
-def test_builder_must_be_uncompiled_and_nodes_not_both_unsafe_and_speculative() -> None:
-    with pytest.raises(TypeError, match="uncompiled StateGraph"):
-        speculate(_chain(inc).compile(), {"a": right})  # type: ignore[arg-type]
+def test_a_graph_is_required_and_nodes_are_not_both_unsafe_and_speculative() -> None:
+    with pytest.raises(TypeError, match="takes a StateGraph"):
+        speculate(lambda s: s, {"a": right})  # type: ignore[call-overload]
+    compiled = speculate(_chain(inc).compile(), {"a": right})  # a compiled graph comes back compiled
+    assert compiled.invoke({"n": 0}) == {"n": 3}
     with pytest.raises(ValueError, match="both speculative and unsafe"):
         speculate(_chain(inc), {"a": right}, unsafe={"a"})
 

@@ -152,7 +152,7 @@ def _tags_case() -> Case:
     )
 
 
-def _remaining_case() -> Case:
+def _remaining_case(limit: int | None = 9) -> Case:
     def build(p: Probe, asy: bool) -> Any:
         return chain(
             ("a", slow(p, "a", _step("a"), asynchronous=asy, waits="b")),
@@ -580,6 +580,7 @@ CASES = [
     _thread_case(),
     _tags_case(),
     _remaining_case(),
+    _remaining_case(None),
     _store_read_case(),
     _store_write_case(),
     _store_adopted_write_case(),

@@ -240,7 +240,7 @@ def make_graph(
     builder.add_edge("write_tools", "agent")
     if speculative:
         guess = _speculator(speculator, k)
-        speculators: dict[str, Any] = {"agent": guess, "read_tools": _no_guesses}
+        speculators: dict[str, Any] = {"agent": guess}
         matches: dict[str, Any] = {"agent": _same_calls}
         if user_turns:
             # While the customer types: guess their message, and (depth 2) the agent's next call
@@ -255,15 +255,11 @@ def make_graph(
             policy=SpeculationPolicy(k=k, depth=2 if user_turns else 1),
             unsafe={"write_tools"},
             keys={"read_tools": _read_key},
+            read_only_tools=set(READ_TOOLS),
             matches=matches,
         )
     builder.retail_db = db  # type: ignore[attr-defined]
     return builder
-
-
-def _no_guesses(state: RetailState) -> list[Guess]:
-    """read_tools is speculative only so that its branch runs can be adopted."""
-    return []
 
 
 def _user_guesser() -> Callable[[RetailState], list[Guess]]:

@@ -15,8 +15,9 @@ except ImportError as exc:  # pragma: no cover - depends on extras
         "pip install 'langgraph-speculative[agents]'"
     ) from exc
 
+from ._graph_level import model_call_speculator
 from ._middleware import SpeculativeToolCalls
 from ._model import model_speculator
 from ._patterns import ToolPatternSpeculator
 
-__all__ = ("SpeculativeToolCalls", "ToolPatternSpeculator", "model_speculator")
+__all__ = ("SpeculativeToolCalls", "ToolPatternSpeculator", "model_call_speculator", "model_speculator")
