@@ -152,10 +152,19 @@ def _test_graphs() -> dict[str, str]:
     }
 
 
+NEEDS = {"chess": "chess", "hotpotqa": "bm25s"}  # a ready-made graph -> what its extra brings
+
+
 def _ready_made() -> dict[str, str]:
-    """The repository's langgraph.json, its relative paths made absolute."""
+    """The repository's langgraph.json, its relative paths made absolute (without the graphs
+    whose extra is not installed, except in CI)."""
     graphs = json.loads((ROOT / "langgraph.json").read_text())["graphs"]
-    return {k: str(ROOT / v[2:]) if v.startswith("./") else v for k, v in graphs.items()}
+    required = os.environ.get("CI") or os.environ.get("LGS_REQUIRE_SERVER")
+    return {
+        k: str(ROOT / v[2:]) if v.startswith("./") else v
+        for k, v in graphs.items()
+        if required or k not in NEEDS or importlib.util.find_spec(NEEDS[k])
+    }
 
 
 @pytest.fixture(scope="module")
@@ -257,13 +266,19 @@ def _assert_adopts(conv: dict[str, Any], label: str) -> None:
 # ---------------------------------------------------------------- the quickstart graph, four ways
 
 
-def test_module_level_graph_brings_no_checkpointer() -> None:
+async def test_module_level_graph_brings_no_checkpointer() -> None:
     """What the server's loader refuses ("Heads up! ... custom checkpointer") is not there."""
     from . import server_graphs
 
-    for g in (server_graphs.qs.graph, server_graphs.depth1, server_graphs.store_spec):
+    graphs = (server_graphs.qs.graph, server_graphs.depth1, server_graphs.store_spec)
+    for g in graphs:
         assert g.checkpointer is None and g.store is None
     assert server_graphs.builder.compile().checkpointer is None
+    out = await server_graphs.qs.graph.ainvoke(_human(QUESTIONS[0]))  # a run without a checkpointer...
+    assert out["fact"] == "The capital of Japan is Tokyo."
+    assert server_graphs.qs.graph.last_report.adopted >= 1
+    for g in graphs:  # ...leaves nothing attached either (its private saver was the run's only)
+        assert g.checkpointer is None and g.store is None
 
 
 async def test_served_graphs_load(server: Server) -> None:
@@ -429,13 +444,18 @@ async def test_ready_made_graphs_served(server: Server) -> None:
             {"white": player, "black": player, "speculator": guesser, "k": 2},
         ),
     }
+    missing = sorted(set(cases) - set(_ready_made()))
     for graph, (payload, conf) in cases.items():
+        if graph in missing:
+            continue
         plain, spec = await _ready_pair(client, graph, payload, conf)
         _assert_same(plain, spec, graph)
         kinds = _events(spec)
         assert "guesses" in kinds and not ERRORS & set(kinds), (graph, kinds)
         if graph != "chess":  # chess adopts when a guess is right, which a short game may not give
             assert "adopted" in kinds, (graph, kinds)
+    if missing:
+        pytest.skip(f"not served (their extras are not installed): {missing}")
 
 
 def test_server_log_is_clean(server: Server) -> None:
@@ -458,7 +478,7 @@ def _saved_threads(workdir: Path) -> set[str]:
 
     names: set[str] = set()
     files = sorted((workdir / ".langgraph_api").glob(".langgraph_checkpoint.*.pckl"))
-    assert len(files) == 3, files  # checkpoints, writes, blobs
+    assert files, "the server wrote no saver file"  # (checkpoints, writes, blobs)
     for f in files:
         d = PersistentDict(filename=str(f))
         d.load()
