@@ -67,7 +67,8 @@ async def graph_context(config: RunnableConfig) -> AsyncIterator[Any]:
 
 
 def _namespace(config: RunnableConfig) -> tuple[str, ...]:
-    return ("facts", str((config.get("configurable") or {}).get("facts", "shared")))
+    conf = config.get("configurable") or {}  # the server puts the graph id in it
+    return ("facts", str(conf.get("graph_id", "any")), str(conf.get("thread_id", "any")))
 
 
 async def lookup_cached(state: Any, config: RunnableConfig) -> dict[str, Any]:
@@ -90,7 +91,7 @@ async def answer_and_remember(state: Any, config: RunnableConfig) -> dict[str, A
 
 def store_builder() -> StateGraph:  # type: ignore[type-arg]
     """plan -> lookup (reads the store) -> answer (writes it); the namespace is
-    `("facts", configurable["facts"])`, so that each graph compared has its own."""
+    `("facts", graph id, thread id)`, so that each graph compared has its own."""
     b = StateGraph(qs.State)
     b.add_node("plan", qs.plan)
     b.add_node("lookup", lookup_cached)

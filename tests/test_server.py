@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,6 +185,7 @@ def _human(text: str) -> dict[str, Any]:
 
 
 _DROP = {"id", "checkpoint_id", "thread_id", "run_id", "assistant_id", "graph_id", "created_at", "checkpoint"}
+_DROP.add("speculative")  # the ready-made assistants' switch, which the server copies into metadata
 
 
 def _clean(value: Any) -> Any:
@@ -311,15 +311,12 @@ async def test_store_graph_same_as_plain(server: Server) -> None:
     """The server's store, lent at run time: reads on branches, writes on the main run only."""
     client = _client(server)
     texts = ["What is the capital of Peru?", "Peru again?", "And Japan?"]
-    convs = {}
-    for graph in ("store_plain", "store_spec"):
-        ns = f"{graph}-{uuid.uuid4().hex[:8]}"
-        convs[graph] = (await _conversation(client, graph, texts, config={"configurable": {"facts": ns}}), ns)
-    plain, spec = convs["store_plain"][0], convs["store_spec"][0]
+    convs = {g: await _conversation(client, g, texts) for g in ("store_plain", "store_spec")}
+    plain, spec = convs["store_plain"], convs["store_spec"]
     _assert_same(plain, spec, "store_spec")
     items = {}
-    for graph, ns in ((g, n) for g, (_, n) in convs.items()):
-        found = await client.store.search_items(("facts", ns), limit=100)
+    for graph, conv in convs.items():
+        found = await client.store.search_items(("facts", graph, conv["thread"]), limit=100)
         items[graph] = sorted((i["key"], json.dumps(i["value"], sort_keys=True)) for i in found["items"])
     assert items["store_spec"] == items["store_plain"] and len(items["store_plain"]) == 2
     assert "adopted" in _events(spec) and not ERRORS & set(_events(spec))
@@ -505,7 +502,7 @@ async def test_no_orphan_threads_in_the_servers_saver(request: pytest.FixtureReq
     for graph in ("spec", "builder", "factory", "context"):
         conv = await _conversation(client, graph, QUESTIONS)
         _assert_adopts(conv, graph)
-    await _conversation(client, "store_spec", QUESTIONS, config={"configurable": {"facts": "orphans"}})
+    await _conversation(client, "store_spec", QUESTIONS)
     await client.runs.wait(None, "spec", input=_human("Peru?"))  # a stateless run: a temporary thread
     api = await _api_threads(client)
     srv.stop()
