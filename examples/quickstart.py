@@ -6,62 +6,77 @@ thinks, a branch runs the lookup and the answer on the guess. When the guess is 
 run adopts both instead of waiting for them.
 
     python examples/quickstart.py
+
+LangGraph Server serves this file's `graph` and `plain_graph` as they are (`langgraph dev` at
+the repository root; see langgraph.json).
 """
 
 import asyncio
 import time
-from typing import TypedDict
+from typing import Annotated, Any, TypedDict
 
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 
 from langgraph_speculative import speculate
 
-CAPITALS = {"france": "Paris", "japan": "Tokyo", "peru": "Lima"}
+CAPITALS = {"france": "Paris", "japan": "Tokyo", "kenya": "Nairobi", "peru": "Lima"}
 
 
-class State(TypedDict, total=False):
-    question: str
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
     country: str
     fact: str
-    answer: str
 
 
-async def plan(state: State) -> State:  # a strong model, thinking
+async def plan(state: State) -> dict[str, Any]:  # a strong model, thinking
     await asyncio.sleep(0.4)
-    return {"country": next((c for c in CAPITALS if c in state["question"].lower()), "france")}
+    question = str(state["messages"][-1].content).lower()
+    return {"country": next((c for c in CAPITALS if c in question), "france")}
 
 
-async def lookup(state: State) -> State:  # an API round trip
+async def lookup(state: State) -> dict[str, Any]:  # an API round trip
     await asyncio.sleep(0.3)
     return {"fact": f"The capital of {state['country'].title()} is {CAPITALS[state['country']]}."}
 
 
-async def answer(state: State) -> State:  # the model again, writing
+async def answer(state: State) -> dict[str, Any]:  # the model again, writing
     await asyncio.sleep(0.4)
-    return {"answer": state["fact"]}
+    return {"messages": [AIMessage(content=state["fact"])]}
 
 
-async def guess_plan(state: State) -> list[State]:  # fast and cheap: a small model, a cache, a rule
+async def guess_plan(state: State) -> list[dict[str, Any]]:  # fast and cheap: a small model, a rule
     await asyncio.sleep(0.05)
-    words = state["question"].lower().replace("?", " ").split()
+    words = str(state["messages"][-1].content).lower().replace("?", " ").split()
     return [{"country": w} for w in words if w in CAPITALS] or [{"country": "france"}]
 
 
-builder = StateGraph(State)
-builder.add_node("plan", plan)
-builder.add_node("lookup", lookup)
-builder.add_node("answer", answer)
-builder.add_edge(START, "plan")
-builder.add_edge("plan", "lookup")
-builder.add_edge("lookup", "answer")
-builder.add_edge("answer", END)
+def builder() -> StateGraph:  # type: ignore[type-arg]
+    b = StateGraph(State)
+    b.add_node("plan", plan)
+    b.add_node("lookup", lookup)
+    b.add_node("answer", answer)
+    b.add_edge(START, "plan")
+    b.add_edge("plan", "lookup")
+    b.add_edge("lookup", "answer")
+    b.add_edge("answer", END)
+    return b
+
+
+SPECULATORS = {"plan": guess_plan}
+
+# For LangGraph Server (langgraph.json: "./examples/quickstart.py:graph"), written as its docs write
+# graphs: compiled at module level, without a checkpointer; the server lends its own to every run.
+graph = speculate(builder(), SPECULATORS).compile()
+plain_graph = builder().compile()
 
 
 async def main() -> None:
-    question: State = {"question": "What is the capital of Japan?"}
-    plain = builder.compile(checkpointer=InMemorySaver())
-    fast = speculate(builder, {"plan": guess_plan}).compile(checkpointer=InMemorySaver())
+    question = {"messages": [HumanMessage("What is the capital of Japan?")]}
+    plain = builder().compile(checkpointer=InMemorySaver())
+    fast = speculate(builder(), SPECULATORS).compile(checkpointer=InMemorySaver())
 
     t0 = time.perf_counter()
     expected = await plain.ainvoke(question, {"configurable": {"thread_id": "1"}})
@@ -72,10 +87,11 @@ async def main() -> None:
 
     report = fast.last_report
     assert report is not None
-    print(f"answer:       {got['answer']}")
-    print(f"sequential:   {t_plain:.3f} s")
+    same = [m.content for m in got["messages"]] == [m.content for m in expected["messages"]]
     saved = 100 * (1 - t_fast / t_plain)
-    print(f"speculative:  {t_fast:.3f} s  ({saved:.1f}% saved, same result: {got == expected})")
+    print(f"answer:       {got['messages'][-1].content}")
+    print(f"sequential:   {t_plain:.3f} s")
+    print(f"speculative:  {t_fast:.3f} s  ({saved:.1f}% saved, same result: {same})")
     print(
         f"guesses right {report.hits} of {report.calls}, calls adopted {report.adopted}, "
         f"early calls wasted {report.wasted}, actor time hidden {report.time_saved_s:.3f} s"

@@ -76,6 +76,12 @@ def _hotpotqa() -> Callable[[Any], None]:
     return add_parser
 
 
+def _branches() -> Callable[[Any], None]:
+    from ._branches import add_parser
+
+    return add_parser
+
+
 def parser() -> argparse.ArgumentParser:
     """The command's argument parser (every subcommand registered)."""
     p = argparse.ArgumentParser(
@@ -84,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
         "Everything runs offline by default; chat models (openai:gpt-5, ...) only when you name them.",
     )
     p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{chess,cfs,eval}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{chess,cfs,eval,branches}")
     _add(sub, "chess", "chess", _chess, "speculative chess self-play")
     _add(sub, "cfs", "dev", _cfs, "lossy speculation: live scheduler-slice tuning")
     evaluate = sub.add_parser("eval", help="evaluate a speculator on recorded runs").add_subparsers(
@@ -92,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     )
     _add(evaluate, "tau-retail", "dev", _tau, "next-call accuracy on tau-bench retail")
     _add(evaluate, "hotpotqa", "hotpotqa", _hotpotqa, "next-action accuracy on recorded ReAct runs")
+    _branches()(sub)
     return p
 
 

@@ -8,6 +8,7 @@ from ._compile import speculate
 from ._context import BranchStop, SpeculationInfo, speculation_info
 from ._graph import SpeculativeCompiledGraph
 from ._lossy import LossyNode
+from ._maintenance import adelete_branch_threads, delete_branch_threads
 from ._node import SpeculativeNode
 from ._policy import Guess, SpeculationPolicy
 from ._report import NodeStats, SpeculationReport
@@ -22,6 +23,8 @@ __all__ = (
     "SpeculationReport",
     "SpeculativeCompiledGraph",
     "SpeculativeNode",
+    "adelete_branch_threads",
+    "delete_branch_threads",
     "set_process_budget",
     "speculate",
     "speculation_info",

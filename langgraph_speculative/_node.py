@@ -7,7 +7,7 @@ import asyncio
 import functools
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +24,7 @@ __all__ = ("Bound", "SpeculativeNode", "as_runnable")
 _INJECTED = ("runtime", "writer", "store", "config")
 
 
-def _unused(_: Any) -> Any:  # pragma: no cover - Bound overrides invoke and ainvoke
+def _unused(_: Any) -> Any:  # pragma: no cover - Bound overrides invoke, ainvoke and their streams
     raise NotImplementedError
 
 
@@ -78,6 +78,27 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
         if ctx.branch is not None:
             return await ctx.session.branch_node(binding, input, config, ctx.branch)
         return await ctx.session.main_async(binding, input, config)
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        """Run the node (sync), yielding its output once; LangGraph streams each node this way
+        under a stream handler. Outside a speculative run, the actor's own stream."""
+        if self._ctx() is None:
+            self._unbound()
+            yield from self.binding.action.stream(input, config, **kwargs)
+            return
+        yield self.invoke(input, config, **kwargs)
+
+    async def astream(  # type: ignore[override]
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Run the node (async), yielding its output once; LangGraph streams each node this way
+        under `astream_events`/`astream_log`. Outside a speculative run, the actor's own stream."""
+        if self._ctx() is None:
+            self._unbound()
+            async for chunk in self.binding.action.astream(input, config, **kwargs):
+                yield chunk
+            return
+        yield await self.ainvoke(input, config, **kwargs)
 
     def _binding(self, config: RunnableConfig) -> Binding:
         return self.binding

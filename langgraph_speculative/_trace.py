@@ -32,8 +32,13 @@ def stream_writer() -> Any:
         return None
 
 
+_EVENT_STREAMS = ("langchain_core.tracers.event_stream", "langchain_core.tracers.log_stream")
+"""Where `astream_events` and `astream_log` keep their handlers (LangGraph Server's "events")."""
+
+
 def quiet(callbacks: Any) -> Any:
-    """The run's callbacks without LangGraph's own stream handlers.
+    """The run's callbacks without LangGraph's own stream handlers, nor `astream_events`' and
+    `astream_log`'s.
 
     Speculative work (branches, early calls, speculators) is traced like any other run, but
     must not reach the user's `messages` stream: a wrong branch's tokens would read as the
@@ -42,7 +47,8 @@ def quiet(callbacks: Any) -> Any:
     """
 
     def streams(h: Any) -> bool:
-        return type(h).__module__.split(".")[0] == "langgraph"
+        module = type(h).__module__
+        return module.split(".")[0] == "langgraph" or module in _EVENT_STREAMS
 
     if isinstance(callbacks, list):
         return [h for h in callbacks if not streams(h)]

@@ -124,7 +124,9 @@ async def served_graph(config: RunnableConfig) -> AsyncIterator[StateGraph]:  # 
     (Module syntax: loading the file by path would break the package's relative imports.)
 
     Reads `white`, `black`, `speculator`, `k`, `depth` from the assistant's
-    `configurable` (defaults as in `make_graph`). The server enters it around
+    `configurable` (defaults as in `make_graph`); `"speculative": false` serves the
+    plain sequential graph. Input: `initial_state(max_plies)`, e.g. `{"fen": <start>,
+    "moves": [], "status": "playing", "max_plies": 30}`. The server enters it around
     each run, on the run's event loop, so the game's engines are stopped on
     that loop when the run ends. Nothing in it or in the graph's nodes does a
     blocking filesystem call (the server's blocking-call guard).
@@ -136,6 +138,7 @@ async def served_graph(config: RunnableConfig) -> AsyncIterator[StateGraph]:  # 
         conf.get("speculator"),
         k=int(conf.get("k", 3)),
         depth=int(conf.get("depth", 1)),
+        speculative=str(conf.get("speculative", True)).lower() not in ("0", "false", "no", ""),
     )
     try:
         yield builder
