@@ -210,7 +210,6 @@ def test_max_inflight_is_a_hard_bound_even_for_k_1000(asynchronous: bool) -> Non
         checkpointer=InMemorySaver()
     )
     cfg = {"configurable": {"thread_id": "t"}}
-    t0 = time.monotonic()
     out = _run_bounded(
         (lambda: asyncio.run(graph.ainvoke({"x": 0, "log": []}, cfg)))
         if asynchronous
@@ -221,7 +220,7 @@ def test_max_inflight_is_a_hard_bound_even_for_k_1000(asynchronous: bool) -> Non
     assert report.peak_inflight <= 2
     assert started["peak"] <= 3  # the main run's own call, and at most two speculative ones
     assert "budget" in {e["event"] for e in report.events}
-    assert time.monotonic() - t0 < 15  # 1000 guesses cost a check each, not a branch each
+    assert sum(s.guesses for s in report.nodes.values()) <= 4  # a check each, not a branch each
 
 
 @pytest.mark.parametrize("kind", ["sqlite_aio", "postgres_aio"])

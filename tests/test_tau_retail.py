@@ -226,15 +226,20 @@ def test_reads_run_while_the_customer_types_and_are_adopted() -> None:
         msgs = [(type(m).__name__, m.content, getattr(m, "tool_calls", None)) for m in out["messages"]]
         return db.hash(), msgs, getattr(graph, "last_report", None)
 
-    def longest_hidden(report: Any) -> float:
-        return max(
-            e["hidden_s"] for e in report.events if e["event"] == "adopted" and e["node"] == "read_tools"
+    def launched_while_typing(report: Any) -> bool:
+        """Was a read adopted that a branch launched before the customer's message landed?"""
+        events = report.events
+        landed = min(e["t"] for e in events if e["event"] in ("hit", "miss") and e["node"] == "user")
+        adopted = {e["key"] for e in events if e["event"] == "adopted" and e["node"] == "read_tools"}
+        return any(
+            e["event"] == "launch" and e["node"] == "read_tools" and e["key"] in adopted and e["t"] < landed
+            for e in events
         )
 
     seq, spec, agent_only = asyncio.run(run(False)), asyncio.run(run(True)), asyncio.run(run(True, False))
     assert spec[:2] == seq[:2] == agent_only[:2]
-    # get_user_details ran on the branch of the guessed reply while the customer was still typing,
-    # so its whole 0.2 s latency was hidden; the agent's own guess alone hides only its 0.02 s
-    assert longest_hidden(spec[2]) >= 0.15
-    assert longest_hidden(agent_only[2]) < 0.1
+    # get_user_details ran on the branch of the guessed reply while the customer was still typing
+    # (launched before the customer's message landed) and the main run adopted it
+    assert launched_while_typing(spec[2])
+    assert agent_only[2].node("user").calls == 0  # without user turns the customer is not guessed
     assert spec[2].node("user").hits >= 1
