@@ -29,23 +29,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.callbacks import BaseCallbackManager
-from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langchain_core.runnables.config import var_child_runnable_config
-from langgraph.checkpoint.memory import InMemorySaver
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphInterrupt
-from langgraph.runtime import Runtime
 
+from ._branches import Branches
 from ._budget import process_budget
-from ._context import _CURRENT, BranchStop, Contained, Ctx, exec_info
+from ._context import Ctx, exec_info
+from ._futures import Stale, cancelling, contained, flush, raised_by, settle, unwrap, wait
 from ._guesses import coerce_guesses, describe, jsonable
 from ._keys import remap, tool_call_ids
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
-from ._state import Binding, Branch, Entry, Source, only_reads
+from ._state import Binding, Branch, Entry, Source
 from ._tee import RecordingSaver
 from ._threads import SessionLoop
-from ._trace import TokenRecorder, current_run_tree, quiet, stream_writer, streams_messages
+from ._trace import quiet, stream_writer, streams_messages
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -74,18 +72,7 @@ class Run:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class _Lost(Exception):
-    """A call the main run waited on was cancelled."""
-
-
-class _Stale(Exception):
-    """The store changed while an adopted call ran: the main run makes the call itself."""
-
-    def __str__(self) -> str:
-        return "the store was written while the call ran"
-
-
-class Session(Lifecycle):
+class Session(Branches, Lifecycle):
     """Runs and tracks the speculation of one graph run."""
 
     def __init__(self, plan: Plan, mode: Literal["sync", "async"], run: Run) -> None:
@@ -213,11 +200,11 @@ class Session(Lifecycle):
         try:
             result = self._main_sync(b, state, config, info)
         except BaseException as exc:
-            _settle(fut, exc=exc)
+            settle(fut, exc=exc)
             if isinstance(exc, GraphInterrupt):
                 self.plan.learn_gate(b.name)
             raise
-        _settle(fut, result=result)
+        settle(fut, result=result)
         return result
 
     def _main_sync(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
@@ -228,18 +215,18 @@ class Session(Lifecycle):
                 try:
                     result = entry.result.result()
                 except BaseException as exc:
-                    if not _raised_by(entry, exc):
+                    if not raised_by(entry, exc):
                         raise
                     self._soon(self._adoption_failed, entry, exc)
                 else:
                     if self._still_current(entry):
                         if entry.store_ops:
                             self.run.store.batch(entry.store_ops)
-                        _flush(entry, config)
+                        flush(entry, config)
                         result = remap(result, entry.remap)
                         self._soon(self._finish, entry, result)
                         return result
-                    self._soon(self._adoption_failed, entry, _Stale())
+                    self._soon(self._adoption_failed, entry, Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
             self._soon(self._begin_fresh, call, ctx=contextvars.copy_context())
@@ -261,11 +248,11 @@ class Session(Lifecycle):
         try:
             result = await self._main_async(b, state, config, info)
         except BaseException as exc:
-            _settle(fut, exc=exc)
+            settle(fut, exc=exc)
             if isinstance(exc, GraphInterrupt):
                 self.plan.learn_gate(b.name)
             raise
-        _settle(fut, result=result)
+        settle(fut, result=result)
         return result
 
     async def _main_async(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
@@ -274,20 +261,20 @@ class Session(Lifecycle):
             entry = self._claim(b, key, state, config, info)
             if entry is not None:
                 try:
-                    result = await _wait(entry.result)
+                    result = await wait(entry.result)
                 except BaseException as exc:
-                    if not _raised_by(entry, exc):
+                    if not raised_by(entry, exc):
                         raise
                     self._adoption_failed(entry, exc)
                 else:
                     if self._still_current(entry):
                         if entry.store_ops:
                             await self.run.store.abatch(entry.store_ops)
-                        _flush(entry, config)
+                        flush(entry, config)
                         result = remap(result, entry.remap)
                         self._finish(entry, result)
                         return result
-                    self._adoption_failed(entry, _Stale())
+                    self._adoption_failed(entry, Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
             self._begin_fresh(call)
@@ -474,10 +461,10 @@ class Session(Lifecycle):
         }
         try:
             raw = await asyncio.wait_for(
-                _contained(b.speculator.ainvoke(state, cfg)), policy.speculator_timeout
+                contained(b.speculator.ainvoke(state, cfg)), policy.speculator_timeout
             )
         except asyncio.CancelledError:
-            if _cancelling():
+            if cancelling():
                 raise
             stats.speculator_errors += 1
             self.emit("speculator_error", b.name, error="CancelledError raised by the speculator")
@@ -488,7 +475,7 @@ class Session(Lifecycle):
             return
         except BaseException as exc:
             stats.speculator_errors += 1
-            self.emit("speculator_error", b.name, error=describe(_unwrap(exc)))
+            self.emit("speculator_error", b.name, error=describe(unwrap(exc)))
             return
         guesses, problems = coerce_guesses(raw, self.plan.channels, self.plan.node_names)
         if problems:
@@ -525,327 +512,3 @@ class Session(Lifecycle):
             self.branches[branch.bid] = branch
             stats.guesses += 1
             branch.task = self._spawn(self._run_branch(branch))
-
-    # ------------------------------------------------------------------ branches
-
-    async def _run_branch(self, branch: Branch) -> None:
-        """The branch as one traced run, a child of the speculative node, with its outcome."""
-        entry = branch.parent
-        cfg: RunnableConfig = {
-            "callbacks": quiet(entry.config.get("callbacks")),
-            "run_name": f"{entry.name}:speculative_branch",
-            "tags": ["speculative"],
-            "metadata": {
-                "speculative": True,
-                "spec_node": entry.name,
-                "spec_guess": describe(branch.guess.update),
-                "spec_rank": branch.rank,
-                "spec_thread": branch.bid,
-            },
-        }
-        try:
-            await RunnableLambda(self._branch_body, name=cfg["run_name"]).ainvoke(branch, cfg)
-        except (asyncio.CancelledError, BranchStop):
-            pass
-        except BaseException as exc:  # kept as an event: nothing of a branch reaches the run
-            if not branch.cancelled:
-                self.emit("branch_error", entry.name, thread=branch.bid, error=describe(_unwrap(exc)))
-        finally:
-            self._release_branch(branch)
-            self._discard(branch, ending=True)
-
-    async def _branch_body(self, branch: Branch, config: RunnableConfig) -> dict[str, Any]:
-        run_tree = current_run_tree()
-        try:
-            try:
-                await self._branch_run(branch, config)
-            finally:
-                self._release_branch(branch)
-            await branch.decided.wait()
-        finally:
-            outcome = branch.outcome if branch.outcome in ("hit", "miss") else "cancelled"
-            if run_tree is not None:
-                run_tree.metadata["spec_outcome"] = outcome
-        return {"spec_outcome": outcome}
-
-    async def _branch_run(self, branch: Branch, config: RunnableConfig) -> None:
-        """Fork the parent call's checkpoint, apply the guess as its write, run to a stop."""
-        source = branch.parent.source
-        assert source is not None
-        try:
-            saved = await source.saver.wait_for(source.checkpoint_id)
-            if branch.cancelled or self.closed:
-                return
-            step = int((saved.metadata or {}).get("step", -1))
-            limit = self._stop() - step - 2
-            if limit < 1:
-                self.emit("branch_end", branch.parent.name, thread=branch.bid, reason="recursion limit")
-                return
-            saver = RecordingSaver(
-                InMemorySaver(serde=self.run.recorder.serde),
-                implicit=None if self.run.thread_id is not None else "speculative",
-            )
-            base: RunnableConfig = {"configurable": {"checkpoint_ns": ""}}
-            if self.run.thread_id is not None:
-                base["configurable"]["thread_id"] = self.run.thread_id
-            versions = dict(saved.checkpoint["channel_versions"])
-            fork = await saver.aput(base, saved.checkpoint, saved.metadata, versions)
-            for task_id, writes, path in list(saved.writes):
-                if task_id != source.task_id:
-                    await saver.aput_writes(fork, writes, task_id, path)
-            branch.saver, branch.apply_task = saver, source.task_id
-            conf = {**self.run.conf, "checkpoint_ns": ""}
-            if self.run.thread_id is not None:
-                conf["thread_id"] = self.run.thread_id
-            run_cfg: RunnableConfig = {
-                "configurable": conf,
-                "callbacks": config.get("callbacks"),
-                "recursion_limit": limit,
-                "tags": list(self.run.tags),
-                "metadata": dict(self.run.metadata),
-            }
-            graph = self.plan.branch_graph(saver, self.run)
-            self.emit("branch", branch.parent.name, thread=branch.bid, rank=branch.rank, level=branch.level)
-            _CURRENT.set(Ctx(self, branch))
-            # The branch's trace run is its parent (through the callbacks), but its tags and
-            # metadata must not become the branch nodes' config: they see the run's own.
-            var_child_runnable_config.set(None)
-            await graph.ainvoke(None, run_cfg, context=self.run.context, durability="sync")
-        except BranchStop as stop:
-            stop.__traceback__ = None  # its frames hold the branch: no cycle for the collector
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            if not branch.cancelled:
-                self.emit("branch_error", branch.parent.name, thread=branch.bid, error=describe(_unwrap(exc)))
-
-    def _stop(self) -> int:
-        """The main run's last step + 1 (LangGraph's recursion bound), which branches share."""
-        start = self.run.recorder.start_step
-        return (start if start is not None else 0) + self.run.recursion_limit + 1
-
-    def _role(self, b: Binding) -> str:
-        """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
-        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:
-            return "stop"
-        if b.inline:
-            return "stop" if b.name in self.run.after else "inline"
-        if b.name in self.run.after:
-            return "after"
-        return "speculative" if b.speculative else "plain"
-
-    async def branch_node(self, b: Binding, state: Any, config: RunnableConfig, branch: Branch) -> Any:
-        """A node reached on a branch."""
-        info = exec_info()
-        tid = getattr(info, "task_id", None)
-        if tid is not None:
-            if tid == branch.apply_task:
-                return copy.deepcopy(branch.guess.update)
-            done = self.results.get(tid)
-            if done is not None:
-                # The same task of the superstep the branch resumed: the result the run (or
-                # another branch of this fork) got for it, whether it has finished or not.
-                try:
-                    return await _wait(done)
-                except (GraphInterrupt, BranchStop):
-                    raise
-                except BaseException as exc:
-                    raise BranchStop(f"{b.name} failed: {describe(exc)}") from None
-        fut = self._register(info)
-        try:
-            result = await self._branch_node(b, state, config, branch, info)
-        except BaseException as exc:
-            _settle(fut, exc=exc)
-            if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
-                raise
-            raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
-        _settle(fut, result=result)
-        return result
-
-    async def _branch_node(
-        self, b: Binding, state: Any, config: RunnableConfig, branch: Branch, info: Any
-    ) -> Any:
-        role = self._role(b)
-        if role == "stop" or branch.cancelled or self.closed:
-            raise BranchStop()
-        if b.read_only_tools is not None and not only_reads(state, b.read_only_tools):
-            raise BranchStop()  # a tool call that may write: never on a branch
-        if role == "inline":
-            return await b.action.ainvoke(state, config)
-        try:
-            key = b.key(state)
-        except BaseException as exc:
-            self.emit("key_error", b.name, error=describe(exc), branch=branch.bid)
-            raise BranchStop() from None
-        entry = self._launch(b, key, state, config, branch, info)
-        if entry is None or role == "speculative":
-            raise BranchStop()
-        result = await _wait(entry.result)
-        if role == "after":
-            raise BranchStop()
-        return result
-
-    def _launch(
-        self, b: Binding, key: str, state: Any, config: RunnableConfig, branch: Branch, info: Any
-    ) -> Entry | None:
-        """Launch `b` on `branch` as a call the main run may adopt (or reuse an equal one)."""
-        existing = self.cache.get((b.name, key))
-        if existing is not None and not existing.cancelled:
-            if existing not in branch.entries:
-                branch.entries.append(existing)
-            return existing
-        if branch.slot:
-            branch.slot = False  # the branch's own work is done or waits on this call: its slot goes to it
-        else:
-            why = self._acquire()
-            if why is not None:
-                self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
-                return None
-        source = None
-        if info is not None and info.task_id is not None and "|" not in (info.checkpoint_ns or ""):
-            source = Source(branch.saver, info.checkpoint_id, info.task_id)
-        entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
-        entry.config = _recording_config(config, entry, bool(self.streams_messages))
-        store = self.run.store
-        entry.store_version = store.version if store is not None else 0
-        entry.task = self._spawn(self._early_call(entry))
-        self.cache[(b.name, key)] = entry
-        self.cache_names[b.name] += 1
-        branch.entries.append(entry)
-        self.report.node(b.name).launched += 1
-        self.emit("launch", b.name, key=key, branch=branch.bid, level=branch.level)
-        self._maybe_speculate(entry)
-        return entry
-
-    async def _early_call(self, entry: Entry) -> None:
-        _CURRENT.set(Ctx(self, entry.owner, entry))
-        var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
-        try:
-            result = await entry.binding.early_action.ainvoke(entry.state, entry.config)
-        except asyncio.CancelledError:
-            entry.result.cancel()
-            if _cancelling():
-                raise
-        except BaseException as exc:  # kept for the main run, which then calls the actor itself
-            if not entry.result.done():
-                entry.result.set_exception(exc)
-        else:
-            if not entry.result.done():
-                entry.result.set_result(result)
-        finally:
-            entry.finished = time.monotonic()
-            if entry.slot:
-                entry.slot = False
-                self._release()
-
-
-def _recording_config(config: RunnableConfig, entry: Entry, tokens: bool) -> RunnableConfig:
-    """The config of an early call: its custom-stream writes (and, when the main run streams
-    `messages`, its chat models' tokens) are kept for the run that adopts it."""
-    conf = dict(config.get("configurable") or {})
-    for k, v in conf.items():
-        if isinstance(v, Runtime):
-            conf[k] = v.override(stream_writer=entry.writes.append)
-            break
-    out: RunnableConfig = {**config, "configurable": conf}
-    if tokens:
-        callbacks = config.get("callbacks")
-        inherited = callbacks.inheritable_metadata if isinstance(callbacks, BaseCallbackManager) else {}
-        entry.tokens = TokenRecorder(
-            {**inherited, **(config.get("metadata") or {})},
-            [
-                *(callbacks.inheritable_tags if isinstance(callbacks, BaseCallbackManager) else []),
-                *(config.get("tags") or []),
-            ],
-        )
-        if isinstance(callbacks, BaseCallbackManager):
-            callbacks = callbacks.copy()
-            callbacks.add_handler(entry.tokens, inherit=True)
-        else:
-            callbacks = [*(callbacks or []), entry.tokens]
-        out["callbacks"] = callbacks
-    return out
-
-
-def _flush(entry: Entry, config: RunnableConfig) -> None:
-    """Send an adopted call's stream output to the main run's stream, in order: its
-    custom-stream writes and its chat models' tokens."""
-    if entry.writes:
-        writer = stream_writer()
-        if writer is not None:
-            for chunk in entry.writes:
-                writer(chunk)
-        entry.writes.clear()
-    if entry.tokens is not None:
-        entry.tokens.replay(config.get("callbacks"))
-        entry.tokens = None
-
-
-def _settle(
-    fut: concurrent.futures.Future[Any] | None, *, result: Any = None, exc: BaseException | None = None
-) -> None:
-    if fut is None or fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
-
-
-def _raised_by(entry: Entry, exc: BaseException) -> bool:
-    """Did `exc` come from the early call (not from the waiting run being interrupted)?"""
-    res = entry.result
-    if not res.done():
-        return False
-    if res.cancelled():
-        return isinstance(exc, (concurrent.futures.CancelledError, asyncio.CancelledError, _Lost))
-    return res.exception() is exc or isinstance(exc, _Lost)
-
-
-async def _wait(fut: concurrent.futures.Future[Any]) -> Any:
-    """Await a thread-safe future without ever cancelling it (others may wait on it too)."""
-    if fut.done():
-        if fut.cancelled() or isinstance(
-            fut.exception(), (asyncio.CancelledError, concurrent.futures.CancelledError)
-        ):
-            raise _Lost()
-        return fut.result()
-    loop = asyncio.get_running_loop()
-    mine: asyncio.Future[Any] = loop.create_future()
-
-    def copy_over(src: concurrent.futures.Future[Any]) -> None:
-        if mine.done():
-            return
-        if src.cancelled() or isinstance(
-            src.exception(), (asyncio.CancelledError, concurrent.futures.CancelledError)
-        ):
-            mine.set_exception(_Lost())
-        elif src.exception() is not None:
-            mine.set_exception(src.exception())  # type: ignore[arg-type]
-        else:
-            mine.set_result(src.result())
-
-    fut.add_done_callback(lambda src: loop.call_soon_threadsafe(copy_over, src))
-    return await mine
-
-
-async def _contained(aw: Any) -> Any:
-    try:
-        return await aw
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        raise
-    except BaseException as exc:
-        raise Contained(exc) from None
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    return exc.exc if isinstance(exc, Contained) else exc
-
-
-def _cancelling() -> bool:
-    """Is the running task being cancelled (by us), rather than seeing user code raise?"""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return True if cancelling is None else bool(cancelling())

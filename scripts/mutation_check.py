@@ -78,7 +78,7 @@ MUTATIONS = [
     Mutation(
         "unsafe-on-branch",
         "nodes marked unsafe run on branches",
-        "_session.py",
+        "_branches.py",
         "        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:\n"
         '            return "stop"',
         "        if b.gate or b.name in self.run.before or b.name in self.plan.gates:\n"
@@ -87,7 +87,7 @@ MUTATIONS = [
     Mutation(
         "interrupt-before-ignored",
         "a branch runs nodes the run waits for a person before (interrupt_before)",
-        "_session.py",
+        "_branches.py",
         "        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:\n"
         '            return "stop"',
         '        if b.unsafe or b.gate or b.name in self.plan.gates:\n            return "stop"',
@@ -95,21 +95,21 @@ MUTATIONS = [
     Mutation(
         "context-dropped",
         "branches run without the run's context",
-        "_session.py",
+        "_branches.py",
         'await graph.ainvoke(None, run_cfg, context=self.run.context, durability="sync")',
         'await graph.ainvoke(None, run_cfg, context=None, durability="sync")',
     ),
     Mutation(
         "configurable-dropped",
         "branches run without the run's configurable values",
-        "_session.py",
+        "_branches.py",
         '            conf = {**self.run.conf, "checkpoint_ns": ""}',
         '            conf = {"checkpoint_ns": ""}',
     ),
     Mutation(
         "branch-threads-left-in-the-saver",
         "branches fork into the user's checkpointer and stay there",
-        "_session.py",
+        "_branches.py",
         "            saver = RecordingSaver(\n                InMemorySaver(serde=self.run.recorder.serde),",
         "            saver = RecordingSaver(\n"
         "                self.run.recorder.inner if self.run.thread_id else InMemorySaver(),",
@@ -132,7 +132,7 @@ MUTATIONS = [
     Mutation(
         "stream-writes-lost",
         "an adopted call's custom-stream writes never reach the run's stream",
-        "_session.py",
+        "_futures.py",
         "    if entry.writes:\n        writer = stream_writer()",
         "    if False:\n        writer = stream_writer()",
     ),
@@ -147,7 +147,7 @@ MUTATIONS = [
     Mutation(
         "interrupt-after-ignored",
         "a branch runs past a node the run waits for a person after (interrupt_after)",
-        "_session.py",
+        "_branches.py",
         '        if b.name in self.run.after:\n            return "after"',
         '        if False:\n            return "after"',
     ),
@@ -161,7 +161,7 @@ MUTATIONS = [
     Mutation(
         "write-tool-on-branch",
         "a tool node runs any tool call on a branch, writes included",
-        "_session.py",
+        "_branches.py",
         "        if b.read_only_tools is not None and not only_reads(state, b.read_only_tools):",
         "        if False:",
     ),
@@ -170,7 +170,7 @@ MUTATIONS = [
         "an adopted early call that failed fails the run, instead of the main run calling the actor",
         "_session.py",
         "                except BaseException as exc:\n"
-        "                    if not _raised_by(entry, exc):\n"
+        "                    if not raised_by(entry, exc):\n"
         "                        raise\n"
         "                    self._adoption_failed(entry, exc)",
         "                except BaseException:\n                    raise",

@@ -1,0 +1,280 @@
+"""The branch side of a session: forking, running a branch, and what each node does on one.
+
+A branch forks the checkpoint its parent call read into an in-memory checkpointer of its own
+and resumes that superstep with the guess standing for the call's write (siblings get the run's
+own results). On a branch every node runs as a call the main run may adopt; the branch stops at
+the next speculative node (launched early), before a gate or an unsafe node, and at the end.
+`Session` mixes this in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections import Counter, OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import GraphInterrupt
+
+from ._context import _CURRENT, BranchStop, Ctx, exec_info
+from ._futures import cancelling, recording_config, settle, unwrap, wait
+from ._guesses import describe
+from ._report import SpeculationReport
+from ._state import Binding, Branch, Entry, Source, only_reads
+from ._tee import RecordingSaver
+from ._trace import current_run_tree, quiet
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from ._plan import Plan
+    from ._session import Run
+
+__all__ = ("Branches",)
+
+
+class Branches:
+    """Branches and early calls, for `Session`."""
+
+    plan: Plan
+    run: Run
+    report: SpeculationReport
+    cache: dict[tuple[str, str], Entry]
+    cache_names: Counter[str]
+    results: OrderedDict[str, concurrent.futures.Future[Any]]
+    branches: dict[str, Branch]
+    inflight: int
+    closed: bool
+    streams_messages: bool | None
+
+    if TYPE_CHECKING:  # provided by Session and Lifecycle
+
+        def emit(self, event: str, node: str, **data: Any) -> None: ...
+
+        def _spawn(self, coro: Any) -> asyncio.Task[Any]: ...
+
+        def _acquire(self) -> str | None: ...
+
+        def _release(self) -> None: ...
+
+        def _release_branch(self, branch: Branch) -> None: ...
+
+        def _discard(self, branch: Branch, ending: bool = False) -> None: ...
+
+        def _register(self, info: Any) -> concurrent.futures.Future[Any] | None: ...
+
+        def _maybe_speculate(self, entry: Entry) -> None: ...
+
+    async def _run_branch(self, branch: Branch) -> None:
+        """The branch as one traced run, a child of the speculative node, with its outcome."""
+        entry = branch.parent
+        cfg: RunnableConfig = {
+            "callbacks": quiet(entry.config.get("callbacks")),
+            "run_name": f"{entry.name}:speculative_branch",
+            "tags": ["speculative"],
+            "metadata": {
+                "speculative": True,
+                "spec_node": entry.name,
+                "spec_guess": describe(branch.guess.update),
+                "spec_rank": branch.rank,
+                "spec_thread": branch.bid,
+            },
+        }
+        try:
+            await RunnableLambda(self._branch_body, name=cfg["run_name"]).ainvoke(branch, cfg)
+        except (asyncio.CancelledError, BranchStop):
+            pass
+        except BaseException as exc:  # kept as an event: nothing of a branch reaches the run
+            if not branch.cancelled:
+                self.emit("branch_error", entry.name, thread=branch.bid, error=describe(unwrap(exc)))
+        finally:
+            self._release_branch(branch)
+            self._discard(branch, ending=True)
+
+    async def _branch_body(self, branch: Branch, config: RunnableConfig) -> dict[str, Any]:
+        run_tree = current_run_tree()
+        try:
+            try:
+                await self._branch_run(branch, config)
+            finally:
+                self._release_branch(branch)
+            await branch.decided.wait()
+        finally:
+            outcome = branch.outcome if branch.outcome in ("hit", "miss") else "cancelled"
+            if run_tree is not None:
+                run_tree.metadata["spec_outcome"] = outcome
+        return {"spec_outcome": outcome}
+
+    async def _branch_run(self, branch: Branch, config: RunnableConfig) -> None:
+        """Fork the parent call's checkpoint, apply the guess as its write, run to a stop."""
+        source = branch.parent.source
+        assert source is not None
+        try:
+            saved = await source.saver.wait_for(source.checkpoint_id)
+            if branch.cancelled or self.closed:
+                return
+            step = int((saved.metadata or {}).get("step", -1))
+            limit = self._stop() - step - 2
+            if limit < 1:
+                self.emit("branch_end", branch.parent.name, thread=branch.bid, reason="recursion limit")
+                return
+            saver = RecordingSaver(
+                InMemorySaver(serde=self.run.recorder.serde),
+                implicit=None if self.run.thread_id is not None else "speculative",
+            )
+            base: RunnableConfig = {"configurable": {"checkpoint_ns": ""}}
+            if self.run.thread_id is not None:
+                base["configurable"]["thread_id"] = self.run.thread_id
+            versions = dict(saved.checkpoint["channel_versions"])
+            fork = await saver.aput(base, saved.checkpoint, saved.metadata, versions)
+            for task_id, writes, path in list(saved.writes):
+                if task_id != source.task_id:
+                    await saver.aput_writes(fork, writes, task_id, path)
+            branch.saver, branch.apply_task = saver, source.task_id
+            conf = {**self.run.conf, "checkpoint_ns": ""}
+            if self.run.thread_id is not None:
+                conf["thread_id"] = self.run.thread_id
+            run_cfg: RunnableConfig = {
+                "configurable": conf,
+                "callbacks": config.get("callbacks"),
+                "recursion_limit": limit,
+                "tags": list(self.run.tags),
+                "metadata": dict(self.run.metadata),
+            }
+            graph = self.plan.branch_graph(saver, self.run)
+            self.emit("branch", branch.parent.name, thread=branch.bid, rank=branch.rank, level=branch.level)
+            _CURRENT.set(Ctx(self, branch))  # type: ignore[arg-type]  # self is the Session
+            # The branch's trace run is its parent (through the callbacks), but its tags and
+            # metadata must not become the branch nodes' config: they see the run's own.
+            var_child_runnable_config.set(None)
+            await graph.ainvoke(None, run_cfg, context=self.run.context, durability="sync")
+        except BranchStop as stop:
+            stop.__traceback__ = None  # its frames hold the branch: no cycle for the collector
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if not branch.cancelled:
+                self.emit("branch_error", branch.parent.name, thread=branch.bid, error=describe(unwrap(exc)))
+
+    def _stop(self) -> int:
+        """The main run's last step + 1 (LangGraph's recursion bound), which branches share."""
+        start = self.run.recorder.start_step
+        return (start if start is not None else 0) + self.run.recursion_limit + 1
+
+    def _role(self, b: Binding) -> str:
+        """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
+        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:
+            return "stop"
+        if b.inline:
+            return "stop" if b.name in self.run.after else "inline"
+        if b.name in self.run.after:
+            return "after"
+        return "speculative" if b.speculative else "plain"
+
+    async def branch_node(self, b: Binding, state: Any, config: RunnableConfig, branch: Branch) -> Any:
+        """A node reached on a branch."""
+        info = exec_info()
+        tid = getattr(info, "task_id", None)
+        if tid is not None:
+            if tid == branch.apply_task:
+                return copy.deepcopy(branch.guess.update)
+            done = self.results.get(tid)
+            if done is not None:
+                # The same task of the superstep the branch resumed: the result the run (or
+                # another branch of this fork) got for it, whether it has finished or not.
+                try:
+                    return await wait(done)
+                except (GraphInterrupt, BranchStop):
+                    raise
+                except BaseException as exc:
+                    raise BranchStop(f"{b.name} failed: {describe(exc)}") from None
+        fut = self._register(info)
+        try:
+            result = await self._branch_node(b, state, config, branch, info)
+        except BaseException as exc:
+            settle(fut, exc=exc)
+            if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
+                raise
+            raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
+        settle(fut, result=result)
+        return result
+
+    async def _branch_node(
+        self, b: Binding, state: Any, config: RunnableConfig, branch: Branch, info: Any
+    ) -> Any:
+        role = self._role(b)
+        if role == "stop" or branch.cancelled or self.closed:
+            raise BranchStop()
+        if b.read_only_tools is not None and not only_reads(state, b.read_only_tools):
+            raise BranchStop()  # a tool call that may write: never on a branch
+        if role == "inline":
+            return await b.action.ainvoke(state, config)
+        try:
+            key = b.key(state)
+        except BaseException as exc:
+            self.emit("key_error", b.name, error=describe(exc), branch=branch.bid)
+            raise BranchStop() from None
+        entry = self._launch(b, key, state, config, branch, info)
+        if entry is None or role == "speculative":
+            raise BranchStop()
+        result = await wait(entry.result)
+        if role == "after":
+            raise BranchStop()
+        return result
+
+    def _launch(
+        self, b: Binding, key: str, state: Any, config: RunnableConfig, branch: Branch, info: Any
+    ) -> Entry | None:
+        """Launch `b` on `branch` as a call the main run may adopt (or reuse an equal one)."""
+        existing = self.cache.get((b.name, key))
+        if existing is not None and not existing.cancelled:
+            if existing not in branch.entries:
+                branch.entries.append(existing)
+            return existing
+        if branch.slot:
+            branch.slot = False  # the branch's own work is done or waits on this call: its slot goes to it
+        else:
+            why = self._acquire()
+            if why is not None:
+                self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
+                return None
+        source = None
+        if info is not None and info.task_id is not None and "|" not in (info.checkpoint_ns or ""):
+            source = Source(branch.saver, info.checkpoint_id, info.task_id)
+        entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
+        entry.config = recording_config(config, entry, bool(self.streams_messages))
+        store = self.run.store
+        entry.store_version = store.version if store is not None else 0
+        entry.task = self._spawn(self._early_call(entry))
+        self.cache[(b.name, key)] = entry
+        self.cache_names[b.name] += 1
+        branch.entries.append(entry)
+        self.report.node(b.name).launched += 1
+        self.emit("launch", b.name, key=key, branch=branch.bid, level=branch.level)
+        self._maybe_speculate(entry)
+        return entry
+
+    async def _early_call(self, entry: Entry) -> None:
+        _CURRENT.set(Ctx(self, entry.owner, entry))  # type: ignore[arg-type]  # self is the Session
+        var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
+        try:
+            result = await entry.binding.early_action.ainvoke(entry.state, entry.config)
+        except asyncio.CancelledError:
+            entry.result.cancel()
+            if cancelling():
+                raise
+        except BaseException as exc:  # kept for the main run, which then calls the actor itself
+            if not entry.result.done():
+                entry.result.set_exception(exc)
+        else:
+            if not entry.result.done():
+                entry.result.set_result(result)
+        finally:
+            entry.finished = time.monotonic()
+            if entry.slot:
+                entry.slot = False
+                self._release()
