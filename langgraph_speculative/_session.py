@@ -36,6 +36,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
 
+from ._adaptive import RunTuning
 from ._budget import process_budget
 from ._context import _CURRENT, BranchStop, Contained, Ctx, exec_info
 from ._guesses import coerce_guesses, describe, jsonable
@@ -112,6 +113,7 @@ class Session(Lifecycle):
         self._results_lock = threading.Lock()
         self.run_id = ""
         self.streams_messages: bool | None = None  # is the main run streaming `messages`?
+        self.adaptive = RunTuning(self)  # adaptive speculation and cost accounting (issue 18)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -384,6 +386,7 @@ class Session(Lifecycle):
         if entry.spec_task is not None and not entry.spec_task.done():
             entry.spec_task.cancel()
             self.emit("speculator_late", entry.name)
+        self.adaptive.observe(self, entry, result)  # adaptive speculation: learn (issue 18)
         live = [br for br in entry.branches if not br.cancelled]
         if not live:
             return
@@ -452,6 +455,8 @@ class Session(Lifecycle):
         b = entry.binding
         assert b.speculator is not None and b.policy is not None
         policy, stats = b.policy, self.report.node(b.name)
+        if not self.adaptive.begin(self, entry):  # adaptive speculation: off this step (issue 18)
+            return
         t0 = time.monotonic()
         try:
             state = copy.deepcopy(entry.state)  # the speculator cannot change the run's state
@@ -464,6 +469,7 @@ class Session(Lifecycle):
             "callbacks": quiet(entry.config.get("callbacks")),
             "run_name": f"{b.name}:speculator",
         }
+        cfg = self.adaptive.speculator_config(entry, cfg)  # counts its tokens (issue 18)
         try:
             raw = await asyncio.wait_for(
                 _contained(b.speculator.ainvoke(state, cfg)), policy.speculator_timeout
@@ -499,9 +505,10 @@ class Session(Lifecycle):
             speculator_s=round(time.monotonic() - t0, 6),
             level=entry.level,
         )
+        chosen = self.adaptive.choose(self, entry, guesses)  # adaptive speculation (issue 18)
         if self.closed or entry.resolved or (entry.owner is None and entry.adopted and entry.result.done()):
             return
-        for rank, guess in enumerate(guesses, 1):
+        for rank, guess in chosen:
             why = self._acquire()
             if why is not None:
                 self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
@@ -684,6 +691,8 @@ class Session(Lifecycle):
             if existing not in branch.entries:
                 branch.entries.append(existing)
             return existing
+        if not self.adaptive.may_launch(self):  # the run's budget of speculative work (issue 18)
+            return None
         if branch.slot:
             branch.slot = False  # the branch's own work is done or waits on this call: its slot goes to it
         else:
@@ -696,6 +705,7 @@ class Session(Lifecycle):
             source = Source(branch.saver, info.checkpoint_id, info.task_id)
         entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
         entry.config = _recording_config(config, entry, bool(self.streams_messages))
+        self.adaptive.launched(entry)  # counts its tokens (issue 18)
         store = self.run.store
         entry.store_version = store.version if store is not None else 0
         entry.task = self._spawn(self._early_call(entry))
