@@ -14,8 +14,13 @@ The offline speculator's weights were fitted on these same runs (and its
 candidate rules written while reading them), so these are in-sample figures;
 `langgraph-speculative eval hotpotqa --cv 5` gives the cross-validated accuracy.
 
+`--adaptive` also replays every run on one speculative graph with an adaptive policy
+(`SpeculationPolicy(k=k, adaptive=True)`), shared by all the runs in order (its estimates carry
+over from run to run, as a server's would), and reports its time and waste beside the static one.
+
     python benchmarks/hotpotqa_replay.py --quick
     python benchmarks/hotpotqa_replay.py --json --plot hotpotqa.png
+    python benchmarks/hotpotqa_replay.py --json --adaptive
 """
 
 from __future__ import annotations
@@ -35,10 +40,29 @@ from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
 from graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph  # noqa: E402
 from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI  # noqa: E402
+from langgraph_speculative import AdaptivePolicy  # noqa: E402
 
 RUNS = os.path.join(
     os.path.dirname(__file__), "..", "graphs", "hotpotqa", "data", "react_trajectories_dev.json"
 )
+
+
+class ReplayByQuestion(ReplayReAct):
+    """`ReplayReAct` for many recorded runs at once: the scratchpad's question picks the run,
+    so one graph (and one adaptive policy's estimates) serves all of them."""
+
+    runs: dict[str, list[dict[str, Any]]]
+
+    def _reply(self, messages: list[Any]) -> Any:
+        question = str(messages[-1].content).rsplit("\nQuestion: ", 1)[-1].split("\n", 1)[0]
+        return ReplayReAct(steps=self.runs[question])._reply(messages)
+
+
+def adaptive_graph(runs: list[dict[str, Any]], wiki: Any, agent_s: float, search_s: float, k: int) -> Any:
+    """One speculative graph with an adaptive policy for all `runs`."""
+    model = ReplayByQuestion(steps=[], runs={r["question"]: r["steps"] for r in runs}, delay=agent_s)
+    builder = make_graph(agent_model=model, backend=wiki, latency=search_s, k=k, adaptive=AdaptivePolicy())
+    return builder.compile(checkpointer=InMemorySaver())
 
 
 async def _run(
@@ -48,16 +72,19 @@ async def _run(
     agent_s: float,
     search_s: float,
     k: int,
+    graph: Any = None,
+    thread: str = "react",
 ) -> dict[str, Any]:
-    builder = make_graph(
-        agent_model=ReplayReAct(steps=run["steps"], delay=agent_s),
-        backend=wiki,
-        latency=search_s,
-        speculative=speculative,
-        k=k,
-    )
-    graph = builder.compile(checkpointer=InMemorySaver())
-    config: RunnableConfig = {"configurable": {"thread_id": "react"}, "recursion_limit": 100}
+    if graph is None:
+        builder = make_graph(
+            agent_model=ReplayReAct(steps=run["steps"], delay=agent_s),
+            backend=wiki,
+            latency=search_s,
+            speculative=speculative,
+            k=k,
+        )
+        graph = builder.compile(checkpointer=InMemorySaver())
+    config: RunnableConfig = {"configurable": {"thread_id": thread}, "recursion_limit": 100}
     t0 = time.perf_counter()
     final = await graph.ainvoke(initial_state(run["question"]), config)
     elapsed = time.perf_counter() - t0
@@ -128,6 +155,9 @@ def main() -> None:
         "live: the MediaWiki API now (network; the replayed agent's actions stay the recorded ones)",
     )
     p.add_argument("--plot", metavar="FILE", help="PNG: wall-clock per run, and the Search calls")
+    p.add_argument(
+        "--adaptive", action="store_true", help="also replay on one graph with an adaptive policy (shared)"
+    )
     args = p.parse_args()
     search = args.search_latency if args.search_latency is not None else (0.2 if args.quick else 0.5)
     agent = args.agent_latency if args.agent_latency is not None else (0.4 if args.quick else 1.0)
@@ -141,9 +171,13 @@ def main() -> None:
         else RecordedWiki(runs, LocalWiki())
     )
     rows = []
+    shared = adaptive_graph(runs, wiki, agent, search, args.k) if args.adaptive else None
     for i, run in enumerate(runs):
         seq = asyncio.run(_run(run, wiki, False, agent, search, args.k))
         spec = asyncio.run(_run(run, wiki, True, agent, search, args.k))
+        adaptive = None
+        if shared is not None:
+            adaptive = asyncio.run(_run(run, wiki, True, agent, search, args.k, shared, f"react-{i}"))
         report = spec["report"]
         agent_stats, tool_stats = report.node("agent"), report.node("tool")
         searches = sum(1 for s in spec["final"]["steps"] if s["tool"] == "Search")
@@ -163,6 +197,22 @@ def main() -> None:
                 "identical": seq["final"] == spec["final"] and seq["history"] == spec["history"],
             }
         )
+        if adaptive is not None:
+            ad = adaptive["report"]
+            rows[-1].update(
+                {
+                    "adaptive_s": round(adaptive["elapsed"], 3),
+                    "adaptive_adopted_searches": ad.node("tool").adopted,
+                    "adaptive_wasted_searches": ad.node("tool").wasted,
+                    "adaptive_adopted_agent_calls": ad.node("agent").adopted,
+                    "adaptive_wasted_agent_calls": ad.node("agent").wasted,
+                    "adaptive_speculator_calls": ad.summary()["speculator_calls"],
+                    "speculator_calls": report.summary()["speculator_calls"],
+                }
+            )
+            rows[-1]["identical"] = rows[-1]["identical"] and (
+                seq["final"] == adaptive["final"] and seq["history"] == adaptive["history"]
+            )
         print(
             f"run {i + 1}/{len(runs)}: {rows[-1]['sequential_s']:.2f} s -> {rows[-1]['speculative_s']:.2f} s",
             file=sys.stderr,
@@ -182,6 +232,24 @@ def main() -> None:
         "wasted_agent_calls": sum(r["wasted_agent_calls"] for r in rows),
         "all_identical": all(r["identical"] for r in rows),
     }
+    if shared is not None:
+        adaptive_s = sum(r["adaptive_s"] for r in rows)
+        extra["adaptive"] = {
+            "speculative_s": round(adaptive_s, 3),
+            "saved_pct": round(100 * (1 - adaptive_s / extra["sequential_s"]), 1),
+            **{
+                key: sum(r[f"adaptive_{key}"] for r in rows)
+                for key in (
+                    "adopted_searches",
+                    "wasted_searches",
+                    "adopted_agent_calls",
+                    "wasted_agent_calls",
+                    "speculator_calls",
+                )
+            },
+            "static_speculator_calls": sum(r["speculator_calls"] for r in rows),
+            "estimates": shared.speculation.tuning.snapshot(),
+        }
     if args.plot:
         _plot(args.plot, rows, extra)
     emit(

@@ -3,6 +3,7 @@ run the graph ahead on forks of the state, adopt the work when the guess is
 right. Nothing committed ever differs from a sequential run.
 """
 
+from ._adaptive_policy import AdaptivePolicy
 from ._budget import set_process_budget
 from ._compile import speculate
 from ._context import BranchStop, SpeculationInfo, speculation_info
@@ -14,6 +15,7 @@ from ._policy import Guess, SpeculationPolicy
 from ._report import NodeStats, SpeculationReport
 
 __all__ = (
+    "AdaptivePolicy",
     "BranchStop",
     "Guess",
     "LossyNode",

@@ -13,7 +13,7 @@ import asyncio
 import copy
 import time
 from collections import Counter, OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import var_child_runnable_config
@@ -31,8 +31,9 @@ from ._trace import current_run_tree, quiet
 if TYPE_CHECKING:
     import concurrent.futures
 
+    from ._adaptive import RunTuning
     from ._plan import Plan
-    from ._session import Run
+    from ._session import Run, Session
 
 __all__ = ("Branches",)
 
@@ -50,6 +51,7 @@ class Branches:
     inflight: int
     closed: bool
     streams_messages: bool | None
+    adaptive: RunTuning
 
     if TYPE_CHECKING:  # provided by Session and Lifecycle
 
@@ -235,6 +237,8 @@ class Branches:
             if existing not in branch.entries:
                 branch.entries.append(existing)
             return existing
+        if not self.adaptive.may_launch(cast("Session", self)):  # the run's speculative budget (issue 18)
+            return None
         if branch.slot:
             branch.slot = False  # the branch's own work is done or waits on this call: its slot goes to it
         else:
@@ -247,6 +251,7 @@ class Branches:
             source = Source(branch.saver, info.checkpoint_id, info.task_id)
         entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
         entry.config = recording_config(config, entry, bool(self.streams_messages))
+        self.adaptive.launched(entry)  # counts its tokens (issue 18)
         store = self.run.store
         entry.store_version = store.version if store is not None else 0
         entry.task = self._spawn(self._early_call(entry))

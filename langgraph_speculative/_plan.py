@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.graph.state import CompiledStateGraph
 
+from ._adaptive import Tuner
 from ._report import SpeculationReport, graph_report
 from ._state import Binding
 from ._stores import BranchStore, ReadOnlyCache
@@ -52,6 +53,8 @@ class Plan:
     last_report: SpeculationReport | None = None
     reports: OrderedDict[str, SpeculationReport] = field(default_factory=OrderedDict)
     warned: set[str] = field(default_factory=set)
+    tuning: Tuner = field(default_factory=Tuner)
+    """Adaptive speculation's estimates per node, shared by all runs (issue 18)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def learn_gate(self, name: str) -> None:

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ._adaptive_policy import AdaptivePolicy
+
 __all__ = ("Guess", "SpeculationPolicy")
 
 
@@ -39,7 +41,17 @@ class SpeculationPolicy:
     enabled: bool = True
     """When False the node runs its actor only, exactly like a plain node."""
 
+    adaptive: AdaptivePolicy | bool | None = None
+    """Learn where guesses pay (`AdaptivePolicy`; True: its defaults). `k` and `depth` are then
+    upper bounds, and each step branches only the guesses worth their cost. None: static."""
+
     def __post_init__(self) -> None:
+        if self.adaptive is True or self.adaptive is False:  # adaptive speculation (issue 18)
+            object.__setattr__(self, "adaptive", AdaptivePolicy() if self.adaptive else None)
+        if self.adaptive is not None and not isinstance(self.adaptive, AdaptivePolicy):
+            raise TypeError(
+                f"SpeculationPolicy(adaptive={self.adaptive!r}): use AdaptivePolicy(...), True or None"
+            )
         _check_int("k", self.k, 1)
         _check_int("depth", self.depth, 1)
         _check_int("max_inflight", self.max_inflight, 1)

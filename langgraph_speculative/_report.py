@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ._costs import cost_summary
+
 __all__ = ("NodeStats", "SpeculationReport")
 
 RUN_EVENTS = 10_000  # events one run's report keeps
@@ -40,6 +42,17 @@ class NodeStats:
     already been running when the main run asked for it."""
     wasted_s: float = 0.0
     """Actor-seconds spent in early calls that were never adopted."""
+    # cost accounting (issue 18)
+    speculator_calls: int = 0
+    """Speculator calls started."""
+    speculator_s: float = 0.0
+    """Seconds the speculator calls ran."""
+    tokens_adopted: int = 0
+    """LLM tokens (LangChain usage metadata) of early calls the main run adopted: spent either way."""
+    tokens_wasted: int = 0
+    """LLM tokens of early calls never adopted."""
+    speculator_tokens: int = 0
+    """LLM tokens of speculator calls."""
 
 
 @dataclass
@@ -160,6 +173,7 @@ class SpeculationReport:
             "wall_time_s": round(self.wall_time_s, 6),
             "checkpointer_calls": self.checkpointer_calls,
             "peak_inflight": self.peak_inflight,
+            **cost_summary(self),  # cost accounting (issue 18)
             "nodes": {
                 n: {f.name: getattr(s, f.name) for f in fields(NodeStats)} for n, s in self.nodes.items()
             },

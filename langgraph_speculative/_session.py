@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphInterrupt
 
+from ._adaptive import RunTuning
 from ._branches import Branches
 from ._budget import process_budget
 from ._context import Ctx, exec_info
@@ -100,6 +101,7 @@ class Session(Branches, Lifecycle):
         self._results_lock = threading.Lock()
         self.run_id = ""
         self.streams_messages: bool | None = None  # is the main run streaming `messages`?
+        self.adaptive = RunTuning(self)  # adaptive speculation and cost accounting (issue 18)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -376,6 +378,7 @@ class Session(Branches, Lifecycle):
         if entry.spec_task is not None and not entry.spec_task.done():
             entry.spec_task.cancel()
             self.emit("speculator_late", entry.name)
+        self.adaptive.observe(self, entry, result)  # adaptive speculation: learn (issue 18)
         live = [br for br in entry.branches if not br.cancelled]
         if not live:
             return
@@ -447,6 +450,8 @@ class Session(Branches, Lifecycle):
         b = entry.binding
         assert b.speculator is not None and b.policy is not None
         policy, stats = b.policy, self.report.node(b.name)
+        if not self.adaptive.begin(self, entry):  # adaptive speculation: off this step (issue 18)
+            return
         t0 = time.monotonic()
         try:
             state = copy.deepcopy(entry.state)  # the speculator cannot change the run's state
@@ -459,6 +464,7 @@ class Session(Branches, Lifecycle):
             "callbacks": quiet(entry.config.get("callbacks")),
             "run_name": f"{b.name}:speculator",
         }
+        cfg = self.adaptive.speculator_config(entry, cfg)  # counts its tokens (issue 18)
         try:
             raw = await asyncio.wait_for(
                 contained(b.speculator.ainvoke(state, cfg)), policy.speculator_timeout
@@ -494,9 +500,10 @@ class Session(Branches, Lifecycle):
             speculator_s=round(time.monotonic() - t0, 6),
             level=entry.level,
         )
+        chosen = self.adaptive.choose(self, entry, guesses)  # adaptive speculation (issue 18)
         if self.closed or entry.resolved or (entry.owner is None and entry.adopted and entry.result.done()):
             return
-        for rank, guess in enumerate(guesses, 1):
+        for rank, guess in chosen:
             why = self._acquire()
             if why is not None:
                 self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import NotRequired
 
-from langgraph_speculative import Guess, SpeculationPolicy, speculate
+from langgraph_speculative import AdaptivePolicy, Guess, SpeculationPolicy, speculate
 
 from .._common import ScriptedChatModel
 from ._chat import ChatActionSpeculator, chat_model
@@ -125,6 +125,7 @@ def make_graph(
     guess_actions: bool = True,
     action_speculator: Any = "offline",
     depth: int = 1,
+    adaptive: AdaptivePolicy | bool | None = None,
 ) -> StateGraph:  # type: ignore[type-arg]
     """A ReAct graph (agent -> tool -> record -> agent ... until Finish or `max_steps`).
 
@@ -138,7 +139,10 @@ def make_graph(
     "offline" (`ActionSpeculator`), a chat model string such as
     "openai:gpt-4o-mini" (`ChatActionSpeculator`, built at run time), or an
     object with `guess(question, steps, k)`; `k`, `depth`: the speculation
-    policy.
+    policy; `adaptive`: learn per node which guesses pay (`AdaptivePolicy`, True for its
+    defaults; `k`, `depth` become bounds). It pays here where a speculator is often wrong:
+    against live or recorded observations the local mirror's guessed observation rarely
+    matches, and each wrong one starts an agent call on a branch; adaptive stops that.
     """
     wiki = (
         LocalWiki()
@@ -226,7 +230,7 @@ def make_graph(
                     else (lambda s: [])
                 ),
             },
-            policy=SpeculationPolicy(k=k, depth=depth),
+            policy=SpeculationPolicy(k=k, depth=depth, adaptive=adaptive),
             keys={"tool": _tool_key},
             matches={"agent": _same_action},
         )
