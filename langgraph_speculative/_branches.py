@@ -26,7 +26,7 @@ from ._guesses import describe
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Source, only_reads
 from ._tee import RecordingSaver
-from ._trace import current_run_tree, quiet
+from ._trace import current_run_tree, quiet, untraced
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -87,7 +87,10 @@ class Branches:
             },
         }
         try:
-            await RunnableLambda(self._branch_body, name=cfg["run_name"]).ainvoke(branch, cfg)
+            if untraced(cfg["callbacks"]):
+                await self._branch_body(branch, cfg)
+            else:
+                await RunnableLambda(self._branch_body, name=cfg["run_name"]).ainvoke(branch, cfg)
         except (asyncio.CancelledError, BranchStop):
             pass
         except BaseException as exc:  # kept as an event: nothing of a branch reaches the run

@@ -211,7 +211,9 @@ class Session(Branches, Lifecycle):
 
     def _main_sync(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
         key = self._key(b, state) if self.cache_names.get(b.name) else None
-        if key is not None:
+        # A round trip to the loop only when an early call is there to claim (a dict lookup is
+        # atomic; one launched just after it is not adopted, and the run makes the call itself).
+        if key is not None and (b.name, key) in self.cache:
             entry = self._on_loop(self._claim, b, key, state, config, info)
             if entry is not None:
                 try:
