@@ -412,6 +412,8 @@ def measure(
             if mode == "sequential" and plain is not None:
                 plain[case["label"]] = results[mode]
         base = results["sequential"]
+        times = ", ".join(f"{m} {r['elapsed']:.2f} s" for m, r in results.items())
+        print(f"{name} {case['label']}: {times}", file=sys.stderr, flush=True)  # progress
         for mode, r in results.items():
             totals[mode] += r["elapsed"]
             if transcript(r["messages"]) != transcript(base["messages"]) or r["state"] != base["state"]:

@@ -7,6 +7,7 @@ policy, so the core has a one-way flow: `_context` <- `_session` <- `_compile`.
 
 from __future__ import annotations
 
+import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,13 +50,24 @@ class SpeculationInfo:
     """How many guesses deep the branch is (1: a guess of a call the main run is making)."""
 
 
-@dataclass
 class Ctx:
-    """The speculation a piece of work belongs to: the main run (`branch is None`) or a branch."""
+    """The speculation a piece of work belongs to: the main run (`branch is None`) or a branch.
 
-    session: Session
-    branch: Branch | None = None
-    entry: Entry | None = None  # set inside an early call
+    It holds its session weakly: contexts copied into tasks and threads keep a `Ctx` alive, and
+    a strong reference would put the session (and all its run holds) in a cycle that only the
+    cyclic collector frees. `session` is None once the run is over.
+    """
+
+    __slots__ = ("_session", "branch", "entry")
+
+    def __init__(self, session: Session, branch: Branch | None = None, entry: Entry | None = None) -> None:
+        self._session = weakref.ref(session)
+        self.branch = branch
+        self.entry = entry  # set inside an early call
+
+    @property
+    def session(self) -> Session | None:
+        return self._session()
 
 
 _CURRENT: ContextVar[Ctx | None] = ContextVar("langgraph_speculative", default=None)

@@ -83,7 +83,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         if not plan.active:
             return None
         ctx = _CURRENT.get()
-        if ctx is not None and ctx.session.plan is plan:
+        if ctx is not None and ctx.session is not None and ctx.session.plan is plan:
             return None  # this graph inside its own run: the outer session speculates for both
         merged = ensure_config(merge_configs(self.config, config))
         conf = merged.get("configurable") or {}
@@ -165,6 +165,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         session.adaptive.finish(session)  # tokens of early calls never adopted (issue 18)
         self._local.report = report
         self.speculation.keep(session.run_id, report)
+        session.release()
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
         """`CompiledStateGraph.stream`, with a speculation session around the run."""

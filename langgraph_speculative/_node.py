@@ -47,7 +47,7 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
 
     def _ctx(self) -> Ctx | None:
         ctx = _CURRENT.get()
-        if ctx is None:
+        if ctx is None or ctx.session is None:
             return None
         if not self.joins_any and ctx.session.plan.bindings.get(self.binding.name) is not self.binding:
             return None  # another graph's run (a graph invoked from inside a node): not ours
@@ -61,11 +61,13 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
             return self.binding.action.invoke(input, config, **kwargs)
         config = config if config is not None else ensure_config()  # as LangGraph gave it
         binding = self._binding(config)
+        session = ctx.session
+        assert session is not None  # the run holds it while its nodes run
         if ctx.branch is not None:  # a sync subgraph on a branch, in one of the session's threads
-            assert ctx.session.loop is not None
-            coro = ctx.session.branch_node(binding, input, config, ctx.branch)
-            return asyncio.run_coroutine_threadsafe(coro, ctx.session.loop).result()
-        return ctx.session.main_sync(binding, input, config)
+            assert session.loop is not None
+            coro = session.branch_node(binding, input, config, ctx.branch)
+            return asyncio.run_coroutine_threadsafe(coro, session.loop).result()
+        return session.main_sync(binding, input, config)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node (async)."""
@@ -75,9 +77,11 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
             return await self.binding.action.ainvoke(input, config, **kwargs)
         config = config if config is not None else ensure_config()  # as LangGraph gave it
         binding = self._binding(config)
+        session = ctx.session
+        assert session is not None  # the run holds it while its nodes run
         if ctx.branch is not None:
-            return await ctx.session.branch_node(binding, input, config, ctx.branch)
-        return await ctx.session.main_async(binding, input, config)
+            return await session.branch_node(binding, input, config, ctx.branch)
+        return await session.main_async(binding, input, config)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         """Run the node (sync), yielding its output once; LangGraph streams each node this way

@@ -92,7 +92,7 @@ class Session(Branches, Lifecycle):
         self.closed = False
         self.writer: Any = None
         self.writer_ctx: contextvars.Context | None = None
-        self.main_ctx = Ctx(self)
+        self.main_ctx: Ctx | None = Ctx(self)
         self.budget = process_budget()
         self.budget.run_started()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -102,6 +102,16 @@ class Session(Branches, Lifecycle):
         self.run_id = ""
         self.streams_messages: bool | None = None  # is the main run streaming `messages`?
         self.adaptive = RunTuning(self)  # adaptive speculation and cost accounting (issue 18)
+
+    def release(self) -> None:
+        """After the run: break the session's reference cycles, so that what the run held (its
+        recorded checkpoints, its graph, its state) is freed at once rather than by the cyclic
+        collector, whose full passes cost every run of a busy process."""
+        self.main_ctx = None
+        self.writer = self.writer_ctx = None
+        self.results.clear()
+        self.cache.clear()
+        self.tasks.clear()
 
     # ------------------------------------------------------------------ plumbing
 
