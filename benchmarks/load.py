@@ -12,6 +12,7 @@ on the speculative one. `--saver postgres` uses `AsyncPostgresSaver` with a pool
     python benchmarks/load.py --quick
     python benchmarks/load.py --json                      # memory and postgres, 1/10/100 runs
     python benchmarks/load.py --soak 2000 --json          # memory per run over 2,000 runs
+    python benchmarks/load.py --saver memory --runs 100 --shed-all [--no-gc] --json
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from _common import emit, median, parser  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 
-from langgraph_speculative import SpeculationPolicy, speculate  # noqa: E402
+from langgraph_speculative import SpeculationPolicy, set_process_budget, speculate  # noqa: E402
 
 PG_URI = os.environ.get("LGS_PG_URI", "postgresql://postgres@127.0.0.1:54329/postgres")
 STEPS = 4
@@ -180,12 +181,23 @@ def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--saver", choices=["memory", "postgres", "both"], default="both")
     p.add_argument("--soak", type=int, metavar="RUNS", help="instead: memory over RUNS sequential runs")
+    p.add_argument("--runs", type=int, metavar="N", help="only this many concurrent runs")
+    p.add_argument(
+        "--shed-all", action="store_true", help="shed every speculation (the speculative path's own cost)"
+    )
+    p.add_argument("--no-gc", action="store_true", help="with the cyclic garbage collector off")
     args = p.parse_args()
+    if args.shed_all:
+        set_process_budget(busy=1e-9)
+    if args.no_gc:
+        gc.disable()
     if args.soak:
         result = asyncio.run(soak(args.soak, args.seed))
         print(result if not args.json else __import__("json").dumps(result))
         return
     levels, reps = ((1, 10, 100), 3) if not args.quick else ((1, 10, 50), 2)
+    if args.runs:
+        levels = (args.runs,)
     kinds = ["memory", "postgres"] if args.saver == "both" else [args.saver]
     rows = []
     for kind in kinds:

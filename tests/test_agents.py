@@ -204,10 +204,12 @@ def test_a_write_never_runs_early(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
 def test_a_reply_that_also_writes_serves_nothing_early(mode: str) -> None:
-    script = [[("get_order", {"order_id": "A1"}), ("cancel_order", {"order_id": "A1"})]]
+    # The read and the write name different orders: run together by the tool step, a read of the
+    # order being cancelled would race the write in the plain run too.
+    script = [[("get_order", {"order_id": "B2"}), ("cancel_order", {"order_id": "A1"})]]
 
     def guess(state: Any) -> list[dict[str, Any]]:
-        return [{"name": "get_order", "args": {"order_id": "A1"}}] if len(state["messages"]) == 1 else []
+        return [{"name": "get_order", "args": {"order_id": "B2"}}] if len(state["messages"]) == 1 else []
 
     plain, _ = sequential(mode, script)
     out, shop, mw = speculative(mode, guess, script=script)
