@@ -195,7 +195,8 @@ def main() -> None:
         result = asyncio.run(soak(args.soak, args.seed))
         print(result if not args.json else __import__("json").dumps(result))
         return
-    levels, reps = ((1, 10, 100), 3) if not args.quick else ((1, 10, 50), 2)
+    levels: tuple[int, ...] = (1, 10, 100) if not args.quick else (1, 10, 50)
+    reps = 3 if not args.quick else 2
     if args.runs:
         levels = (args.runs,)
     kinds = ["memory", "postgres"] if args.saver == "both" else [args.saver]
