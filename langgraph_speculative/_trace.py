@@ -37,9 +37,9 @@ _EVENT_STREAMS = ("langchain_core.tracers.event_stream", "langchain_core.tracers
 """Where `astream_events` and `astream_log` keep their handlers (LangGraph Server's "events")."""
 
 
-def quiet(callbacks: Any) -> Any:
-    """The run's callbacks without LangGraph's own stream handlers, nor `astream_events`' and
-    `astream_log`'s.
+def quiet(callbacks: Any, *, event_streams: bool = True) -> Any:
+    """The run's callbacks without LangGraph's own stream handlers, nor (with `event_streams`)
+    `astream_events`' and `astream_log`'s.
 
     Speculative work (branches, early calls, speculators) is traced like any other run, but
     must not reach the user's `messages` stream: a wrong branch's tokens would read as the
@@ -49,7 +49,7 @@ def quiet(callbacks: Any) -> Any:
 
     def streams(h: Any) -> bool:
         module = type(h).__module__
-        return module.split(".")[0] == "langgraph" or module in _EVENT_STREAMS
+        return module.split(".")[0] == "langgraph" or (event_streams and module in _EVENT_STREAMS)
 
     if isinstance(callbacks, list):
         return [h for h in callbacks if not streams(h)]

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
+from langgraph_speculative._trace import quiet
 
 from ._calls import ToolGuess, coerce_guesses
 from ._inspect import store_arg
@@ -398,28 +398,6 @@ def _reply_calls(response: Any) -> list[dict[str, Any]]:
     return [dict(c) for c in ai.tool_calls] if ai is not None else []
 
 
-def _quiet(callbacks: Any) -> Any:
-    """The run's callbacks without LangGraph's own stream handlers.
-
-    A prefetch is traced (as a child of the model call, tagged `speculative`),
-    but must not reach the `messages`/`tools` streams: a wrong guess would
-    read as the agent's. LangGraph's handlers are told apart by their module.
-    """
-
-    def streams(h: Any) -> bool:
-        return type(h).__module__.split(".")[0] == "langgraph"
-
-    if isinstance(callbacks, list):
-        return [h for h in callbacks if not streams(h)]
-    if isinstance(callbacks, BaseCallbackManager):
-        drop = [h for h in [*callbacks.handlers, *callbacks.inheritable_handlers] if streams(h)]
-        if drop:
-            callbacks = callbacks.copy()
-            for h in drop:
-                callbacks.remove_handler(h)
-    return callbacks
-
-
 def tool_config(config: RunnableConfig) -> RunnableConfig:
     """The config prefetches run under: the user's configurable, none of LangGraph's internals."""
     configurable = {
@@ -427,7 +405,9 @@ def tool_config(config: RunnableConfig) -> RunnableConfig:
         for k, v in (config.get("configurable") or {}).items()
         if not str(k).startswith("__pregel_") and not str(k).startswith("checkpoint_")
     }
-    return {"callbacks": _quiet(config.get("callbacks")), "configurable": configurable}
+    # A prefetch is traced (a child of the model call, tagged `speculative`) but must not reach
+    # LangGraph's `messages`/`tools` streams: a wrong guess would read as the agent's.
+    return {"callbacks": quiet(config.get("callbacks"), event_streams=False), "configurable": configurable}
 
 
 def _prefetch_config(base: RunnableConfig, guess: ToolGuess, rank: int) -> RunnableConfig:
