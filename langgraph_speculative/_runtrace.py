@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 
+from ._trace import handlers_of
+
 if TYPE_CHECKING:
     from ._session import Session
 
@@ -25,14 +27,8 @@ __all__ = ("RunSummary", "find_tracers")
 def _tracers_in(callbacks: Any) -> list[Any]:
     from langchain_core.tracers.langchain import LangChainTracer
 
-    if isinstance(callbacks, BaseCallbackManager):
-        handlers = [*callbacks.handlers, *callbacks.inheritable_handlers]
-    elif isinstance(callbacks, list):
-        handlers = list(callbacks)
-    else:
-        handlers = []
     out: list[Any] = []
-    for h in handlers:
+    for h in handlers_of(callbacks):
         if isinstance(h, LangChainTracer) and h not in out:
             out.append(h)
     return out

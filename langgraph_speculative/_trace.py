@@ -68,18 +68,13 @@ def untraced(callbacks: Any) -> bool:
     Then speculative work skips the traced wrapper run (a `RunnableLambda` call costs about
     0.2 ms, per branch) and runs its body directly: nothing could have recorded the wrapper.
     """
-    if callbacks is None:
-        handlers: list[Any] = []
-    elif isinstance(callbacks, list):
-        handlers = callbacks
-    elif isinstance(callbacks, BaseCallbackManager):
-        handlers = [*callbacks.handlers, *callbacks.inheritable_handlers]
-    else:
+    if callbacks is not None and not isinstance(callbacks, (list, BaseCallbackManager)):
         return False
-    return not handlers and not ls_utils.tracing_is_enabled()
+    return not handlers_of(callbacks) and not ls_utils.tracing_is_enabled()
 
 
-def _handlers(callbacks: Any) -> list[Any]:
+def handlers_of(callbacks: Any) -> list[Any]:
+    """The handlers of a run's callbacks (a list or a manager), each once."""
     if isinstance(callbacks, list):
         return list(callbacks)
     if isinstance(callbacks, BaseCallbackManager):
@@ -94,7 +89,7 @@ def streams_messages(callbacks: Any) -> bool:
     """Is the run streaming `messages` (LangGraph's v1 token handler among its callbacks)?"""
     return any(
         type(h).__name__ == "StreamMessagesHandler" and type(h).__module__.startswith("langgraph")
-        for h in _handlers(callbacks)
+        for h in handlers_of(callbacks)
     )
 
 
@@ -143,7 +138,7 @@ class TokenRecorder(BaseCallbackHandler):
         happened under it (its metadata, new run ids); tracing handlers are not told twice."""
         if not isinstance(callbacks, BaseCallbackManager):
             return
-        targets = [h for h in _handlers(callbacks) if type(h).__module__.startswith("langgraph")]
+        targets = [h for h in handlers_of(callbacks) if type(h).__module__.startswith("langgraph")]
         if not targets:
             return
         ids: dict[Any, Any] = {}
