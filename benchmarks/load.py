@@ -2,12 +2,13 @@
 
 Each run is a 4-step chain of async actors (50 ms each, `asyncio.sleep`), every step speculated
 by a speculator that is right half the time (the same draws for both graphs), each run on its
-own thread; all runs of a level start together on one event loop and the wall time of the
-whole level is measured, plain and speculative in turns, medians over repeats. Also reported:
-branch errors, adopted calls, and calls to the user's checkpointer per step (reads, checkpoint
-writes, task writes), counted by a pass-through saver on the plain graph and by the run's report
-on the speculative one. `--saver postgres` uses `AsyncPostgresSaver` with a pool of 20 on
-`LGS_PG_URI` (default postgresql://postgres@127.0.0.1:54329/postgres).
+own thread; all runs of a level start together on one event loop, plain and speculative levels
+in turns, medians over 7 repeats. Reported: the wall time of the whole level (`ratio`) and the
+mean latency of its runs (`latency_ratio`), branch errors, adopted calls, runs and calls that
+shed speculation because the process was busy, and calls to the user's checkpointer per step
+(reads, checkpoint writes, task writes), counted by a pass-through saver on the plain graph and
+by the reports of the speculating runs. `--saver postgres` uses `AsyncPostgresSaver` with a pool
+of 20 on `LGS_PG_URI` (default postgresql://postgres@127.0.0.1:54329/postgres).
 
     python benchmarks/load.py --quick
     python benchmarks/load.py --json                      # memory and postgres, 1/10/100 runs
@@ -94,17 +95,23 @@ class Counting(InMemorySaver):
         return await super().aput_writes(*a, **k)
 
 
-async def level(graph: Any, runs: int, offset: int) -> float:
+async def timed_run(graph: Any, run: int) -> float:
     t0 = time.perf_counter()
-    outs = await asyncio.gather(
-        *(
-            graph.ainvoke({"run": offset + i, "n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
-            for i in range(runs)
-        )
-    )
-    elapsed = time.perf_counter() - t0
-    assert all(o["n"] == STEPS for o in outs), outs[:3]
-    return elapsed
+    out = await graph.ainvoke({"run": run, "n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+    assert out["n"] == STEPS, out
+    return time.perf_counter() - t0
+
+
+async def level(graph: Any, runs: int, offset: int) -> float:
+    """Wall time of `runs` concurrent runs (and, in `LAST_LATENCY`, their mean latency)."""
+    global LAST_LATENCY
+    t0 = time.perf_counter()
+    latencies = await asyncio.gather(*(timed_run(graph, offset + i) for i in range(runs)))
+    LAST_LATENCY = sum(latencies) / runs
+    return time.perf_counter() - t0
+
+
+LAST_LATENCY = 0.0
 
 
 async def with_saver(kind: str, fn: Any) -> Any:
@@ -128,31 +135,37 @@ async def measure(kind: str, runs: int, reps: int, seed: int) -> dict[str, Any]:
         )
         await level(plain, min(runs, 4), 10**6)  # warm both up (imports, pools)
         await level(graph, min(runs, 4), 10**6)
-        plain_t, spec_t = [], []
+        plain_t, spec_t, plain_l, spec_l = [], [], [], []
         plain_calls = 0
         for r in range(reps):
             Counting.calls = 0
             plain_t.append(await level(plain, runs, r * runs))
+            plain_l.append(LAST_LATENCY)
             plain_calls = Counting.calls
             spec_t.append(await level(graph, runs, r * runs))
+            spec_l.append(LAST_LATENCY)
         rep = graph.report
         errors = sum(1 for e in rep.events if e["event"] in ("branch_error", "internal_error"))
         adopted = rep.adopted
         spec_calls = rep.checkpointer_calls
-        steps = (runs * reps + min(runs, 4)) * STEPS  # the warm-up runs count too
+        steps = (rep.runs - rep.shed_runs) * STEPS  # runs that speculated (shed runs are plain)
         return {
             "saver": kind,
             "concurrent_runs": runs,
             "plain_s": round(median(plain_t), 3),
             "speculative_s": round(median(spec_t), 3),
             "ratio": round(median(spec_t) / median(plain_t), 3),
+            "plain_latency_s": round(median(plain_l), 3),
+            "speculative_latency_s": round(median(spec_l), 3),
+            "latency_ratio": round(median(spec_l) / median(plain_l), 3),
             "branch_errors": errors,
             "adopted_per_run": round(adopted / max(1, rep.runs), 2),
             "plain_saver_calls_per_step": round(plain_calls / (runs * STEPS), 2)
             if kind == "memory"
             else None,
-            "saver_calls_per_step": round(spec_calls / steps, 2),
-            "shed_events": sum(1 for e in rep.events if e["event"] == "shed"),
+            "saver_calls_per_step": round(spec_calls / steps, 2) if steps else None,
+            "shed_runs": rep.shed_runs,
+            "shed_calls": rep.shed,
         }
 
     return await with_saver(kind, body)  # type: ignore[no-any-return]
@@ -196,7 +209,7 @@ def main() -> None:
         print(result if not args.json else __import__("json").dumps(result))
         return
     levels: tuple[int, ...] = (1, 10, 100) if not args.quick else (1, 10, 50)
-    reps = 3 if not args.quick else 2
+    reps = 7 if not args.quick else 3
     if args.runs:
         levels = (args.runs,)
     kinds = ["memory", "postgres"] if args.saver == "both" else [args.saver]
@@ -216,11 +229,13 @@ def main() -> None:
         "plain_s",
         "speculative_s",
         "ratio",
+        "latency_ratio",
         "branch_errors",
         "adopted_per_run",
         "saver_calls_per_step",
         "plain_saver_calls_per_step",
-        "shed_events",
+        "shed_runs",
+        "shed_calls",
     ]
     emit(rows, cols, args.json, {"steps": STEPS, "latency_s": LATENCY, "p_right": 0.5, "reps": reps})
 

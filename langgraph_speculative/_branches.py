@@ -61,6 +61,8 @@ class Branches:
 
         def _acquire(self) -> str | None: ...
 
+        def _not_started(self, node: str, why: str) -> None: ...
+
         def _release(self) -> None: ...
 
         def _release_branch(self, branch: Branch) -> None: ...
@@ -247,7 +249,7 @@ class Branches:
         else:
             why = self._acquire()
             if why is not None:
-                self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
+                self._not_started(b.name, why)
                 return None
         source = None
         if info is not None and info.task_id is not None and "|" not in (info.checkpoint_ns or ""):

@@ -5,15 +5,22 @@ Every branch and every call launched early takes one slot of its run's budget
 created, so both are hard bounds at every instant. When several runs share the process and it is
 busy (its Python work uses most of a core), new speculation is shed: speculative work would then
 be paid for by the other runs' main work, so a busy server is never slower for speculating.
+The load is the process's CPU time per wall second (all threads), smoothed over about 50 ms.
+A run that starts while the process is busy does not speculate at all (`shed_run`): it runs as
+the plain graph, at the plain graph's cost.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 
 __all__ = ("ProcessBudget", "process_budget", "set_process_budget")
+
+_MIN_SAMPLE_S = 0.005  # the load is re-read at most this often
+_SMOOTHING_S = 0.05  # and averaged over about this long
 
 
 class ProcessBudget:
@@ -44,6 +51,13 @@ class ProcessBudget:
         with self._lock:
             return self.active_runs > 1 and self._sample() >= self.busy
 
+    def shed_run(self) -> bool:
+        """A run starts: count it, and say whether it should run without speculating (True when
+        other runs are active and the process is busy). End it with `run_ended` either way."""
+        with self._lock:
+            self.active_runs += 1
+            return self.active_runs > 1 and self._sample() >= self.busy
+
     def release(self) -> None:
         """Give a slot back."""
         with self._lock:
@@ -58,18 +72,20 @@ class ProcessBudget:
             self.active_runs = max(0, self.active_runs - 1)
 
     def _sample(self) -> float:
-        """The process's CPU use (in cores) over the last tenth of a second or so."""
+        """The process's CPU use, in cores, averaged over about the last 50 ms (exponentially:
+        a burst of work shows within a few milliseconds, a long quiet spell counts as quiet)."""
         now, cpu = time.monotonic(), time.process_time()
         elapsed = now - self._wall
-        if elapsed >= 0.05:
-            self._load = (cpu - self._cpu) / elapsed
+        if elapsed >= _MIN_SAMPLE_S:
+            weight = 1.0 - math.exp(-elapsed / _SMOOTHING_S)
+            self._load += ((cpu - self._cpu) / elapsed - self._load) * weight
             self._wall, self._cpu = now, cpu
         return self._load
 
 
 _BUDGET = ProcessBudget(
     limit=int(os.environ.get("LGS_PROCESS_BUDGET", "256")),
-    busy=float(os.environ.get("LGS_BUSY_CORES", "0.85")),
+    busy=float(os.environ.get("LGS_BUSY_CORES", "0.5")),
 )
 
 
@@ -81,7 +97,11 @@ def process_budget() -> ProcessBudget:
 def set_process_budget(limit: int | None = None, *, busy: float | None = None) -> None:
     """Set the process-wide bound on speculative work in flight (default 256, env
     `LGS_PROCESS_BUDGET`) and the load, in cores of Python work, above which concurrent runs
-    shed new speculation (default 0.85, env `LGS_BUSY_CORES`; `float("inf")` never sheds)."""
+    shed new speculation (default 0.5, env `LGS_BUSY_CORES`; `float("inf")` never sheds).
+
+    Half a core, because a speculating run can take about three times a plain run's CPU (its
+    branches run the graph ahead: `benchmarks/load.py`, k=1), so above half a core speculation
+    would saturate the interpreter the other runs need."""
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"set_process_budget(limit={limit!r}): use a whole number >= 0")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._session import Session
     from ._state import Branch, Entry
 
-__all__ = ("BranchStop", "SpeculationInfo", "current", "exec_info", "speculation_info")
+__all__ = ("SHED", "BranchStop", "SpeculationInfo", "current", "exec_info", "speculation_info")
 
 
 class BranchStop(GraphBubbleUp):
@@ -55,19 +55,26 @@ class Ctx:
 
     It holds its session weakly: contexts copied into tasks and threads keep a `Ctx` alive, and
     a strong reference would put the session (and all its run holds) in a cycle that only the
-    cyclic collector frees. `session` is None once the run is over.
+    cyclic collector frees. `session` is None once the run is over, and in a run that does not
+    speculate because the process was busy when it started (`SHED`).
     """
 
     __slots__ = ("_session", "branch", "entry")
 
-    def __init__(self, session: Session, branch: Branch | None = None, entry: Entry | None = None) -> None:
-        self._session = weakref.ref(session)
+    def __init__(
+        self, session: Session | None, branch: Branch | None = None, entry: Entry | None = None
+    ) -> None:
+        self._session = weakref.ref(session) if session is not None else None
         self.branch = branch
         self.entry = entry  # set inside an early call
 
     @property
     def session(self) -> Session | None:
-        return self._session()
+        return self._session() if self._session is not None else None
+
+
+SHED = Ctx(None)
+"""The context of a speculative graph's run that sheds all speculation: it runs as the plain graph."""
 
 
 _CURRENT: ContextVar[Ctx | None] = ContextVar("langgraph_speculative", default=None)

@@ -24,7 +24,8 @@ from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from ._context import _CURRENT
+from ._budget import process_budget
+from ._context import _CURRENT, SHED, Ctx
 from ._plan import Plan, clone
 from ._report import SpeculationReport
 from ._session import Run, Session
@@ -33,7 +34,7 @@ from ._tee import RecordingSaver
 
 __all__ = ("SpeculativeCompiledGraph",)
 
-_CHECKPOINT_KEYS = ("checkpoint_id", "checkpoint_ns", "checkpoint_map")
+_SKIP = ("checkpoint_id", "checkpoint_ns", "checkpoint_map")  # configurable keys branches do not take
 
 
 def _recursion_limit(*configs: RunnableConfig | None) -> int:
@@ -78,7 +79,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
 
     def _open(
         self, input: Any, config: RunnableConfig | None, kwargs: dict[str, Any], mode: str
-    ) -> Session | None:
+    ) -> Session | _Shed | None:
         plan = self.speculation
         if not plan.active:
             return None
@@ -119,41 +120,48 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                 return None
             if thread_id is None:
                 return None  # LangGraph says what is missing
-            recorder = RecordingSaver(saver)
-        else:
-            if isinstance(input, Command):
-                return None  # as without a checkpointer: LangGraph says what is missing
-            recorder = RecordingSaver(InMemorySaver(), implicit=None if thread_id is not None else "run")
-            if kwargs.pop("durability", None) is not None:
-                warnings.warn("`durability` has no effect when no checkpointer is present.", stacklevel=5)
-        run_config: dict[str, Any] = dict(config or {})
-        run_conf = dict(run_config.get("configurable") or {})
-        if lent:
-            run_conf[CONFIG_KEY_CHECKPOINTER] = recorder
-        elif not run_conf:
-            run_conf["checkpoint_ns"] = ""
-        run_config["configurable"] = run_conf
-        store = MainStore(self.store) if self.store is not None else None
-        graph = clone(self, checkpointer=recorder, store=store)
-        run = Run(
-            graph=graph,
-            config=run_config,  # type: ignore[arg-type]
-            recorder=recorder,
-            thread_id=None if thread_id is None else str(thread_id),
-            store=store,
-            cache=self.cache,
-            context=kwargs.get("context"),
-            before=frozenset(before or ()),
-            after=frozenset(after or ()),
-            recursion_limit=_recursion_limit(config, self.config),
-            conf={
-                k: v for k, v in conf.items() if not k.startswith("__pregel_") and k not in _CHECKPOINT_KEYS
-            },
-            tags=list(merged.get("tags") or []),
-            metadata=dict(merged.get("metadata") or {}),
-        )
-        session = Session(plan, "sync" if mode == "sync" else "async", run)
-        session.run_id = str(merged.get("run_id") or uuid.uuid4())
+        elif isinstance(input, Command):
+            return None  # as without a checkpointer: LangGraph says what is missing
+        run_id = str(merged.get("run_id") or uuid.uuid4())
+        budget = process_budget()
+        if budget.shed_run():  # the process is busy with other runs: this one runs plain
+            return _Shed(run_id)
+        try:
+            if isinstance(saver, BaseCheckpointSaver):
+                recorder = RecordingSaver(saver)
+            else:
+                recorder = RecordingSaver(InMemorySaver(), implicit=None if thread_id is not None else "run")
+                if kwargs.pop("durability", None) is not None:
+                    warnings.warn("`durability` has no effect when no checkpointer is present.", stacklevel=5)
+            run_config: dict[str, Any] = dict(config or {})
+            run_conf = dict(run_config.get("configurable") or {})
+            if lent:
+                run_conf[CONFIG_KEY_CHECKPOINTER] = recorder
+            elif not run_conf:
+                run_conf["checkpoint_ns"] = ""
+            run_config["configurable"] = run_conf
+            store = MainStore(self.store) if self.store is not None else None
+            graph = clone(self, checkpointer=recorder, store=store)
+            run = Run(
+                graph=graph,
+                config=run_config,  # type: ignore[arg-type]
+                recorder=recorder,
+                thread_id=None if thread_id is None else str(thread_id),
+                store=store,
+                cache=self.cache,
+                context=kwargs.get("context"),
+                before=frozenset(before or ()),
+                after=frozenset(after or ()),
+                recursion_limit=_recursion_limit(config, self.config),
+                conf={k: v for k, v in conf.items() if not k.startswith("__pregel_") and k not in _SKIP},
+                tags=list(merged.get("tags") or []),
+                metadata=dict(merged.get("metadata") or {}),
+            )
+            session = Session(plan, "sync" if mode == "sync" else "async", run)
+        except BaseException:
+            budget.run_ended()
+            raise
+        session.run_id = run_id
         return session
 
     def _done(self, session: Session, started: float) -> None:
@@ -167,30 +175,33 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         self.speculation.keep(session.run_id, report)
         session.release()
 
+    def _shed_done(self, shed: _Shed) -> None:
+        """A run that did not speculate (the process was busy): its report says so."""
+        process_budget().run_ended()
+        report = SpeculationReport(runs=1, shed_runs=1, wall_time_s=time.monotonic() - shed.started)
+        report.add_event({"type": "speculation", "event": "shed_run", "node": ""})
+        self._local.report = report
+        self.speculation.keep(shed.run_id, report)
+
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
         """`CompiledStateGraph.stream`, with a speculation session around the run."""
         session = self._open(input, config, kwargs, "sync")
         if session is None:
             yield from super().stream(input, config, **kwargs)
             return
-        started = time.monotonic()
-        inner = session.run.graph.stream(input, session.run.config, **kwargs)
-        try:
-            while True:
-                token = _CURRENT.set(session.main_ctx)
-                try:
-                    chunk = next(inner)
-                except StopIteration:
-                    break
-                finally:
-                    _CURRENT.reset(token)
-                yield chunk
-        finally:
+        if isinstance(session, _Shed):
             try:
-                inner.close()
+                yield from _within(SHED, super().stream(input, config, **kwargs))
             finally:
-                session.close()
-                self._done(session, started)
+                self._shed_done(session)
+            return
+        started = time.monotonic()
+        try:
+            inner = session.run.graph.stream(input, session.run.config, **kwargs)
+            yield from _within(session.main_ctx, inner)
+        finally:
+            session.close()
+            self._done(session, started)
 
     async def astream(  # type: ignore[override]
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -201,22 +212,66 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
             return
+        if isinstance(session, _Shed):
+            try:
+                async for chunk in _awithin(SHED, super().astream(input, config, **kwargs)):
+                    yield chunk
+            finally:
+                self._shed_done(session)
+            return
         session.loop = asyncio.get_running_loop()
         started = time.monotonic()
-        inner = session.run.graph.astream(input, session.run.config, **kwargs)
         try:
-            while True:
-                token = _CURRENT.set(session.main_ctx)
-                try:
-                    chunk = await inner.__anext__()
-                except StopAsyncIteration:
-                    break
-                finally:
-                    _CURRENT.reset(token)
+            inner = session.run.graph.astream(input, session.run.config, **kwargs)
+            async for chunk in _awithin(session.main_ctx, inner):
                 yield chunk
         finally:
+            await session.aclose_all()
+            self._done(session, started)
+
+
+class _Shed:
+    """A run that does not speculate: the process was busy with other runs when it started."""
+
+    __slots__ = ("run_id", "started")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.started = time.monotonic()
+
+
+def _within(ctx: Ctx | None, inner: Iterator[Any]) -> Iterator[Any]:
+    """`inner`'s chunks, each computed with the speculation context `ctx` (and only then: the
+    caller's code between chunks does not see it); `inner` is closed at the end."""
+    try:
+        while True:
+            token = _CURRENT.set(ctx)
             try:
-                await inner.aclose()
+                chunk = next(inner)
+            except StopIteration:
+                return
             finally:
-                await session.aclose_all()
-                self._done(session, started)
+                _CURRENT.reset(token)
+            yield chunk
+    finally:
+        close = getattr(inner, "close", None)
+        if close is not None:
+            close()
+
+
+async def _awithin(ctx: Ctx | None, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Async twin of `_within`."""
+    try:
+        while True:
+            token = _CURRENT.set(ctx)
+            try:
+                chunk = await inner.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                _CURRENT.reset(token)
+            yield chunk
+    finally:
+        aclose = getattr(inner, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import ensure_config
 
-from ._context import _CURRENT, Contained, Ctx
+from ._context import _CURRENT, SHED, Contained, Ctx
 from ._keys import default_match
 from ._policy import SpeculationPolicy
 from ._state import Binding
@@ -210,6 +210,8 @@ class SpeculativeNode(Bound):
         return binding
 
     def _unbound(self) -> None:
+        if _CURRENT.get() is SHED:  # a speculative graph's run that sheds speculation
+            return
         if self.policy.enabled and not self._warned:
             self._warned = True
             warnings.warn(

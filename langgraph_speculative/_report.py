@@ -37,6 +37,8 @@ class NodeStats:
     """Early-launched actor calls that were never adopted."""
     speculator_errors: int = 0
     """Speculator calls that raised, timed out, or returned junk."""
+    shed: int = 0
+    """Speculation not started: the process was busy, or `max_inflight` or the process budget full."""
     time_saved_s: float = 0.0
     """Actor time hidden by adoption: for each adopted call, how long it had
     already been running when the main run asked for it."""
@@ -81,6 +83,8 @@ class SpeculationReport:
     """Calls the run made to the user's checkpointer (reads, checkpoints and writes)."""
     peak_inflight: int = 0
     """Most branches and early calls the run had in flight at once."""
+    shed_runs: int = 0
+    """Runs that did not speculate at all: the process was busy with other runs when they began."""
     max_events: int = RUN_EVENTS
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _start: float = field(default_factory=time.monotonic, repr=False, compare=False)
@@ -129,6 +133,11 @@ class SpeculationReport:
         return int(self._total("wasted"))
 
     @property
+    def shed(self) -> int:
+        """Speculation not started (busy process, or budget full)."""
+        return int(self._total("shed"))
+
+    @property
     def time_saved_s(self) -> float:
         """Sum of adopted calls' hidden time (serialized counterfactual)."""
         return float(self._total("time_saved_s"))
@@ -155,6 +164,7 @@ class SpeculationReport:
             self.runs += max(1, other.runs)
             self.checkpointer_calls += other.checkpointer_calls
             self.peak_inflight = max(self.peak_inflight, other.peak_inflight)
+            self.shed_runs += other.shed_runs
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-node counters as plain JSON-able data."""
@@ -168,11 +178,13 @@ class SpeculationReport:
             "launched": self.launched,
             "cancelled": self.cancelled,
             "wasted": self.wasted,
+            "shed": self.shed,
             "time_saved_s": round(saved, 6),
             "wasted_s": round(self.wasted_s, 6),
             "wall_time_s": round(self.wall_time_s, 6),
             "checkpointer_calls": self.checkpointer_calls,
             "peak_inflight": self.peak_inflight,
+            "shed_runs": self.shed_runs,
             **cost_summary(self),  # cost accounting (issue 18)
             "nodes": {
                 n: {f.name: getattr(s, f.name) for f in fields(NodeStats)} for n, s in self.nodes.items()

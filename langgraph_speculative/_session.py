@@ -93,8 +93,7 @@ class Session(Branches, Lifecycle):
         self.writer: Any = None
         self.writer_ctx: contextvars.Context | None = None
         self.main_ctx: Ctx | None = Ctx(self)
-        self.budget = process_budget()
-        self.budget.run_started()
+        self.budget = process_budget()  # the run is counted by whoever opened it (shed_run)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sloop: SessionLoop | None = None
         self._loop_lock = threading.Lock()
@@ -198,6 +197,11 @@ class Session(Branches, Lifecycle):
             self.report.peak_inflight = max(self.report.peak_inflight, self.inflight)
         return why
 
+    def _not_started(self, node: str, why: str) -> None:
+        """Speculation not started: over `max_inflight` or the process budget, or a busy process."""
+        self.report.node(node).shed += 1
+        self.emit("budget" if why == "budget" else "shed", node, inflight=self.inflight)
+
     def _release(self) -> None:
         self.inflight -= 1
         self.budget.release()
@@ -207,6 +211,12 @@ class Session(Branches, Lifecycle):
     def main_sync(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
         """A node on the main run, sync mode (in a LangGraph worker thread)."""
         self._note_writer(config)
+        if self._shed_outright(b):
+            try:
+                return b.action.invoke(state, config)
+            except GraphInterrupt:
+                self.plan.learn_gate(b.name)
+                raise
         info = exec_info()
         fut = self._register(info)
         try:
@@ -257,6 +267,12 @@ class Session(Branches, Lifecycle):
     async def main_async(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
         """A node on the main run, async mode."""
         self._note_writer(config)
+        if self._shed_outright(b):
+            try:
+                return await b.action.ainvoke(state, config)
+            except GraphInterrupt:
+                self.plan.learn_gate(b.name)
+                raise
         info = exec_info()
         fut = self._register(info)
         try:
@@ -301,6 +317,21 @@ class Session(Branches, Lifecycle):
         if call is not None:
             self._finish(call, result)
         return result
+
+    def _shed_outright(self, b: Binding) -> bool:
+        """Should this main-run call skip speculation altogether? When the process is busy and
+        nothing the run speculated could use it (no branch, no early call): it then costs what
+        the plain graph's call costs (no registry, no entry, no trip to the session's loop)."""
+        if self.branches or self.cache or self.closed:
+            return False
+        if not self.budget.shedding():
+            return False
+        if b.speculative:
+            stats = self.report.node(b.name)
+            with self._results_lock:  # sync runs count from LangGraph's worker threads
+                stats.calls += 1
+                stats.shed += 1
+        return True
 
     def _key(self, b: Binding, state: Any) -> str | None:
         """The adoption key of a main-run call; None (nothing adopted) when the key function fails."""
@@ -444,7 +475,7 @@ class Session(Branches, Lifecycle):
             return
         entry.speculated = True
         if self.budget.shedding():  # a busy server: not even the speculator runs
-            self.emit("shed", b.name, inflight=self.inflight)
+            self._not_started(b.name, "busy")
             return
         entry.spec_task = self._spawn(self._speculate(entry))
 
@@ -518,7 +549,7 @@ class Session(Branches, Lifecycle):
         for rank, guess in chosen:
             why = self._acquire()
             if why is not None:
-                self.emit("budget" if why == "budget" else "shed", b.name, inflight=self.inflight)
+                self._not_started(b.name, why)
                 break
             branch = Branch(
                 entry,

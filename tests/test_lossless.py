@@ -33,6 +33,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from langgraph_speculative import SpeculationPolicy, speculate
+from langgraph_speculative._budget import ProcessBudget, process_budget
 
 from .conformance import norm, snapshot
 from .conftest import ASYNC_SAVERS, SYNC_SAVERS, amake_saver, examples, make_saver
@@ -97,8 +98,8 @@ def _store(graph: Any) -> Any:
     return sorted((i.key, str(i.value)) for i in graph.store.search(("s",)))
 
 
-def run_sync(spec: Spec, saver: Any, thread: str, speculative: bool) -> RunResult:
-    probe = Probe(latch=speculative)
+def run_sync(spec: Spec, saver: Any, thread: str, speculative: bool, latch: bool = True) -> RunResult:
+    probe = Probe(latch=speculative and latch)
     graph = _graph(spec, probe, speculative, saver)
     cfg: Any = {"configurable": {"thread_id": thread}, "recursion_limit": 60}
     res = RunResult()
@@ -116,8 +117,8 @@ def run_sync(spec: Spec, saver: Any, thread: str, speculative: bool) -> RunResul
     return res
 
 
-async def run_async(spec: Spec, saver: Any, thread: str, speculative: bool) -> RunResult:
-    probe = Probe(latch=speculative)
+async def run_async(spec: Spec, saver: Any, thread: str, speculative: bool, latch: bool = True) -> RunResult:
+    probe = Probe(latch=speculative and latch)
     graph = _graph(spec, probe, speculative, saver)
     cfg: Any = {"configurable": {"thread_id": thread}, "recursion_limit": 60}
     res = RunResult()
@@ -163,7 +164,7 @@ def expects_adoption(spec: Spec, plain: RunResult) -> bool:
     return False
 
 
-def check(spec: Spec, plain: RunResult, spec_run: RunResult, thread: str) -> None:
+def check(spec: Spec, plain: RunResult, spec_run: RunResult, thread: str, adoption: bool = True) -> None:
     info = spec.describe()
     assert spec_run.turns == plain.turns, info
     assert spec_run.history == plain.history, info
@@ -174,32 +175,73 @@ def check(spec: Spec, plain: RunResult, spec_run: RunResult, thread: str) -> Non
         info,
         spec_run.events,
     )
-    if expects_adoption(spec, plain):
+    if adoption and expects_adoption(spec, plain):
         assert spec_run.adopted >= 1, (info, spec_run.events)
 
 
-def check_sync(spec: Spec, saver_plain: Any, saver_spec: Any) -> None:
+def check_sync(spec: Spec, saver_plain: Any, saver_spec: Any, latch: bool = True) -> None:
     thread = uuid.uuid4().hex
-    check(spec, run_sync(spec, saver_plain, thread, False), run_sync(spec, saver_spec, thread, True), thread)
+    plain = run_sync(spec, saver_plain, thread, False)
+    check(spec, plain, run_sync(spec, saver_spec, thread, True, latch), thread, adoption=latch)
 
 
-async def check_async(spec: Spec, saver_plain: Any, saver_spec: Any) -> None:
+async def check_async(spec: Spec, saver_plain: Any, saver_spec: Any, latch: bool = True) -> None:
     thread = uuid.uuid4().hex
     plain = await run_async(spec, saver_plain, thread, False)
-    check(spec, plain, await run_async(spec, saver_spec, thread, True), thread)
+    check(spec, plain, await run_async(spec, saver_spec, thread, True, latch), thread, adoption=latch)
 
 
-def _check_any(spec: Spec) -> None:
+def _check_any(spec: Spec, latch: bool = True) -> None:
     if spec.asynchronous:
-        asyncio.run(check_async(spec, InMemorySaver(), InMemorySaver()))
+        asyncio.run(check_async(spec, InMemorySaver(), InMemorySaver(), latch))
     else:
-        check_sync(spec, InMemorySaver(), InMemorySaver())
+        check_sync(spec, InMemorySaver(), InMemorySaver(), latch)
 
 
 @settings(max_examples=EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
 @given(spec=specs())
 def test_lossless_random_apps_memory(spec: Spec) -> None:
     _check_any(spec)
+
+
+@contextmanager
+def _shedding_at_random(seed: int) -> Iterator[ProcessBudget]:
+    """The process budget sheds at random points, as a busy server's would: whole runs, calls,
+    single branches (each a coin toss), so every point where speculation stops is exercised."""
+    budget = process_budget()
+    rnd, lock = random.Random(seed), threading.Lock()
+    shed_run, acquire = budget.shed_run, budget.acquire
+
+    def coin() -> bool:
+        with lock:
+            return rnd.random() < 0.5
+
+    def random_shed_run() -> bool:
+        shed_run()  # counts the run
+        return coin()
+
+    def random_acquire() -> str | None:
+        why = acquire()
+        if why is None and coin():
+            budget.release()
+            return "busy"
+        return why
+
+    budget.shed_run, budget.shedding, budget.acquire = random_shed_run, coin, random_acquire  # type: ignore[method-assign]
+    try:
+        yield budget
+    finally:
+        del budget.shed_run, budget.shedding, budget.acquire
+
+
+@settings(max_examples=examples(50), **_SETTINGS)  # type: ignore[arg-type]
+@given(spec=specs(), seed=st.integers(0, 2**32))
+def test_lossless_when_a_busy_process_sheds_at_random_points(spec: Spec, seed: int) -> None:
+    """Shedding (a whole run, a call, one branch) changes nothing a run commits, and gives
+    back every slot: no run and nothing speculative is left counted once runs end."""
+    with _shedding_at_random(seed) as budget:
+        _check_any(spec, latch=False)  # no latches: a shed branch never comes
+    assert budget.active_runs == 0 and budget.inflight == 0, (budget.active_runs, budget.inflight)
 
 
 @pytest.mark.parametrize("seed", REGRESSION_SEEDS)
