@@ -3,12 +3,13 @@
 Each run is a 4-step chain of async actors (50 ms each, `asyncio.sleep`), every step speculated
 by a speculator that is right half the time (the same draws for both graphs), each run on its
 own thread; all runs of a level start together on one event loop, plain and speculative levels
-in turns, medians over 7 repeats. Reported: the wall time of the whole level (`ratio`) and the
-mean latency of its runs (`latency_ratio`), branch errors, adopted calls, runs and calls that
-shed speculation because the process was busy, and calls to the user's checkpointer per step
-(reads, checkpoint writes, task writes), counted by a pass-through saver on the plain graph and
-by the reports of the speculating runs. `--saver postgres` uses `AsyncPostgresSaver` with a pool
-of 20 on `LGS_PG_URI` (default postgresql://postgres@127.0.0.1:54329/postgres).
+in turns (each first every other repeat), medians over 7 repeats. Reported: the wall time of
+the whole level (`ratio`) and the mean latency of its runs (`latency_ratio`), branch errors,
+adopted calls, runs and calls that shed speculation because the process was busy, and calls
+to the user's checkpointer per step (reads, checkpoint writes, task writes), counted by a
+pass-through saver on the plain graph and by the reports of the speculating runs.
+`--saver postgres` uses `AsyncPostgresSaver` with a pool of 20 on `LGS_PG_URI` (default
+postgresql://postgres@127.0.0.1:54329/postgres).
 
     python benchmarks/load.py --quick
     python benchmarks/load.py --json                      # memory and postgres, 1/10/100 runs
@@ -137,13 +138,16 @@ async def measure(kind: str, runs: int, reps: int, seed: int) -> dict[str, Any]:
         await level(graph, min(runs, 4), 10**6)
         plain_t, spec_t, plain_l, spec_l = [], [], [], []
         plain_calls = 0
-        for r in range(reps):
-            Counting.calls = 0
-            plain_t.append(await level(plain, runs, r * runs))
-            plain_l.append(LAST_LATENCY)
-            plain_calls = Counting.calls
-            spec_t.append(await level(graph, runs, r * runs))
-            spec_l.append(LAST_LATENCY)
+        for r in range(reps):  # in turns, each first every other time (a saver's tables grow)
+            for which in ("plain", "spec") if r % 2 == 0 else ("spec", "plain"):
+                if which == "plain":
+                    Counting.calls = 0
+                    plain_t.append(await level(plain, runs, r * runs))
+                    plain_l.append(LAST_LATENCY)
+                    plain_calls = Counting.calls
+                else:
+                    spec_t.append(await level(graph, runs, r * runs))
+                    spec_l.append(LAST_LATENCY)
         rep = graph.report
         errors = sum(1 for e in rep.events if e["event"] in ("branch_error", "internal_error"))
         adopted = rep.adopted

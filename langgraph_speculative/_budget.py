@@ -3,7 +3,7 @@
 Every branch and every call launched early takes one slot of its run's budget
 (`SpeculationPolicy.max_inflight`) and one of the process's (`set_process_budget`), before it is
 created, so both are hard bounds at every instant. When several runs share the process and it is
-busy (its Python work uses most of a core), new speculation is shed: speculative work would then
+busy (its Python work uses over 0.6 of a core), new speculation is shed: speculative work would then
 be paid for by the other runs' main work, so a busy server is never slower for speculating.
 The load is the process's CPU time per wall second (all threads), smoothed over about 50 ms.
 A run that starts while the process is busy does not speculate at all (`shed_run`): it runs as
@@ -72,8 +72,9 @@ class ProcessBudget:
             self.active_runs = max(0, self.active_runs - 1)
 
     def _sample(self) -> float:
-        """The process's CPU use, in cores, averaged over about the last 50 ms (exponentially:
-        a burst of work shows within a few milliseconds, a long quiet spell counts as quiet)."""
+        """The process's CPU use, in cores, averaged exponentially over about the last 50 ms:
+        50 ms of a full core after a quiet spell reads as 0.63 of a core, and a window longer
+        than that (no run asked in between) as its own average."""
         now, cpu = time.monotonic(), time.process_time()
         elapsed = now - self._wall
         if elapsed >= _MIN_SAMPLE_S:
@@ -85,7 +86,7 @@ class ProcessBudget:
 
 _BUDGET = ProcessBudget(
     limit=int(os.environ.get("LGS_PROCESS_BUDGET", "256")),
-    busy=float(os.environ.get("LGS_BUSY_CORES", "0.5")),
+    busy=float(os.environ.get("LGS_BUSY_CORES", "0.6")),
 )
 
 
@@ -97,11 +98,11 @@ def process_budget() -> ProcessBudget:
 def set_process_budget(limit: int | None = None, *, busy: float | None = None) -> None:
     """Set the process-wide bound on speculative work in flight (default 256, env
     `LGS_PROCESS_BUDGET`) and the load, in cores of Python work, above which concurrent runs
-    shed new speculation (default 0.5, env `LGS_BUSY_CORES`; `float("inf")` never sheds).
+    shed new speculation (default 0.6, env `LGS_BUSY_CORES`; `float("inf")` never sheds).
 
-    Half a core, because a speculating run can take about three times a plain run's CPU (its
-    branches run the graph ahead: `benchmarks/load.py`, k=1), so above half a core speculation
-    would saturate the interpreter the other runs need."""
+    Well under one core, because a speculating run can take two to three times a plain run's
+    CPU (its branches run the graph ahead; `benchmarks/load.py`, k=1), so a process much above
+    half a core would saturate the interpreter the other runs need if it speculated."""
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"set_process_budget(limit={limit!r}): use a whole number >= 0")
