@@ -15,6 +15,7 @@ postgresql://postgres@127.0.0.1:54329/postgres).
     python benchmarks/load.py --json                      # memory and postgres, 1/10/100 runs
     python benchmarks/load.py --soak 2000 --json          # memory per run over 2,000 runs
     python benchmarks/load.py --saver memory --runs 100 --shed-all [--no-gc] --json
+    python benchmarks/load.py --saver memory --runs 100 --pause 0.3 --json   # bursts after quiet
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ async def timed_run(graph: Any, run: int) -> float:
 async def level(graph: Any, runs: int, offset: int) -> float:
     """Wall time of `runs` concurrent runs (and, in `LAST_LATENCY`, their mean latency)."""
     global LAST_LATENCY
+    if PAUSE:
+        await asyncio.sleep(PAUSE)  # a quiet process: the runs arrive as one burst
     t0 = time.perf_counter()
     latencies = await asyncio.gather(*(timed_run(graph, offset + i) for i in range(runs)))
     LAST_LATENCY = sum(latencies) / runs
@@ -113,6 +116,7 @@ async def level(graph: Any, runs: int, offset: int) -> float:
 
 
 LAST_LATENCY = 0.0
+PAUSE = 0.0
 
 
 async def with_saver(kind: str, fn: Any) -> Any:
@@ -203,7 +207,12 @@ def main() -> None:
         "--shed-all", action="store_true", help="shed every speculation (the speculative path's own cost)"
     )
     p.add_argument("--no-gc", action="store_true", help="with the cyclic garbage collector off")
+    p.add_argument(
+        "--pause", type=float, default=0.0, metavar="S", help="a quiet spell of S seconds before each level"
+    )
     args = p.parse_args()
+    global PAUSE
+    PAUSE = args.pause
     if args.shed_all:
         set_process_budget(busy=1e-9)
     if args.no_gc:

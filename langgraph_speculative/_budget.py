@@ -21,6 +21,8 @@ __all__ = ("ProcessBudget", "process_budget", "set_process_budget")
 
 _MIN_SAMPLE_S = 0.005  # the load is re-read at most this often
 _SMOOTHING_S = 0.05  # and averaged over about this long
+_BURST_S = 0.01  # a second average, over about this long: a burst of work
+_BURST_CORES = 0.9  # at which a run that starts does not speculate
 
 
 class ProcessBudget:
@@ -35,6 +37,7 @@ class ProcessBudget:
         self._wall = time.monotonic()
         self._cpu = time.process_time()
         self._load = 0.0
+        self._burst = 0.0
 
     def acquire(self) -> str | None:
         """Take a slot; None on success, else why not ("budget" or "busy")."""
@@ -53,10 +56,13 @@ class ProcessBudget:
 
     def shed_run(self) -> bool:
         """A run starts: count it, and say whether it should run without speculating (True when
-        other runs are active and the process is busy). End it with `run_ended` either way."""
+        other runs are active and the process is busy, or has been saturated for the last 20 ms
+        or so: many runs arriving at once). End it with `run_ended` either way."""
         with self._lock:
             self.active_runs += 1
-            return self.active_runs > 1 and self._sample() >= self.busy
+            if self.active_runs <= 1:
+                return False
+            return self._sample() >= self.busy or self._burst >= _BURST_CORES
 
     def release(self) -> None:
         """Give a slot back."""
@@ -78,8 +84,9 @@ class ProcessBudget:
         now, cpu = time.monotonic(), time.process_time()
         elapsed = now - self._wall
         if elapsed >= _MIN_SAMPLE_S:
-            weight = 1.0 - math.exp(-elapsed / _SMOOTHING_S)
-            self._load += ((cpu - self._cpu) / elapsed - self._load) * weight
+            load = (cpu - self._cpu) / elapsed
+            self._load += (load - self._load) * (1.0 - math.exp(-elapsed / _SMOOTHING_S))
+            self._burst += (load - self._burst) * (1.0 - math.exp(-elapsed / _BURST_S))
             self._wall, self._cpu = now, cpu
         return self._load
 

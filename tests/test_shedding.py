@@ -220,3 +220,18 @@ def test_set_process_budget_names_a_bad_value() -> None:
         set_process_budget(-1)
     with pytest.raises(ValueError, match="busy=0"):
         set_process_budget(busy=0)
+
+
+def test_runs_arriving_in_a_burst_shed_before_the_average_catches_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    b, clock = _sampled(monkeypatch)
+    clock.run(1.0, 0.0)
+    assert b.shed_run() is False  # a quiet process
+    b._sample()
+    for _ in range(5):  # 25 ms of a full core: many runs starting at once
+        clock.run(0.005, 1.0)
+        b._sample()
+    assert b._sample() < 0.6  # the 50 ms average has not caught up
+    assert b.shedding() is False  # calls of running runs still speculate
+    assert b.shed_run() is True  # but a run arriving now does not
+    b.run_ended()
+    b.run_ended()
