@@ -176,12 +176,12 @@ def test_the_load_rises_with_a_burst_of_work_and_falls_in_a_quiet_spell(
     b, clock = _sampled(monkeypatch)
     clock.run(1.0, 0.0)  # a quiet second
     assert b._sample() == pytest.approx(0.0)
-    for _ in range(10):  # 50 ms of a full core, read every 5 ms
-        clock.run(0.005, 1.0)
+    for _ in range(10):  # 60 ms of a full core, read every 6 ms
+        clock.run(0.006, 1.0)
         b._sample()
-    assert 0.55 < b._sample() < 0.7  # about 1 - e^-1 of a core
+    assert 0.6 < b._sample() < 0.8  # about 1 - e^-1.2 of a core
     for _ in range(10):
-        clock.run(0.005, 1.0)
+        clock.run(0.006, 1.0)
         b._sample()
     assert b._sample() > 0.85
     clock.run(0.3, 0.0)  # one long quiet spell, read once
@@ -227,8 +227,8 @@ def test_runs_arriving_in_a_burst_shed_before_the_average_catches_up(monkeypatch
     clock.run(1.0, 0.0)
     assert b.shed_run() is False  # a quiet process
     b._sample()
-    for _ in range(5):  # 25 ms of a full core: many runs starting at once
-        clock.run(0.005, 1.0)
+    for _ in range(5):  # 30 ms of a full core: many runs starting at once
+        clock.run(0.006, 1.0)
         b._sample()
     assert b._sample() < 0.6  # the 50 ms average has not caught up
     assert b.shedding() is False  # calls of running runs still speculate
