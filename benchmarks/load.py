@@ -16,11 +16,13 @@ postgresql://postgres@127.0.0.1:54329/postgres).
     python benchmarks/load.py --soak 2000 --json          # memory per run over 2,000 runs
     python benchmarks/load.py --saver memory --runs 100 --shed-all [--no-gc] --json
     python benchmarks/load.py --saver memory --runs 100 --pause 0.3 --json   # bursts after quiet
+    python benchmarks/load.py --saver memory --sync --json   # sync invoke, one thread per run
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import os
 import random
@@ -57,10 +59,14 @@ def build(seed: int) -> StateGraph:  # type: ignore[type-arg]
         await asyncio.sleep(LATENCY)
         return {"n": state["n"] + 1}
 
+    def sync_step(state: S) -> dict[str, int]:
+        time.sleep(LATENCY)
+        return {"n": state["n"] + 1}
+
     b = StateGraph(S)
     names = [f"s{i}" for i in range(STEPS)]
     for name in names:
-        b.add_node(name, step)
+        b.add_node(name, sync_step if SYNC else step)
     b.add_edge(START, names[0])
     for x, y in zip(names, names[1:]):
         b.add_edge(x, y)
@@ -96,6 +102,18 @@ class Counting(InMemorySaver):
         Counting.calls += 1
         return await super().aput_writes(*a, **k)
 
+    def get_tuple(self, config: Any) -> Any:
+        Counting.calls += 1
+        return super().get_tuple(config)
+
+    def put(self, *a: Any, **k: Any) -> Any:
+        Counting.calls += 1
+        return super().put(*a, **k)
+
+    def put_writes(self, *a: Any, **k: Any) -> Any:
+        Counting.calls += 1
+        return super().put_writes(*a, **k)
+
 
 async def timed_run(graph: Any, run: int) -> float:
     t0 = time.perf_counter()
@@ -104,19 +122,36 @@ async def timed_run(graph: Any, run: int) -> float:
     return time.perf_counter() - t0
 
 
+def sync_run(graph: Any, run: int) -> float:
+    t0 = time.perf_counter()
+    out = graph.invoke({"run": run, "n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+    assert out["n"] == STEPS, out
+    return time.perf_counter() - t0
+
+
+def sync_runs(graph: Any, runs: int, offset: int) -> list[float]:
+    """`runs` concurrent `invoke`s, each in its own thread (as a threaded server's workers)."""
+    with concurrent.futures.ThreadPoolExecutor(runs) as pool:
+        return list(pool.map(lambda i: sync_run(graph, offset + i), range(runs)))
+
+
 async def level(graph: Any, runs: int, offset: int) -> float:
     """Wall time of `runs` concurrent runs (and, in `LAST_LATENCY`, their mean latency)."""
     global LAST_LATENCY
     if PAUSE:
         await asyncio.sleep(PAUSE)  # a quiet process: the runs arrive as one burst
     t0 = time.perf_counter()
-    latencies = await asyncio.gather(*(timed_run(graph, offset + i) for i in range(runs)))
+    if SYNC:
+        latencies = await asyncio.get_running_loop().run_in_executor(None, sync_runs, graph, runs, offset)
+    else:
+        latencies = await asyncio.gather(*(timed_run(graph, offset + i) for i in range(runs)))
     LAST_LATENCY = sum(latencies) / runs
     return time.perf_counter() - t0
 
 
 LAST_LATENCY = 0.0
 PAUSE = 0.0
+SYNC = False
 
 
 async def with_saver(kind: str, fn: Any) -> Any:
@@ -210,9 +245,12 @@ def main() -> None:
     p.add_argument(
         "--pause", type=float, default=0.0, metavar="S", help="a quiet spell of S seconds before each level"
     )
+    p.add_argument("--sync", action="store_true", help="sync actors and invoke, one thread per run (memory)")
     args = p.parse_args()
-    global PAUSE
-    PAUSE = args.pause
+    global PAUSE, SYNC
+    PAUSE, SYNC = args.pause, args.sync
+    if SYNC and args.saver != "memory":
+        p.error("--sync runs on InMemorySaver only: add --saver memory")
     if args.shed_all:
         set_process_budget(busy=1e-9)
     if args.no_gc:
@@ -250,7 +288,8 @@ def main() -> None:
         "shed_runs",
         "shed_calls",
     ]
-    emit(rows, cols, args.json, {"steps": STEPS, "latency_s": LATENCY, "p_right": 0.5, "reps": reps})
+    meta = {"steps": STEPS, "latency_s": LATENCY, "p_right": 0.5, "reps": reps, "sync": SYNC}
+    emit(rows, cols, args.json, meta)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,10 @@ class Branches:
 
         def _release_branch(self, branch: Branch) -> None: ...
 
+        def _release_entry(self, entry: Entry) -> None: ...
+
+        def _slot_back_when_done(self, task: asyncio.Future[Any], owner: Branch | Entry) -> None: ...
+
         def _discard(self, branch: Branch, ending: bool = False) -> None: ...
 
         def _register(self, info: Any) -> concurrent.futures.Future[Any] | None: ...
@@ -260,6 +264,7 @@ class Branches:
         store = self.run.store
         entry.store_version = store.version if store is not None else 0
         entry.task = self._spawn(self._early_call(entry))
+        self._slot_back_when_done(entry.task, entry)
         self.cache[(b.name, key)] = entry
         self.cache_names[b.name] += 1
         branch.entries.append(entry)
@@ -285,6 +290,4 @@ class Branches:
                 entry.result.set_result(result)
         finally:
             entry.finished = time.monotonic()
-            if entry.slot:
-                entry.slot = False
-                self._release()
+            self._release_entry(entry)

@@ -8,10 +8,12 @@ the run then keeps only its `(branch id, outcome)`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._state import Branch, Entry
+from ._threads import release_shared_loop
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -42,6 +44,7 @@ class Lifecycle:
     budget: ProcessBudget
     loop: asyncio.AbstractEventLoop | None
     _sloop: SessionLoop | None
+    pool_work: set[concurrent.futures.Future[Any]]
 
     def emit(self, event: str, node: str, **data: Any) -> None:
         raise NotImplementedError
@@ -53,6 +56,19 @@ class Lifecycle:
         if branch.slot:
             branch.slot = False
             self._release()
+
+    def _release_entry(self, entry: Entry) -> None:
+        if entry.slot:
+            entry.slot = False
+            self._release()
+
+    def _slot_back_when_done(self, task: asyncio.Future[Any], owner: Branch | Entry) -> None:
+        """Give `owner`'s slot back when its task ends, however it ends: a task cancelled before
+        it started never runs its own `finally`."""
+        if isinstance(owner, Branch):
+            task.add_done_callback(lambda _: self._release_branch(owner))
+        else:
+            task.add_done_callback(lambda _: self._release_entry(owner))
 
     def _uncache(self, entry: Entry) -> None:
         if entry.key is not None and self.cache.get((entry.name, entry.key)) is entry:
@@ -148,8 +164,10 @@ class Lifecycle:
         """Sync twin of `aclose`: also stops the session's loop and pool."""
         try:
             if self._sloop is not None:
-                asyncio.run_coroutine_threadsafe(self.aclose(), self._sloop.loop).result()
-                self._sloop.close(_JOIN_TIMEOUT_S)
+                try:
+                    asyncio.run_coroutine_threadsafe(self.aclose(), self._sloop.loop).result()
+                finally:
+                    release_shared_loop(self._sloop, self.pool_work, _JOIN_TIMEOUT_S)
             else:
                 self.closed = True
         finally:

@@ -43,7 +43,7 @@ from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Source
 from ._tee import RecordingSaver
-from ._threads import SessionLoop
+from ._threads import SessionLoop, shared_loop
 from ._trace import quiet, stream_writer, streams_messages
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ class Session(Branches, Lifecycle):
         self.budget = process_budget()  # the run is counted by whoever opened it (shed_run)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sloop: SessionLoop | None = None
+        self.pool_work: set[concurrent.futures.Future[Any]] = set()
         self._loop_lock = threading.Lock()
         self._results_lock = threading.Lock()
         self.run_id = ""
@@ -132,6 +133,11 @@ class Session(Branches, Lifecycle):
                 self.writer_ctx = contextvars.copy_context()
                 self.writer = writer
 
+    def track(self, future: concurrent.futures.Future[Any]) -> None:
+        """A sync call of this run's speculation, on the shared pool: waited for at the end."""
+        self.pool_work.add(future)
+        future.add_done_callback(self.pool_work.discard)
+
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
@@ -142,7 +148,7 @@ class Session(Branches, Lifecycle):
         if self.loop is None:
             with self._loop_lock:
                 if self.loop is None:
-                    self._sloop = SessionLoop(workers=4 + 2 * self.plan.max_inflight)
+                    self._sloop = shared_loop()
                     self.loop = self._sloop.loop
         return self.loop
 
@@ -562,3 +568,4 @@ class Session(Branches, Lifecycle):
             self.branches[branch.bid] = branch
             stats.guesses += 1
             branch.task = self._spawn(self._run_branch(branch))
+            self._slot_back_when_done(branch.task, branch)

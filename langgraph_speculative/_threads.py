@@ -1,16 +1,20 @@
-"""The threads a sync run speculates on: one event loop and a small pool, per run.
+"""The threads sync runs speculate on: one event loop and its pool, shared by the process's
+sync runs while any of them speculates.
 
-A sync `invoke` cannot host coroutines, so its speculation runs on an event loop of its own, in
-a thread started the first time the run speculates; sync actors, speculators and branch nodes
-run on the loop's pool. Both go when the run ends. Pool threads are daemons: sync code cannot be
-interrupted, and a losing call that is still running when the run ends finishes in the
-background (its result discarded) rather than holding `invoke` or the interpreter's exit.
+A sync `invoke` cannot host coroutines, so its speculation runs on an event loop in a thread,
+started the first time a run speculates and stopped when the last such run ends; sync actors,
+speculators and branch nodes run on the loop's pool. Concurrent sync runs share both (a loop and
+a pool per run cost each run its thread starts and the process its threads' contention). Pool
+threads are daemons: sync code cannot be interrupted, and a losing call that is still running
+when its run ends finishes in the background (its result discarded) rather than holding
+`invoke` or the interpreter's exit; each run waits a bounded time for its own calls only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import queue
 import threading
 import time
@@ -18,7 +22,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ("DaemonPool", "SessionLoop")
+from ._context import current
+
+__all__ = ("DaemonPool", "SessionLoop", "shared_loop", "release_shared_loop")
+
+_SHARED_WORKERS = 4096  # the pool grows as calls need threads and reuses idle ones
 
 PREFIX = "langgraph-speculative"
 
@@ -43,6 +51,10 @@ class DaemonPool(concurrent.futures.ThreadPoolExecutor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._queue.put((future, fn, args, kwargs))
+            ctx = current()
+            session = ctx.session if ctx is not None else None
+            if session is not None:  # the run waits for its own calls when it ends
+                session.track(future)
             if self._idle == 0 and len(self._workers) < self._max:
                 name = f"{self._name}-{len(self._workers)}"
                 t = threading.Thread(target=self._work, name=name, daemon=True)
@@ -122,10 +134,60 @@ class SessionLoop:
         alive = self.pool.join(join_timeout)
         self.loop.close()
         if alive:
-            warnings.warn(
-                f"{len(alive)} speculative sync call(s) still running after the run ended; they "
-                "finish in the background and their results are discarded (sync code cannot be "
-                "interrupted: use async actors and speculators for instant cancellation)",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+            _warn_running(len(alive))
+
+
+_LOCK = threading.Lock()
+_SHARED: SessionLoop | None = None
+_USERS = 0
+
+
+def shared_loop() -> SessionLoop:
+    """The loop (and pool) sync runs speculate on, started if no run holds it; give it back
+    with `release_shared_loop`."""
+    global _SHARED, _USERS
+    with _LOCK:
+        if _SHARED is None:
+            _SHARED = SessionLoop(workers=_SHARED_WORKERS)
+        _USERS += 1
+        return _SHARED
+
+
+def release_shared_loop(
+    sloop: SessionLoop, mine: set[concurrent.futures.Future[Any]], timeout: float
+) -> None:
+    """A sync run ends: wait up to `timeout` s for its own sync calls (`mine`), and stop the
+    loop and its pool if no other run holds them; warn about calls that could not be stopped."""
+    global _SHARED, _USERS
+    with _LOCK:
+        _USERS -= 1
+        last = _USERS == 0 and _SHARED is sloop
+        if last:
+            _SHARED = None
+    if last:
+        sloop.close(timeout)
+        return
+    pending = [f for f in list(mine) if not f.cancel()]  # the queued ones never start
+    _, running = concurrent.futures.wait(pending, timeout)
+    if running:
+        _warn_running(len(running))
+
+
+def _warn_running(n: int) -> None:
+    warnings.warn(
+        f"{n} speculative sync call(s) still running after the run ended; they "
+        "finish in the background and their results are discarded (sync code cannot be "
+        "interrupted: use async actors and speculators for instant cancellation)",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+
+
+def _after_fork() -> None:  # a forked child has none of the parent's threads
+    global _SHARED, _USERS, _LOCK
+    _LOCK = threading.Lock()
+    _SHARED, _USERS = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -40,6 +40,21 @@ def pytest_report_header(config: Any) -> str:
     return f"lossless properties: seed {seed} (replay with LGS_SEED={seed} or --hypothesis-seed={seed})"
 
 
+@pytest.fixture(autouse=True)
+def _every_slot_given_back() -> Iterator[None]:
+    """After every test, the process budget is whole again: no run still counted active, no
+    branch or early call still holding a slot (a leak would stop speculation process-wide)."""
+    from langgraph_speculative._budget import process_budget
+
+    budget = process_budget()
+    before = (budget.active_runs, budget.inflight)
+    yield
+    after = (budget.active_runs, budget.inflight)
+    if after != before:
+        budget.active_runs, budget.inflight = before  # one leak fails one test, not the rest
+        pytest.fail(f"the process budget leaked: (active runs, slots) {before} -> {after}")
+
+
 SYNC_SAVERS = ["none", "memory", "sqlite", "postgres"]
 ASYNC_SAVERS = ["none", "memory", "sqlite_aio", "postgres_aio"]
 
