@@ -3,13 +3,14 @@
 Each run is a 4-step chain of async actors (50 ms each, `asyncio.sleep`), every step speculated
 by a speculator that is right half the time (the same draws for both graphs), each run on its
 own thread; all runs of a level start together on one event loop, plain and speculative levels
-in turns (each first every other repeat), medians over 7 repeats. Reported: the wall time of
-the whole level (`ratio`) and the mean latency of its runs (`latency_ratio`), branch errors,
-adopted calls, runs and calls that shed speculation because the process was busy, and calls
-to the user's checkpointer per step (reads, checkpoint writes, task writes), counted by a
-pass-through saver on the plain graph and by the reports of the speculating runs.
-`--saver postgres` uses `AsyncPostgresSaver` with a pool of 20 on `LGS_PG_URI` (default
-postgresql://postgres@127.0.0.1:54329/postgres).
+in turns (each first every other repeat), medians over 7 repeats; a level's threads are deleted
+after it (as a server's would be), so the heap does not grow from one level to the next.
+Reported: the wall time of the whole level (`ratio`) and the mean latency of its runs
+(`latency_ratio`), branch errors, adopted calls, runs and calls that shed speculation because
+the process was busy, and calls to the user's checkpointer per step (reads, checkpoint writes,
+task writes), counted by a pass-through saver on the plain graph and by the reports of the
+speculating runs. `--saver postgres` uses `AsyncPostgresSaver` with a pool of 20 on
+`LGS_PG_URI` (default postgresql://postgres@127.0.0.1:54329/postgres).
 
     python benchmarks/load.py --quick
     python benchmarks/load.py --json                      # memory and postgres, 1/10/100 runs
@@ -102,6 +103,10 @@ class Counting(InMemorySaver):
         Counting.calls += 1
         return await super().aput_writes(*a, **k)
 
+
+class SyncCounting(InMemorySaver):
+    """`Counting` for sync runs."""
+
     def get_tuple(self, config: Any) -> Any:
         Counting.calls += 1
         return super().get_tuple(config)
@@ -115,16 +120,22 @@ class Counting(InMemorySaver):
         return super().put_writes(*a, **k)
 
 
+def _thread(run: int) -> str:
+    tid = uuid.uuid4().hex
+    THREADS.append(tid)
+    return tid
+
+
 async def timed_run(graph: Any, run: int) -> float:
     t0 = time.perf_counter()
-    out = await graph.ainvoke({"run": run, "n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+    out = await graph.ainvoke({"run": run, "n": 0}, {"configurable": {"thread_id": _thread(run)}})
     assert out["n"] == STEPS, out
     return time.perf_counter() - t0
 
 
 def sync_run(graph: Any, run: int) -> float:
     t0 = time.perf_counter()
-    out = graph.invoke({"run": run, "n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+    out = graph.invoke({"run": run, "n": 0}, {"configurable": {"thread_id": _thread(run)}})
     assert out["n"] == STEPS, out
     return time.perf_counter() - t0
 
@@ -146,17 +157,22 @@ async def level(graph: Any, runs: int, offset: int) -> float:
     else:
         latencies = await asyncio.gather(*(timed_run(graph, offset + i) for i in range(runs)))
     LAST_LATENCY = sum(latencies) / runs
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    for tid in THREADS:  # the level's threads go, as a server's would: the heap does not grow
+        await graph.checkpointer.adelete_thread(tid)
+    THREADS.clear()
+    return elapsed
 
 
 LAST_LATENCY = 0.0
+THREADS: list[str] = []
 PAUSE = 0.0
 SYNC = False
 
 
 async def with_saver(kind: str, fn: Any) -> Any:
     if kind == "memory":
-        return await fn(InMemorySaver(), Counting())
+        return await fn(InMemorySaver(), SyncCounting() if SYNC else Counting())
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg_pool import AsyncConnectionPool
 
