@@ -65,9 +65,7 @@ class Branches:
 
         def _release(self) -> None: ...
 
-        def _release_branch(self, branch: Branch) -> None: ...
-
-        def _release_entry(self, entry: Entry) -> None: ...
+        def _release_slot(self, owner: Branch | Entry) -> None: ...
 
         def _slot_back_when_done(self, task: asyncio.Future[Any], owner: Branch | Entry) -> None: ...
 
@@ -103,7 +101,7 @@ class Branches:
             if not branch.cancelled:
                 self.emit("branch_error", entry.name, thread=branch.bid, error=describe(unwrap(exc)))
         finally:
-            self._release_branch(branch)
+            self._release_slot(branch)
             self._discard(branch, ending=True)
 
     async def _branch_body(self, branch: Branch, config: RunnableConfig) -> dict[str, Any]:
@@ -112,7 +110,7 @@ class Branches:
             try:
                 await self._branch_run(branch, config)
             finally:
-                self._release_branch(branch)
+                self._release_slot(branch)
             await branch.decided.wait()
         finally:
             outcome = branch.outcome if branch.outcome in ("hit", "miss") else "cancelled"
@@ -290,4 +288,4 @@ class Branches:
                 entry.result.set_result(result)
         finally:
             entry.finished = time.monotonic()
-            self._release_entry(entry)
+            self._release_slot(entry)

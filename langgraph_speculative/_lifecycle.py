@@ -52,23 +52,16 @@ class Lifecycle:
     def _release(self) -> None:
         raise NotImplementedError
 
-    def _release_branch(self, branch: Branch) -> None:
-        if branch.slot:
-            branch.slot = False
-            self._release()
-
-    def _release_entry(self, entry: Entry) -> None:
-        if entry.slot:
-            entry.slot = False
+    def _release_slot(self, owner: Branch | Entry) -> None:
+        """Give back the budget slot a branch or an early call holds (once)."""
+        if owner.slot:
+            owner.slot = False
             self._release()
 
     def _slot_back_when_done(self, task: asyncio.Future[Any], owner: Branch | Entry) -> None:
         """Give `owner`'s slot back when its task ends, however it ends: a task cancelled before
         it started never runs its own `finally`."""
-        if isinstance(owner, Branch):
-            task.add_done_callback(lambda _: self._release_branch(owner))
-        else:
-            task.add_done_callback(lambda _: self._release_entry(owner))
+        task.add_done_callback(lambda _: self._release_slot(owner))
 
     def _uncache(self, entry: Entry) -> None:
         if entry.key is not None and self.cache.get((entry.name, entry.key)) is entry:

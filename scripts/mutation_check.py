@@ -36,6 +36,10 @@ SUITES = [
         "tests/test_lossless.py::test_lossless_regression_seeds",
         "tests/test_lossless.py::test_lossless_random_apps_memory",
     ],
+    [
+        "tests/test_shedding.py",
+        "tests/test_lossless.py::test_lossless_when_a_busy_process_sheds_at_random_points",
+    ],
 ]
 
 
@@ -174,6 +178,20 @@ MUTATIONS = [
         "                        raise\n"
         "                    self._adoption_failed(entry, exc)",
         "                except BaseException:\n                    raise",
+    ),
+    Mutation(
+        "budget-slot-leaked",
+        "a branch or early call cancelled before its task started keeps its process-budget slot",
+        "_lifecycle.py",
+        "        task.add_done_callback(lambda _: self._release_slot(owner))",
+        "        pass",
+    ),
+    Mutation(
+        "shed-run-stays-active",
+        "a run that shed speculation is still counted active after it ends",
+        "_graph.py",
+        "        process_budget().run_ended()\n        report = SpeculationReport(",
+        "        report = SpeculationReport(",
     ),
 ]
 

@@ -307,6 +307,42 @@ def test_a_slow_checkpointer_delays_forks_but_never_fails_them(asynchronous: boo
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])
+def test_work_cancelled_before_it_starts_gives_its_budget_slot_back(
+    monkeypatch: pytest.MonkeyPatch, asynchronous: bool
+) -> None:
+    """A branch or early call whose task is cancelled before its first step (the run moved on
+    at once) never runs its own code: its slot of the process budget must still come back."""
+    from langgraph_speculative._budget import process_budget
+    from langgraph_speculative._session import Session
+
+    spawn = Session._spawn
+
+    def cancelled_at_once(self: Session, coro: Any) -> Any:
+        task = spawn(self, coro)
+        if getattr(coro, "__name__", "") in ("_run_branch", "_early_call"):
+            task.cancel()
+        return task
+
+    monkeypatch.setattr(Session, "_spawn", cancelled_at_once)
+    budget = process_budget()
+    before = budget.inflight
+    plain = _graph("speculator", RuntimeError, asynchronous).compile(checkpointer=InMemorySaver())
+    graph = speculate(
+        _graph("speculator", RuntimeError, asynchronous), _speculators("none", RuntimeError)
+    ).compile(checkpointer=InMemorySaver())
+    start = {"x": 0, "log": []}
+    for _ in range(3):
+        cfg: Any = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        if asynchronous:
+            got, want = asyncio.run(graph.ainvoke(start, cfg)), asyncio.run(plain.ainvoke(start, cfg))
+        else:
+            got, want = graph.invoke(start, cfg), plain.invoke(start, cfg)
+        assert got == want
+        assert graph.last_report.nodes["a"].guesses >= 1  # branches were started (and cancelled)
+    assert budget.inflight == before
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
 def test_an_adopted_call_that_fails_is_made_again_by_the_main_run(asynchronous: bool) -> None:
     """b fails only on a branch, and only after the main run has adopted it (still running): the
     main run then calls b itself and the run ends as the plain one does."""
