@@ -332,8 +332,8 @@ class Session(Branches, Lifecycle):
             return False
         if not self.budget.shedding():
             return False
-        if b.speculative:
-            stats = self.report.node(b.name)
+        if b.speculative and b.name not in self.run.after and b.name not in self.plan.gates:
+            stats = self.report.node(b.name)  # counted as `_begin_fresh` would have
             with self._results_lock:  # sync runs count from LangGraph's worker threads
                 stats.calls += 1
                 stats.shed += 1
