@@ -212,22 +212,32 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
             return
+        ctx: Ctx | None
         if isinstance(session, _Shed):
-            try:
-                async for chunk in _awithin(SHED, super().astream(input, config, **kwargs)):
-                    yield chunk
-            finally:
-                self._shed_done(session)
-            return
-        session.loop = asyncio.get_running_loop()
+            ctx, inner = SHED, super().astream(input, config, **kwargs)
+        else:
+            session.loop = asyncio.get_running_loop()
+            ctx, inner = session.main_ctx, session.run.graph.astream(input, session.run.config, **kwargs)
         started = time.monotonic()
         try:
-            inner = session.run.graph.astream(input, session.run.config, **kwargs)
-            async for chunk in _awithin(session.main_ctx, inner):
+            while True:
+                token = _CURRENT.set(ctx)
+                try:
+                    chunk = await inner.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    _CURRENT.reset(token)
                 yield chunk
         finally:
-            await session.aclose_all()
-            self._done(session, started)
+            try:
+                await inner.aclose()  # type: ignore[attr-defined]
+            finally:
+                if isinstance(session, _Shed):
+                    self._shed_done(session)
+                else:
+                    await session.aclose_all()
+                    self._done(session, started)
 
 
 class _Shed:
@@ -257,21 +267,3 @@ def _within(ctx: Ctx | None, inner: Iterator[Any]) -> Iterator[Any]:
         close = getattr(inner, "close", None)
         if close is not None:
             close()
-
-
-async def _awithin(ctx: Ctx | None, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Async twin of `_within`."""
-    try:
-        while True:
-            token = _CURRENT.set(ctx)
-            try:
-                chunk = await inner.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                _CURRENT.reset(token)
-            yield chunk
-    finally:
-        aclose = getattr(inner, "aclose", None)
-        if aclose is not None:
-            await aclose()

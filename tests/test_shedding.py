@@ -235,3 +235,27 @@ def test_runs_arriving_in_a_burst_shed_before_the_average_catches_up(monkeypatch
     assert b.shed_run() is True  # but a run arriving now does not
     b.run_ended()
     b.run_ended()
+
+
+@pytest.mark.parametrize("shed", [False, True])
+def test_an_async_consumer_that_stops_early_closes_the_run_cleanly(budget: ProcessBudget, shed: bool) -> None:
+    errors: list[Any] = []
+    graph = _graph(True)
+    if shed:
+        set_process_budget(busy=1e-9)
+        budget.run_started()
+        time.sleep(0.01)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: errors.append(ctx))
+        stream = graph.astream({"x": 0, "log": []}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+        async for _ in stream:
+            break  # the stream is left to the loop to close (at its end), as most consumers do
+
+    try:
+        asyncio.run(main())
+    finally:
+        if shed:
+            budget.run_ended()
+    assert errors == []
+    assert graph.last_report.shed_runs == int(shed)
