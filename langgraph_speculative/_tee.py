@@ -26,6 +26,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    copy_checkpoint,
 )
 
 __all__ = ("RecordingSaver", "Saved")
@@ -115,7 +116,9 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
             self.start_step = int((tup.metadata or {}).get("step", -2) if tup else -2) + 1
         if tup is not None:
             writes = [(str(tid), [(c, v)], "") for tid, c, v in (tup.pending_writes or [])]
-            self._record(tup.checkpoint, tup.metadata, writes)
+            # A copy: LangGraph's loop runs on the very checkpoint it loaded and changes its
+            # versions in place as it goes; a branch forks from the checkpoint as it was.
+            self._record(copy_checkpoint(tup.checkpoint), tup.metadata, writes)
 
     async def wait_for(self, checkpoint_id: str) -> Saved:
         """The recorded checkpoint `checkpoint_id`, as soon as the run hands it over."""

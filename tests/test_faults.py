@@ -406,3 +406,24 @@ def test_build_time_checks_name_the_fix() -> None:
         speculate(_chain(), {"n2": lambda s: []})
     speculate(_chain(), {"n1": lambda state, config=None: []})  # optional and injected parameters are fine
     speculate(_chain(), {"n1": lambda state, *, runtime: []})
+
+
+def test_the_checkpoint_a_run_loaded_is_recorded_as_it_was_loaded() -> None:
+    """LangGraph's loop runs on the very checkpoint object it loaded and bumps its versions in
+    place as the run goes; branches fork from the recorder's record, which must not move."""
+    import copy
+
+    from langgraph_speculative._tee import RecordingSaver
+
+    plain = _graph("none", RuntimeError, False).compile(checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    plain.invoke({"x": 0, "log": []}, cfg)
+    recorder = RecordingSaver(plain.checkpointer)
+    tup = recorder.get_tuple(cfg)
+    assert tup is not None
+    loaded = copy.deepcopy(tup.checkpoint)
+    tup.checkpoint["channel_versions"]["x"] = "99.bumped"  # what the loop does to its own
+    tup.checkpoint["versions_seen"].setdefault("a", {})["x"] = "99.bumped"
+    saved = recorder._saved[tup.checkpoint["id"]]
+    assert saved.checkpoint["channel_versions"] == loaded["channel_versions"]
+    assert saved.checkpoint["versions_seen"] == loaded["versions_seen"]
