@@ -57,7 +57,7 @@ class Branches:
 
         def emit(self, event: str, node: str, **data: Any) -> None: ...
 
-        def _spawn(self, coro: Any) -> asyncio.Task[Any]: ...
+        def _spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]: ...
 
         def _acquire(self) -> str | None: ...
 
@@ -66,8 +66,6 @@ class Branches:
         def _release(self) -> None: ...
 
         def _release_slot(self, owner: Branch | Entry) -> None: ...
-
-        def _slot_back_when_done(self, task: asyncio.Future[Any], owner: Branch | Entry) -> None: ...
 
         def _discard(self, branch: Branch, ending: bool = False) -> None: ...
 
@@ -261,8 +259,7 @@ class Branches:
         self.adaptive.launched(entry)  # counts its tokens (issue 18)
         store = self.run.store
         entry.store_version = store.version if store is not None else 0
-        entry.task = self._spawn(self._early_call(entry))
-        self._slot_back_when_done(entry.task, entry)
+        entry.task = self._spawn(self._early_call(entry), holder=entry)
         self.cache[(b.name, key)] = entry
         self.cache_names[b.name] += 1
         branch.entries.append(entry)

@@ -44,7 +44,7 @@ class ProcessBudget:
         with self._lock:
             if self.inflight >= self.limit:
                 return "budget"
-            if self.active_runs > 1 and self._sample() >= self.busy:
+            if self._busy():
                 return "busy"
             self.inflight += 1
             return None
@@ -52,7 +52,7 @@ class ProcessBudget:
     def shedding(self) -> bool:
         """Is the process busy enough, with other runs, that new speculation should not start?"""
         with self._lock:
-            return self.active_runs > 1 and self._sample() >= self.busy
+            return self._busy()
 
     def shed_run(self) -> bool:
         """A run starts: count it, and say whether it should run without speculating (True when
@@ -60,9 +60,7 @@ class ProcessBudget:
         or so: many runs arriving at once). End it with `run_ended` either way."""
         with self._lock:
             self.active_runs += 1
-            if self.active_runs <= 1:
-                return False
-            return self._sample() >= self.busy or self._burst >= _BURST_CORES
+            return self._busy() or (self.active_runs > 1 and self._burst >= _BURST_CORES)
 
     def release(self) -> None:
         """Give a slot back."""
@@ -76,6 +74,10 @@ class ProcessBudget:
     def run_ended(self) -> None:
         with self._lock:
             self.active_runs = max(0, self.active_runs - 1)
+
+    def _busy(self) -> bool:
+        """Other runs are active and the process is busy (the lock held)."""
+        return self.active_runs > 1 and self._sample() >= self.busy
 
     def _sample(self) -> float:
         """The process's CPU use, in cores, averaged exponentially over about the last 50 ms:

@@ -58,11 +58,6 @@ class Lifecycle:
             owner.slot = False
             self._release()
 
-    def _slot_back_when_done(self, task: asyncio.Future[Any], owner: Branch | Entry) -> None:
-        """Give `owner`'s slot back when its task ends, however it ends: a task cancelled before
-        it started never runs its own `finally`."""
-        task.add_done_callback(lambda _: self._release_slot(owner))
-
     def _uncache(self, entry: Entry) -> None:
         if entry.key is not None and self.cache.get((entry.name, entry.key)) is entry:
             del self.cache[(entry.name, entry.key)]

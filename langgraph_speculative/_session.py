@@ -138,10 +138,15 @@ class Session(Branches, Lifecycle):
         self.pool_work.add(future)
         future.add_done_callback(self.pool_work.discard)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]:
+        """Run `coro` as one of the session's tasks; with `holder`, give back the budget slot it
+        holds when the task ends, however it ends (a task cancelled before it started never
+        runs its own `finally`)."""
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        if holder is not None:
+            task.add_done_callback(lambda _: self._release_slot(holder))
         return task
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -332,7 +337,7 @@ class Session(Branches, Lifecycle):
             return False
         if not self.budget.shedding():
             return False
-        if b.speculative and b.name not in self.run.after and b.name not in self.plan.gates:
+        if self._may_speculate(b):
             stats = self.report.node(b.name)  # counted as `_begin_fresh` would have
             with self._results_lock:  # sync runs count from LangGraph's worker threads
                 stats.calls += 1
@@ -351,9 +356,14 @@ class Session(Branches, Lifecycle):
                 self._soon(functools.partial(self.emit, "key_error", b.name, error=describe(exc)))
             return None
 
+    def _may_speculate(self, b: Binding) -> bool:
+        """May a main-run call of `b` speculate (a speculative node the run does not stop after,
+        nor a gate)?"""
+        return b.speculative and b.name not in self.run.after and b.name not in self.plan.gates
+
     def _fresh(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Entry | None:
         """A main-run call that will speculate, if this node may."""
-        if not b.speculative or self.closed or b.name in self.run.after or b.name in self.plan.gates:
+        if self.closed or not self._may_speculate(b):
             return None
         return Entry(b, None, 0, state, config, self._source(info), owner=None)
 
@@ -567,5 +577,4 @@ class Session(Branches, Lifecycle):
             entry.branches.append(branch)
             self.branches[branch.bid] = branch
             stats.guesses += 1
-            branch.task = self._spawn(self._run_branch(branch))
-            self._slot_back_when_done(branch.task, branch)
+            branch.task = self._spawn(self._run_branch(branch), holder=branch)

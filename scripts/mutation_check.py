@@ -182,9 +182,9 @@ MUTATIONS = [
     Mutation(
         "budget-slot-leaked",
         "a branch or early call cancelled before its task started keeps its process-budget slot",
-        "_lifecycle.py",
-        "        task.add_done_callback(lambda _: self._release_slot(owner))",
-        "        pass",
+        "_session.py",
+        "            task.add_done_callback(lambda _: self._release_slot(holder))",
+        "            pass",
     ),
     Mutation(
         "shed-run-stays-active",

@@ -317,8 +317,8 @@ def test_work_cancelled_before_it_starts_gives_its_budget_slot_back(
 
     spawn = Session._spawn
 
-    def cancelled_at_once(self: Session, coro: Any) -> Any:
-        task = spawn(self, coro)
+    def cancelled_at_once(self: Session, coro: Any, **kw: Any) -> Any:
+        task = spawn(self, coro, **kw)
         if getattr(coro, "__name__", "") in ("_run_branch", "_early_call"):
             task.cancel()
         return task
