@@ -73,6 +73,8 @@ class Branches:
 
         def _maybe_speculate(self, entry: Entry) -> None: ...
 
+        def call(self, runnable: Any, arg: Any, config: RunnableConfig) -> Any: ...
+
     async def _run_branch(self, branch: Branch) -> None:
         """The branch as one traced run, a child of the speculative node, with its outcome."""
         entry = branch.parent
@@ -219,7 +221,7 @@ class Branches:
         if b.read_only_tools is not None and not only_reads(state, b.read_only_tools):
             raise BranchStop()  # a tool call that may write: never on a branch
         if role == "inline":
-            return await b.action.ainvoke(state, config)
+            return await self.call(b.action, state, config)
         try:
             key = b.key(state)
         except BaseException as exc:
@@ -272,7 +274,7 @@ class Branches:
         _CURRENT.set(Ctx(self, entry.owner, entry))  # type: ignore[arg-type]  # self is the Session
         var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
         try:
-            result = await entry.binding.early_action.ainvoke(entry.state, entry.config)
+            result = await self.call(entry.binding.early_action, entry.state, entry.config)
         except asyncio.CancelledError:
             entry.result.cancel()
             if cancelling():

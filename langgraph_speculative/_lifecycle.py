@@ -8,12 +8,10 @@ the run then keeps only its `(branch id, outcome)`.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._state import Branch, Entry
-from ._threads import release_shared_loop
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -21,11 +19,8 @@ if TYPE_CHECKING:
     from ._budget import ProcessBudget
     from ._plan import Plan
     from ._report import SpeculationReport
-    from ._threads import SessionLoop
 
 __all__ = ("Lifecycle",)
-
-_JOIN_TIMEOUT_S = 2.0  # how long a sync run waits for sync speculative calls to stop at its end
 
 
 class Lifecycle:
@@ -43,8 +38,6 @@ class Lifecycle:
     closed: bool
     budget: ProcessBudget
     loop: asyncio.AbstractEventLoop | None
-    _sloop: SessionLoop | None
-    pool_work: set[concurrent.futures.Future[Any]]
 
     def emit(self, event: str, node: str, **data: Any) -> None:
         raise NotImplementedError
@@ -149,13 +142,12 @@ class Lifecycle:
             self._discard(branch)
 
     def close(self) -> None:
-        """Sync twin of `aclose`: also stops the session's loop and pool."""
+        """Sync twin of `aclose`, from the run's thread: cancel on the process loop. Sync calls
+        still running on the process pool are not waited for (sync code cannot be interrupted):
+        they finish in the background and their results are discarded."""
         try:
-            if self._sloop is not None:
-                try:
-                    asyncio.run_coroutine_threadsafe(self.aclose(), self._sloop.loop).result()
-                finally:
-                    release_shared_loop(self._sloop, self.pool_work, _JOIN_TIMEOUT_S)
+            if self.loop is not None:
+                asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result()
             else:
                 self.closed = True
         finally:

@@ -43,7 +43,7 @@ from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Source
 from ._tee import RecordingSaver
-from ._threads import SessionLoop, shared_loop
+from ._threads import has_sync_path, offload, process_loop
 from ._trace import quiet, stream_writer, streams_messages
 
 if TYPE_CHECKING:
@@ -95,8 +95,6 @@ class Session(Branches, Lifecycle):
         self.main_ctx: Ctx | None = Ctx(self)
         self.budget = process_budget()  # the run is counted by whoever opened it (shed_run)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._sloop: SessionLoop | None = None
-        self.pool_work: set[concurrent.futures.Future[Any]] = set()
         self._loop_lock = threading.Lock()
         self._results_lock = threading.Lock()
         self.run_id = ""
@@ -133,10 +131,13 @@ class Session(Branches, Lifecycle):
                 self.writer_ctx = contextvars.copy_context()
                 self.writer = writer
 
-    def track(self, future: concurrent.futures.Future[Any]) -> None:
-        """A sync call of this run's speculation, on the shared pool: waited for at the end."""
-        self.pool_work.add(future)
-        future.add_done_callback(self.pool_work.discard)
+    def call(self, runnable: Any, arg: Any, config: RunnableConfig) -> Any:
+        """An awaitable of `runnable` on `arg`, for speculative work on the session's loop: a sync
+        run calls user code through its sync path on the process pool, so no client it shares
+        with its caller is ever used from the library's loop; an async run awaits it on its own."""
+        if self.mode == "sync" and has_sync_path(runnable):
+            return offload(runnable.invoke, arg, config)
+        return runnable.ainvoke(arg, config)
 
     def _spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]:
         """Run `coro` as one of the session's tasks; with `holder`, give back the budget slot it
@@ -153,8 +154,7 @@ class Session(Branches, Lifecycle):
         if self.loop is None:
             with self._loop_lock:
                 if self.loop is None:
-                    self._sloop = shared_loop()
-                    self.loop = self._sloop.loop
+                    self.loop = process_loop()
         return self.loop
 
     def _soon(self, fn: Callable[..., Any], *args: Any, ctx: contextvars.Context | None = None) -> None:
@@ -526,7 +526,7 @@ class Session(Branches, Lifecycle):
         cfg = self.adaptive.speculator_config(entry, cfg)  # counts its tokens (issue 18)
         try:
             raw = await asyncio.wait_for(
-                contained(b.speculator.ainvoke(state, cfg)), policy.speculator_timeout
+                contained(self.call(b.speculator, state, cfg)), policy.speculator_timeout
             )
         except asyncio.CancelledError:
             if cancelling():

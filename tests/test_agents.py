@@ -20,6 +20,7 @@ from langgraph_speculative import Guess, SpeculationPolicy
 from langgraph_speculative.agents import SpeculativeToolCalls
 
 from .agents_fakes import READS, Latch, Shop, ask, scripted, shop_script, transcript
+from .leftovers import leftover_work
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
 
@@ -42,11 +43,6 @@ def oracle(state: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(last, ToolMessage) and last.name == "get_order" and "A1" in str(last.content):
         return [{"name": "get_order", "args": {"order_id": "B2"}}]
     return []
-
-
-def threads() -> list[str]:
-    """This package's threads still alive (none may outlive a run)."""
-    return [t.name for t in threading.enumerate() if t.name.startswith("langgraph-speculative")]
 
 
 def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -247,7 +243,7 @@ def test_sync_runs_join_what_they_started() -> None:
         return [{"name": "get_order", "args": {"order_id": "B2"}}] if len(state["messages"]) == 1 else []
 
     _, shop, mw = speculative("invoke", guess, script=[[("get_order", {"order_id": "A1"})]], latency=0.3)
-    assert threads() == []
+    assert leftover_work() == []
     assert len(shop.reads()) == 2 and all(e["finished"] for e in shop.executions)
     assert mw.report.node("model").wasted == 1
 
@@ -272,7 +268,7 @@ def test_a_failing_model_call_cancels_the_turn(mode: str) -> None:
     else:
         with pytest.raises(RuntimeError, match="the model failed"):
             agent.invoke(ask())
-        assert threads() == [] and all(e["finished"] for e in shop.executions)
+        assert leftover_work() == [] and all(e["finished"] for e in shop.executions)
     reasons = [e["reason"] for e in mw.report.events if e["event"] == "cancelled"]
     assert reasons == ["model_error", "model_error"]
 

@@ -15,7 +15,8 @@ from langgraph.types import Command, interrupt
 from langgraph_speculative.agents import SpeculativeToolCalls
 
 from .agents_fakes import READS, Shop, ask, scripted, shop_script, transcript
-from .test_agents import oracle, threads
+from .leftovers import leftover_work
+from .test_agents import oracle
 
 
 def everything(state: Any) -> list[dict[str, Any]]:
@@ -108,7 +109,7 @@ def hitl_flow(
     else:
         first = agent.invoke(ask(), config)
         assert shop.writes() == []  # paused before the write
-        assert threads() == []  # and nothing the paused run started is still running
+        assert leftover_work() == []  # and nothing the paused run started is still running
         interrupts = [i.value for i in first["__interrupt__"]]
         messages = agent.invoke(resume(first), config)["messages"]
     return interrupts, transcript(messages, canonical_ids=True), shop, mw

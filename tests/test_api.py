@@ -14,6 +14,8 @@ from langgraph.graph import END, START, StateGraph
 
 from langgraph_speculative import Guess, SpeculationPolicy, SpeculationReport, SpeculativeNode, speculate
 
+from .leftovers import leftover_work
+
 
 class S(TypedDict):
     n: int
@@ -42,10 +44,6 @@ async def ainc(state: S) -> dict[str, int]:
 
 def right(state: S) -> list[Guess]:
     return [Guess({"n": state["n"] + 1}, confidence=0.9), Guess({"n": -5}, confidence=0.1)]
-
-
-def _threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("langgraph-speculative")]
 
 
 # ----------------------------------------------------------------- build time
@@ -283,7 +281,7 @@ def test_an_adopted_call_speculates_from_the_main_runs_input(asynchronous: bool)
 # ----------------------------------------------------------------- lifecycle
 
 
-def test_no_thread_outlives_invoke_even_when_it_raises() -> None:
+def test_no_work_outlives_invoke_even_when_it_raises() -> None:
     def fails(state: S) -> Any:
         time.sleep(0.01)
         raise ValueError("actor failed")
@@ -294,10 +292,10 @@ def test_no_thread_outlives_invoke_even_when_it_raises() -> None:
     graph = speculate(builder, {"a": right, "b": right}).compile()
     with pytest.raises(ValueError, match="actor failed"):
         graph.invoke({"n": 0})
-    assert _threads() == []
+    assert leftover_work() == []
     graph2 = speculate(_chain(inc), {"a": right, "b": right}).compile()
     graph2.invoke({"n": 0})
-    assert _threads() == []
+    assert leftover_work() == []
 
 
 def test_losing_branches_are_cancelled_and_nothing_outlives_ainvoke() -> None:

@@ -22,6 +22,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph_speculative import SpeculationPolicy, speculate, speculation_info
 
 from .conftest import amake_saver
+from .leftovers import leftover_work
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -131,9 +132,7 @@ def test_no_exception_from_a_user_hook_changes_or_hangs_a_run(
     expected = {"speculator": "speculator_error", "key": "key_error", "match": "match_error"}.get(hook)
     if expected:
         assert expected in events, events
-    assert not [
-        t for t in threading.enumerate() if t.name.startswith("langgraph-speculative") and t.is_alive()
-    ]
+    assert leftover_work() == []
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])

@@ -1,10 +1,13 @@
 """The work behind `SpeculativeToolCalls`: speculate, launch, settle, serve, clean up.
 
-Sync agents (`invoke`, `stream`): the speculator runs on a daemon thread of its
-own (an async speculator on the engine's private event loop), prefetches on
-the engine's thread pool. Async agents (`ainvoke`, `astream`): the speculator
-and the prefetches are tasks on the caller's loop (a sync speculator on a
-daemon thread). The model call itself never waits for any of it.
+It runs on the library's one runtime (`langgraph_speculative._threads`), as the graph path does.
+Async agents (`ainvoke`, `astream`): the speculator and the prefetches of tools with an async
+implementation are tasks on the caller's loop; sync speculators and sync tools run through
+their sync path on the process pool (never on the loop's default executor, where they would
+starve the agent's own tool calls). Sync agents (`invoke`, `stream`): the speculator and the
+prefetches run on the process pool (an async speculator on the process loop, which is never
+closed). Every prefetch holds a slot of the process budget, and a turn that starts while the
+process is busy with other runs does not speculate. The model call never waits for any of it.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
+from langgraph_speculative._budget import process_budget
+from langgraph_speculative._threads import offload, process_pool
 from langgraph_speculative._trace import quiet
 
 from ._calls import ToolGuess, coerce_guesses
 from ._inspect import store_arg
 from ._runs import NODE, Mode, Prefetch, Run, Turn, as_served, key_of, placeholder_call, reply_of
 
-__all__ = ("Engine", "copy_state", "in_daemon_thread", "tool_config", "wants_request")
+__all__ = ("Engine", "copy_state", "tool_config", "wants_request")
 
 _MAX_OPEN_RUNS = 256
 
@@ -131,19 +136,35 @@ class Engine:
 
     # ------------------------------------------------------------------ a model call
 
-    def begin(self, request: Any, mode: Mode) -> tuple[Turn, dict[str, Any]] | None:
-        """Start a turn for this model call: check the tools, drop last turn's leftovers."""
+    def begin(self, request: Any, mode: Mode) -> tuple[Turn, dict[str, Any]]:
+        """Start a turn for this model call: check the tools, drop last turn's leftovers. A turn
+        that starts while the process is busy with other runs is `shed` (it does not speculate);
+        end every turn with `end_turn`."""
         tools = self._read_only_tools(request.tools)
         run = self.run_for(request.runtime, create=True)
         assert run is not None
+        shed = process_budget().shed_run()  # counted active until `end_turn`
         with run.lock:
             leftovers = list(run.kept.values())
             run.kept.clear()
             turn = run.turn = Turn(run, mode)
+            turn.shed = shed
         for p in leftovers:  # kept for a call the tool step never asked for
             self.drop(run, p, "not_asked")
         self.count(run, calls=1)
+        if shed:
+            self.count(run, shed=1)
+            self.emit(run, "shed_run")
         return turn, tools
+
+    def end_turn(self, turn: Turn) -> None:
+        """The model call is over (replied, failed or cancelled): the turn no longer counts as
+        an active run of the process."""
+        with turn.run.lock:
+            if turn.counted_out:
+                return
+            turn.counted_out = True
+        process_budget().run_ended()
 
     def _read_only_tools(self, tools: Any) -> dict[str, tuple[BaseTool, str | None]]:
         """The read-only tools of this model call, with their store parameters (checked once)."""
@@ -207,6 +228,11 @@ class Engine:
                 if len(run.live()) >= self.policy.max_inflight:
                     self.emit(run, "budget", inflight=len(run.live()), call=g.as_dict())
                     break
+                why = process_budget().acquire()
+                if why is not None:  # the process's bound on speculative work, or a busy process
+                    self.count(run, shed=1)
+                    self.emit(run, "budget" if why == "budget" else "shed", call=g.as_dict())
+                    break
                 tool, store_param = tools[g.name]
                 call = placeholder_call(g, store_param, store)
                 p = Prefetch(g, rank, tool, turn, call)
@@ -214,10 +240,11 @@ class Engine:
                 if turn.mode == "async":
                     p.task = asyncio.get_running_loop().create_task(_arun_tool(p, cfg))
                     p.task.add_done_callback(_retrieve)
+                    p.task.add_done_callback(lambda _: process_budget().release())
                 else:
-                    p.future, p.thread = in_daemon_thread(
-                        _run_tool, p, cfg, name="langgraph-speculative-prefetch"
-                    )
+                    ctx = contextvars.copy_context()
+                    p.future = process_pool().submit(ctx.run, _run_tool, p, cfg)
+                    p.future.add_done_callback(lambda _: process_budget().release())
                 turn.prefetches[g.key] = p
                 run.launched.append(p)
                 self.count(run, guesses=1, launched=1)
@@ -260,9 +287,7 @@ class Engine:
                 self.drop(run, p, "reply_has_unsafe_call" if unsafe else "miss")
         if turn.mode == "sync" and self.gated.intersection(unsafe):
             # the run may pause for a person next: a sync call cannot be stopped, so wait for it
-            for p in prefetches:
-                if p.thread is not None:
-                    p.thread.join()
+            concurrent.futures.wait([p.future for p in prefetches if p.future is not None])
         real = [{"name": c.get("name"), "args": c.get("args")} for c in calls]
         if kept:
             self.count(run, hits=1)
@@ -333,24 +358,6 @@ class Engine:
         self.emit(run, "adopted", call=p.guess.as_dict(), tool_call_id=call["id"], hidden_s=round(hidden, 6))
         return message
 
-    # ------------------------------------------------------------------ threads and loops
-
-    def join(self, run: Run, *, speculators: bool = True) -> None:
-        """Sync agents: wait for every thread `run` started (sync code cannot be interrupted).
-
-        Prefetch threads end with their tool call. A speculator thread is waited
-        for up to `speculator_timeout` at most: one that hangs is left behind
-        (its answer is ignored), the only thread that can outlive a run.
-        """
-        with run.lock:
-            threads = [p.thread for p in run.launched if p.thread is not None]
-            spec_threads = list(run.speculator_threads) if speculators else []
-        for thread in threads:
-            thread.join()
-        limit = self.policy.speculator_timeout
-        for thread in spec_threads:
-            thread.join(limit)
-
     def shutdown(self) -> None:
         """Cancel every open run."""
         with self._lock:
@@ -399,15 +406,16 @@ def _reply_calls(response: Any) -> list[dict[str, Any]]:
 
 
 def tool_config(config: RunnableConfig) -> RunnableConfig:
-    """The config prefetches run under: the user's configurable, none of LangGraph's internals."""
+    """The config prefetches and the speculator run under: the user's configurable, none of
+    LangGraph's internals."""
     configurable = {
         k: v
         for k, v in (config.get("configurable") or {}).items()
         if not str(k).startswith("__pregel_") and not str(k).startswith("checkpoint_")
     }
-    # A prefetch is traced (a child of the model call, tagged `speculative`) but must not reach
-    # LangGraph's `messages`/`tools` streams: a wrong guess would read as the agent's.
-    return {"callbacks": quiet(config.get("callbacks"), event_streams=False), "configurable": configurable}
+    # Speculative work is traced (a child of the model call, tagged `speculative`) but must not
+    # reach the user's streams (`messages`, `tools`, events): a wrong guess would read as the agent's.
+    return {"callbacks": quiet(config.get("callbacks")), "configurable": configurable}
 
 
 def _prefetch_config(base: RunnableConfig, guess: ToolGuess, rank: int) -> RunnableConfig:
@@ -427,36 +435,25 @@ def _run_tool(p: Prefetch, config: RunnableConfig) -> Any:
 
 async def _arun_tool(p: Prefetch, config: RunnableConfig) -> Any:
     try:
+        if sync_only(p.tool):  # on the process pool, not the loop's default executor
+            return await offload(p.tool.invoke, p.call, config)
         return await p.tool.ainvoke(p.call, config)
     finally:
         p.finished_at = time.monotonic()
+
+
+def sync_only(tool: BaseTool) -> bool:
+    """Does `tool` have no async implementation of its own (its `ainvoke` would run its sync
+    code on the loop's default executor)?"""
+    if getattr(tool, "coroutine", _NONE) is None:  # a StructuredTool / Tool made from a function
+        return getattr(tool, "func", None) is not None
+    return type(tool)._arun is BaseTool._arun
+
+
+_NONE = object()
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a prefetch's exception as seen (its result is simply not served)."""
     if not task.cancelled():
         task.exception()
-
-
-def in_daemon_thread(
-    fn: Callable[..., Any], *args: Any, name: str = "langgraph-speculative-speculator", **kwargs: Any
-) -> tuple[concurrent.futures.Future[Any], threading.Thread]:
-    """Run `fn` on a fresh daemon thread, in a copy of this context; its future and the thread.
-
-    A thread per call, not a pool: each run joins the threads it started before
-    it returns, so none outlives it (a hung speculator holds only its own).
-    """
-    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-    ctx = contextvars.copy_context()
-
-    def body() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(ctx.run(fn, *args, **kwargs))
-        except BaseException as exc:  # handed to whoever waits
-            future.set_exception(exc)
-
-    thread = threading.Thread(target=body, name=name, daemon=True)
-    thread.start()
-    return future, thread

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -15,8 +16,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
+from langgraph_speculative._threads import process_pool
 
-from ._engine import Engine, in_daemon_thread, tool_config
+from ._engine import Engine, tool_config
 from ._inspect import agent_being_built, check_agent, gated_tools
 from ._speculate import afailed, afinish, aserve, aspeculate, failed, finish, serve, speculate
 
@@ -62,21 +64,25 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
 
     Lifecycle: prefetches are cancelled when they lose, when the model call or
     a tool step fails and at the run's end; a resumed run never uses what the
-    paused one fetched. Sync tools cannot be interrupted, so a sync run waits
-    for its prefetch threads instead (at its end, on a failure, and before a
-    `HumanInTheLoopMiddleware` pause). A custom middleware that pauses in
-    `after_model` is not detected: leave the tools it guards out of
-    `read_only`.
+    paused one fetched. Sync tools cannot be interrupted: one still running
+    when its run ends finishes in the background on the library's pool, its
+    result discarded (nothing waits for it, but a sync run waits for them
+    before a `HumanInTheLoopMiddleware` pause). Speculation shares the
+    library's one runtime with speculative graphs: the same process budget
+    (each prefetch holds a slot; a model call that starts while the process
+    is busy with other runs does not speculate) and the same process loop.
+    A custom middleware that pauses in `after_model` is not detected: leave
+    the tools it guards out of `read_only`.
 
     Telemetry: every event is a dict `{"type": "speculation", "event": ...,
     "node": "model", ...}` on LangGraph's custom stream (`stream_mode="custom"`),
     in `report` (all runs) and `last_report` (the latest finished run); with
     LangSmith tracing, prefetches are child runs of the model call tagged
     `speculative`, and the model and tool spans carry what happened in their
-    metadata. Prefetches never reach `stream_mode="messages"` or `"tools"`;
-    a served call has no tool run in the tool step, so `stream_mode="tools"`
-    does not show it, and `astream_events` shows it (and the wrong guesses)
-    where it ran, tagged `speculative`.
+    metadata. The speculator's and the prefetches' runs never reach the user's
+    streams (`messages`, `tools`, `astream_events`): a wrong guess would read
+    as the agent's. A served call has no tool run in the tool step, so
+    `stream_mode="tools"` does not show it.
     `policy.depth` is not used: speculation looks one model call ahead.
     """
 
@@ -188,9 +194,7 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
             config = get_config()
         except RuntimeError:
             config = {}
-        started = self._engine.begin(request, mode)
-        assert started is not None
-        turn, tools = started
+        turn, tools = self._engine.begin(request, mode)
         return turn, tools, tool_config(config), getattr(request.runtime, "store", None), _run_tree()
 
     def wrap_model_call(
@@ -200,17 +204,20 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         if not self._engine.policy.enabled:
             return handler(request)
         turn, tools, config, store, tree = self._start(request, "sync")
-        _, thread = in_daemon_thread(speculate, self._engine, turn, request, tools, store, config)
-        with turn.run.lock:
-            turn.run.speculator_threads.append(thread)
         try:
-            response = handler(request)
-        except BaseException:
-            self._engine.abort(turn, "model_error")
-            failed(self._engine, request.runtime)
-            raise
-        self._engine.settle(turn, response, tree)
-        return response
+            if not turn.shed:
+                ctx = contextvars.copy_context()
+                process_pool().submit(ctx.run, speculate, self._engine, turn, request, tools, store, config)
+            try:
+                response = handler(request)
+            except BaseException:
+                self._engine.abort(turn, "model_error")
+                failed(self._engine, request.runtime)
+                raise
+            self._engine.settle(turn, response, tree)
+            return response
+        finally:
+            self._engine.end_turn(turn)
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
@@ -219,17 +226,21 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         if not self._engine.policy.enabled:
             return await handler(request)
         turn, tools, config, store, tree = self._start(request, "async")
-        task = asyncio.ensure_future(aspeculate(self._engine, turn, request, tools, store, config))
-        with turn.run.lock:
-            turn.stopper = task.cancel
         try:
-            response = await handler(request)
-        except BaseException:
-            self._engine.abort(turn, "model_error")
-            await afailed(self._engine, request.runtime)
-            raise
-        self._engine.settle(turn, response, tree)
-        return response
+            if not turn.shed:
+                task = asyncio.ensure_future(aspeculate(self._engine, turn, request, tools, store, config))
+                with turn.run.lock:
+                    turn.stopper = task.cancel
+            try:
+                response = await handler(request)
+            except BaseException:
+                self._engine.abort(turn, "model_error")
+                await afailed(self._engine, request.runtime)
+                raise
+            self._engine.settle(turn, response, tree)
+            return response
+        finally:
+            self._engine.end_turn(turn)
 
     # ------------------------------------------------------------------ tool step
 

@@ -51,7 +51,6 @@ class Prefetch:
     launched_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     future: concurrent.futures.Future[Any] | None = None
-    thread: threading.Thread | None = None
     task: asyncio.Task[Any] | None = None
     state: str = "running"
     """running -> kept -> adopted; or cancelled / dropped (never used)."""
@@ -102,6 +101,10 @@ class Turn:
     """The speculator overran `speculator_timeout` (counted once, whoever notices first)."""
     stopper: Any = None
     """Cancels the speculator call when the model replies first."""
+    shed: bool = False
+    """Started while the process was busy with other runs: it does not speculate."""
+    counted_out: bool = False
+    """`Engine.end_turn` has given its count of active runs back."""
 
 
 class Run:
@@ -117,7 +120,6 @@ class Run:
         self.turn: Turn | None = None
         self.kept: dict[tuple[str, str], Prefetch] = {}
         self.launched: list[Prefetch] = []
-        self.speculator_threads: list[threading.Thread] = []
         self.closed = False
 
     def live(self) -> list[Prefetch]:

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
+import functools
 import inspect
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
+
+from langgraph_speculative._threads import offload, process_loop
 
 from ._calls import describe_error
 from ._engine import Engine, copy_state, wants_request
-from ._runs import Prefetch, Run, Turn
+from ._runs import NODE, Prefetch, Run, Turn
 
-__all__ = ("afailed", "afinish", "aserve", "aspeculate", "failed", "finish", "serve", "speculate")
+__all__ = (
+    "afailed",
+    "afinish",
+    "aserve",
+    "aspeculate",
+    "failed",
+    "finish",
+    "serve",
+    "speculate",
+    "quiet_speculator",
+)
 
 Tools = dict[str, tuple[BaseTool, "str | None"]]
 
@@ -43,24 +60,43 @@ def _args(fn: Any, state: Any, request: Any) -> tuple[tuple[Any, ...], dict[str,
 # ---------------------------------------------------------------------- speculate
 
 
+@contextlib.contextmanager
+def quiet_speculator(config: RunnableConfig) -> Iterator[None]:
+    """While the speculator is called: a chat model it calls inherits a config whose callbacks
+    reach none of the user's streams (`messages`, events), tagged `nostream` and `speculative`."""
+    cfg: RunnableConfig = {
+        **config,
+        "run_name": f"{NODE}:speculator",
+        "tags": ["speculative", "nostream"],
+        "metadata": {"speculative": True},
+    }
+    token = var_child_runnable_config.set(cfg)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
+
+
 def speculate(
     engine: Engine, turn: Turn, request: Any, tools: Tools, store: Any, config: RunnableConfig
 ) -> None:
-    """Sync agents: call the speculator and launch its guesses (on a daemon thread)."""
+    """Sync agents: call the speculator and launch its guesses (on the process pool; an async
+    speculator on the process loop)."""
     run = turn.run
     timeout = engine.policy.speculator_timeout
     t0 = time.monotonic()
     try:
         state = copy_state(request.state)
-        if engine.sync_fn is not None:
-            a, kw = _args(engine.sync_fn, state, request)
-            raw = engine.sync_fn(*a, **kw)
-            if inspect.isawaitable(raw):
-                raw = _on_private_loop(engine, turn, raw, timeout)
-        else:
-            assert engine.async_fn is not None
-            a, kw = _args(engine.async_fn, state, request)
-            raw = _on_private_loop(engine, turn, engine.async_fn(*a, **kw), timeout)
+        with quiet_speculator(config):
+            if engine.sync_fn is not None:
+                a, kw = _args(engine.sync_fn, state, request)
+                raw = engine.sync_fn(*a, **kw)
+                if inspect.isawaitable(raw):
+                    raw = _on_process_loop(turn, raw, timeout)
+            else:
+                assert engine.async_fn is not None
+                a, kw = _args(engine.async_fn, state, request)
+                raw = _on_process_loop(turn, engine.async_fn(*a, **kw), timeout)
     except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
         _timed_out(engine, run, turn)
     except (asyncio.CancelledError, concurrent.futures.CancelledError):
@@ -77,55 +113,49 @@ def speculate(
         turn.speculator_done = True
 
 
-def _on_private_loop(engine: Engine, turn: Turn, awaitable: Any, timeout: float | None) -> Any:
-    """Run an async speculator from a sync agent: on an event loop of its own, on this thread."""
+def _on_process_loop(turn: Turn, awaitable: Any, timeout: float | None) -> Any:
+    """Run an async speculator from a sync agent, on the process loop (never closed: a client
+    that pools connections keeps them usable), in the speculator's context; cancelled when the
+    model replies first."""
+    ctx = contextvars.copy_context()
 
     async def wrap() -> Any:
-        return await awaitable
+        for var, value in ctx.items():  # the task runs in the loop's context: bring ours over
+            var.set(value)
+        return await asyncio.wait_for(_awaited(awaitable), timeout)
 
-    loop = asyncio.new_event_loop()
-    try:
-        task = loop.create_task(wrap())
+    future = asyncio.run_coroutine_threadsafe(wrap(), process_loop())
+    with turn.run.lock:
+        turn.stopper = future.cancel
+        if turn.closed:
+            future.cancel()
+    return future.result()
 
-        def stop() -> None:
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # the loop is closed: the call is over
-                pass
 
-        with turn.run.lock:
-            turn.stopper = stop
-            if turn.closed:
-                task.cancel()
-        return loop.run_until_complete(asyncio.wait_for(task, timeout))
-    finally:
-        loop.close()
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 async def aspeculate(
     engine: Engine, turn: Turn, request: Any, tools: Tools, store: Any, config: RunnableConfig
 ) -> None:
-    """Async agents: call the speculator and launch its guesses (a task beside the model call)."""
-    from ._engine import in_daemon_thread
-
+    """Async agents: call the speculator and launch its guesses (a task beside the model call;
+    a sync speculator on the process pool)."""
     run = turn.run
     timeout = engine.policy.speculator_timeout
     t0 = time.monotonic()
     try:
         state = copy_state(request.state)
-        if engine.async_fn is not None:
-            a, kw = _args(engine.async_fn, state, request)
-            call: Any = engine.async_fn(*a, **kw)
-        else:
-            assert engine.sync_fn is not None
-            a, kw = _args(engine.sync_fn, state, request)
-            future, thread = in_daemon_thread(engine.sync_fn, *a, **kw)
-            with run.lock:
-                run.speculator_threads.append(thread)
-            call = asyncio.wrap_future(future)
 
         async def answer() -> Any:
-            raw = await call
+            with quiet_speculator(config):  # this task's own context
+                if engine.async_fn is not None:
+                    a, kw = _args(engine.async_fn, state, request)
+                    raw = await engine.async_fn(*a, **kw)
+                else:
+                    assert engine.sync_fn is not None
+                    a, kw = _args(engine.sync_fn, state, request)
+                    raw = await offload(functools.partial(engine.sync_fn, *a, **kw))
             return await raw if inspect.isawaitable(raw) else raw
 
         raw = await asyncio.wait_for(answer(), timeout)
@@ -196,12 +226,12 @@ async def aserve(engine: Engine, request: Any) -> ToolMessage | None:
 
 
 def failed(engine: Engine, runtime: Any) -> None:
-    """Sync agents, when a model call or a tool step raises: wait for the run's threads first."""
+    """When a model call or a tool step raises: cancel the run's prefetches (sync tools already
+    running finish in the background, their results discarded)."""
     run = engine.run_for(runtime, create=False)
     if run is not None:
         for p in run.live():
             engine.drop(run, p, "run_error")
-        engine.join(run)
 
 
 async def afailed(engine: Engine, runtime: Any) -> None:
@@ -231,15 +261,9 @@ def _end(engine: Engine, runtime: Any) -> tuple[Run | None, list[Prefetch]]:
 
 
 def finish(engine: Engine, state: Any, runtime: Any) -> None:
-    """Sync agents, at the run's end: cancel what is left, wait for it, let the speculator learn."""
-    run = engine.run_for(runtime, create=False)
-    thread_id = getattr(getattr(runtime, "execution_info", None), "thread_id", None)
-    runs = ([run] if run is not None else []) + (
-        engine.runs_of_thread(thread_id, besides=run) if thread_id is not None else []
-    )
-    _end(engine, runtime)
-    for r in runs:  # sync tools cannot be interrupted: the run ends when they do
-        engine.join(r)
+    """Sync agents, at the run's end: cancel what is left, let the speculator learn. Nothing is
+    waited for: a sync call that cannot be stopped finishes in the background."""
+    run, _ = _end(engine, runtime)
     observe = getattr(engine.speculator, "observe", None)
     if callable(observe) and run is not None:
         try:
@@ -249,25 +273,20 @@ def finish(engine: Engine, state: Any, runtime: Any) -> None:
 
 
 async def afinish(engine: Engine, state: Any, runtime: Any) -> None:
-    """Async agents, at the run's end: cancel what is left, await it, let the speculator learn."""
+    """Async agents, at the run's end: cancel what is left, await its tasks, let the speculator learn."""
     run, live = _end(engine, runtime)
     loop = asyncio.get_running_loop()
     tasks = [p.task for p in live if p.task is not None and p.task.get_loop() is loop]
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
-    running = [p.future for p in live if p.future is not None and not p.future.done()]
-    if running:
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in running), return_exceptions=True)
     if run is None:
         return
-    for thread in [t for t in run.speculator_threads if t.is_alive()]:  # sync speculators
-        await loop.run_in_executor(None, thread.join, engine.policy.speculator_timeout)
     aobserve = getattr(engine.speculator, "aobserve", None)
     observe = getattr(engine.speculator, "observe", None)
     try:
         if callable(aobserve):
             await aobserve(state, key=run.thread_id)
         elif callable(observe):
-            await loop.run_in_executor(None, lambda: observe(state, key=run.thread_id))
+            await offload(functools.partial(observe, state, key=run.thread_id))
     except Exception as exc:
         engine.emit(run, "speculator_error", reason="observe", error=describe_error(exc))
