@@ -43,7 +43,7 @@ from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Source
 from ._tee import RecordingSaver
-from ._threads import has_sync_path, offload, process_loop
+from ._threads import has_sync_path, offload, process_loop, sync_only
 from ._trace import quiet, stream_writer, streams_messages
 
 if TYPE_CHECKING:
@@ -132,10 +132,13 @@ class Session(Branches, Lifecycle):
                 self.writer = writer
 
     def call(self, runnable: Any, arg: Any, config: RunnableConfig) -> Any:
-        """An awaitable of `runnable` on `arg`, for speculative work on the session's loop: a sync
-        run calls user code through its sync path on the process pool, so no client it shares
-        with its caller is ever used from the library's loop; an async run awaits it on its own."""
-        if self.mode == "sync" and has_sync_path(runnable):
+        """An awaitable of `runnable` on `arg`, for speculative work on the session's loop.
+
+        A sync run calls user code through its sync path on the process pool, so no client it
+        shares with its caller is ever used from the library's loop. An async run awaits it on
+        its own loop, except sync code (sync functions, sync tools), which runs on the process
+        pool rather than the loop's default executor that the main run's own calls need."""
+        if (self.mode == "sync" and has_sync_path(runnable)) or sync_only(runnable):
             return offload(runnable.invoke, arg, config)
         return runnable.ainvoke(arg, config)
 

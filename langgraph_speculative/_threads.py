@@ -20,13 +20,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import os
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ("DaemonPool", "busy_calls", "has_sync_path", "offload", "process_loop", "process_pool")
+__all__ = (
+    "DaemonPool",
+    "busy_calls",
+    "has_sync_path",
+    "offload",
+    "process_loop",
+    "process_pool",
+    "sync_only",
+)
 
 _WORKERS = 4096  # the pool grows as calls need threads and reuses idle ones; work is bounded by the budget
 
@@ -161,6 +170,30 @@ def has_sync_path(runnable: Any) -> bool:
     if isinstance(steps, list):
         return all(has_sync_path(s) for s in steps)
     return True
+
+
+def sync_only(obj: Any) -> bool:
+    """Is `obj` (a Runnable, a node, a tool, a `ToolNode`) sync code whose async path would only
+    run it on the loop's default executor? Speculative work then runs its sync path on the
+    process pool instead, where it cannot starve the main run's own calls of executor threads."""
+    tools = getattr(obj, "tools_by_name", None)
+    if isinstance(tools, dict):  # a ToolNode: its tools decide
+        return bool(tools) and all(sync_only(t) for t in tools.values())
+    if getattr(obj, "coroutine", _MISSING) is None:  # a StructuredTool / Tool made from a function
+        return getattr(obj, "func", None) is not None
+    arun = getattr(type(obj), "_arun", None)
+    if arun is not None and callable(getattr(type(obj), "_run", None)):  # a BaseTool subclass
+        from langchain_core.tools import BaseTool
+
+        return isinstance(obj, BaseTool) and arun is BaseTool._arun
+    func = getattr(obj, "func", _MISSING)
+    if func is _MISSING or func is None:
+        return False
+    afunc = getattr(obj, "afunc", None)  # a RunnableLambda from a sync function has none
+    # a LangGraph node from a sync function: its async path is `run_in_executor(None, func)`
+    return afunc is None or (
+        isinstance(afunc, functools.partial) and getattr(afunc.func, "__name__", "") == "run_in_executor"
+    )
 
 
 _MISSING = object()

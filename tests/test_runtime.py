@@ -14,9 +14,12 @@ from typing import Any, TypedDict
 
 import pytest
 from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
 
 from langgraph_speculative import speculate
 from langgraph_speculative._threads import PREFIX, has_sync_path
@@ -255,4 +258,53 @@ def test_async_agents_prefetch_sync_tools_on_the_process_pool() -> None:
     early = [e for e in mw.report.events if e["event"] == "launch"]
     assert early
     assert any(n.startswith(f"{PREFIX}-work") for n in tool_threads)
+    assert leftover_work() == []
+
+
+def test_async_runs_run_early_sync_tool_calls_on_the_process_pool() -> None:
+    """At graph level too: a `ToolNode` of sync tools launched early on a branch of an async run
+    runs on the library's pool, never on the loop's default executor the main run's tools use."""
+
+    where: list[tuple[str, bool]] = []
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        from langgraph_speculative import speculation_info
+
+        where.append((threading.current_thread().name, speculation_info() is not None))
+        time.sleep(0.02)
+        return f"{city}: sunny"
+
+    call = {"name": "lookup", "args": {"city": "Oslo"}, "id": "c1", "type": "tool_call"}
+
+    async def plan(state: MessagesState) -> dict[str, Any]:
+        await asyncio.sleep(0.1)
+        if any(m.type == "tool" for m in state["messages"]):
+            return {"messages": [AIMessage("done")]}
+        return {"messages": [AIMessage("", tool_calls=[call])]}
+
+    def guess(state: MessagesState) -> list[dict[str, Any]]:
+        return [{"messages": [AIMessage("", tool_calls=[call])]}]
+
+    def route(state: MessagesState) -> str:
+        return "tools" if state["messages"][-1].tool_calls else END  # type: ignore[union-attr]
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("plan", plan)
+    builder.add_node("tools", ToolNode([lookup]))
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", route, ["tools", END])
+    builder.add_edge("tools", "plan")
+    graph = speculate(builder, {"plan": guess}, read_only_tools={"lookup"}).compile(
+        checkpointer=InMemorySaver()
+    )
+    out = asyncio.run(
+        graph.ainvoke({"messages": [HumanMessage("weather?")]}, {"configurable": {"thread_id": "x"}})
+    )
+    assert out["messages"][-1].content == "done"
+    report = graph.last_report
+    assert report is not None and report.node("tools").adopted == 1
+    early = [name for name, on_branch in where if on_branch]
+    assert early and not any(name.startswith("asyncio_") for name in early)  # the default executor's
     assert leftover_work() == []

@@ -28,7 +28,7 @@ from langchain_core.tools import BaseTool
 
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
 from langgraph_speculative._budget import process_budget
-from langgraph_speculative._threads import offload, process_pool
+from langgraph_speculative._threads import offload, process_pool, sync_only
 from langgraph_speculative._trace import quiet
 
 from ._calls import ToolGuess, coerce_guesses
@@ -440,17 +440,6 @@ async def _arun_tool(p: Prefetch, config: RunnableConfig) -> Any:
         return await p.tool.ainvoke(p.call, config)
     finally:
         p.finished_at = time.monotonic()
-
-
-def sync_only(tool: BaseTool) -> bool:
-    """Does `tool` have no async implementation of its own (its `ainvoke` would run its sync
-    code on the loop's default executor)?"""
-    if getattr(tool, "coroutine", _NONE) is None:  # a StructuredTool / Tool made from a function
-        return getattr(tool, "func", None) is not None
-    return type(tool)._arun is BaseTool._arun
-
-
-_NONE = object()
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
