@@ -218,7 +218,7 @@ class Branches:
         role = self._role(b)
         if role == "stop" or branch.cancelled or self.closed:
             raise BranchStop()
-        if b.read_only_tools is not None and not only_reads(state, b.read_only_tools):
+        if b.read_only_tools is not None and not only_reads(state, self.plan.read_only(b)):
             raise BranchStop()  # a tool call that may write: never on a branch
         if role == "inline":
             return await self.call(b.action, state, config)

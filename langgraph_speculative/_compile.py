@@ -77,6 +77,11 @@ def _tool_names(runnable: Any) -> list[str] | None:
     return None
 
 
+def _asking_tools(tool_node: Any) -> frozenset[str]:
+    """The tools of a `ToolNode` whose code calls `interrupt()`: never run on a branch."""
+    return frozenset(name for name, tool in tool_node.tools_by_name.items() if calls_interrupt(tool))
+
+
 def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
     spec = builder._spec
     speculators, keys, matches = spec["speculators"], spec["keys"], spec["matches"]
@@ -112,7 +117,9 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
             unsafe=name in unsafe,
             gate=calls_interrupt(binding.action) if tools is None else False,
             inline=inline,
-            read_only_tools=None if tools is None else frozenset(read_only or ()) & frozenset(tools),
+            read_only_tools=None
+            if tools is None
+            else frozenset(read_only or ()) & frozenset(tools) - _asking_tools(binding.action),
         )
         bindings[name] = binding
     return bindings
@@ -162,13 +169,24 @@ def _warn_at_compile(builder: SpeculativeStateGraph, plan: Plan, kwargs: dict[st
     gates = set(before or ()) | set(after or ())
     for name, b in plan.bindings.items():
         tools = _tool_names(b.action)
-        if tools is not None and not b.read_only_tools and not b.unsafe:
-            plan.warn_once(
-                f"tools:{name}",
-                f"node {name!r} runs tools {tools}; branches run none of them until you name those "
-                f"that only read: speculate(..., read_only_tools={{{tools[0]!r}, ...}})",
-                stacklevel=4,
-            )
+        if tools is not None and not b.unsafe:
+            asking = sorted(_asking_tools(b.action))
+            declared = sorted(set(builder._spec["read_only_tools"] or ()) & set(asking))
+            if declared:
+                plan.warn_once(
+                    f"asking-tools:{name}",
+                    f"read_only_tools names {declared}, whose code calls interrupt() (it asks a "
+                    "person, so it is not read-only): branches never run it",
+                    stacklevel=4,
+                )
+            if not b.read_only_tools:
+                plan.warn_once(
+                    f"tools:{name}",
+                    f"node {name!r} runs tools {tools}; branches run none of them until you name "
+                    "those that only read (no side effect, same answer when called early): "
+                    "speculate(..., read_only_tools={...})",
+                    stacklevel=4,
+                )
         original = builder._spec["speculators"].get(name) or isinstance(
             builder.nodes[name].runnable, SpeculativeNode
         )

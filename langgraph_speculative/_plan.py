@@ -13,7 +13,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from ._adaptive import Tuner
 from ._report import SpeculationReport, graph_report
-from ._state import Binding
+from ._state import Binding, tool_calls_in
 from ._stores import BranchStore, ReadOnlyCache
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ class Plan:
     active: bool
     gates: set[str] = field(default_factory=set)
     """Nodes seen calling `interrupt()` on a main run (beyond those found in their code)."""
+    tool_gates: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per tool node: tools seen calling `interrupt()` on a main run (beyond those found in their
+    code). They never run on a branch; the node's other read-only tools still do."""
     report: SpeculationReport = field(default_factory=graph_report)
     last_report: SpeculationReport | None = None
     reports: OrderedDict[str, SpeculationReport] = field(default_factory=OrderedDict)
@@ -57,10 +60,15 @@ class Plan:
     """Adaptive speculation's estimates per node, shared by all runs (issue 18)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def learn_gate(self, name: str) -> None:
-        """`name` interrupted on the main run: from now on branches stop before it."""
+    def learn_gate(self, name: str, state: Any = None) -> None:
+        """`name` interrupted on the main run: from now on branches stop before it. For a tool
+        node, only the tools it was calling (in `state`) are gated: its other read-only tools
+        keep running on branches."""
         binding = self.bindings.get(name)
         if name in self.gates or binding is None or binding.gate:
+            return
+        if binding.read_only_tools is not None:
+            self._learn_tool_gate(binding, state)
             return
         with self._lock:
             self.gates.add(name)
@@ -71,6 +79,31 @@ class Plan:
             + ". Its code did not show the call; to be safe from the first run, put it in "
             "interrupt_before, or in unsafe",
         )
+
+    def _learn_tool_gate(self, binding: Binding, state: Any) -> None:
+        calls = tool_calls_in(state) or []
+        called = frozenset(str(c.get("name")) for c in calls if isinstance(c, dict))
+        if not called:  # which tool asked cannot be told: the whole node is a gate
+            with self._lock:
+                self.gates.add(binding.name)
+            return
+        with self._lock:
+            known = self.tool_gates.get(binding.name, frozenset())
+            self.tool_gates[binding.name] = known | called
+        new = sorted(called - known)
+        if new and binding.read_only_tools is not None and binding.read_only_tools & set(new):
+            self.warn_once(
+                f"tool-gate:{binding.name}:{','.join(new)}",
+                f"node {binding.name!r} called interrupt() on the main run while calling tools {new}: "
+                "branches no longer run them (its other read-only tools still run early). A tool that "
+                "asks a person is not read-only: remove it from read_only_tools",
+            )
+
+    def read_only(self, binding: Binding) -> frozenset[str]:
+        """The tools of a tool node a branch may run now (read-only, and never seen interrupting)."""
+        assert binding.read_only_tools is not None
+        gated = self.tool_gates.get(binding.name)
+        return binding.read_only_tools - gated if gated else binding.read_only_tools
 
     def warn_once(self, key: str, message: str, stacklevel: int = 3) -> None:
         """A `UserWarning`, once per graph and `key`."""

@@ -37,7 +37,11 @@ def _functions(obj: Any) -> list[Any]:
     if isinstance(obj, RunnableSequence):
         return list(obj.steps)
     if isinstance(obj, Runnable):
-        found = [getattr(obj, a) for a in ("func", "afunc", "action", "bound") if getattr(obj, a, None)]
+        found = [
+            getattr(obj, a)
+            for a in ("func", "afunc", "coroutine", "action", "bound")
+            if getattr(obj, a, None)
+        ]
         if isinstance(obj, RunnableLambda) or found:
             return found
         return []

@@ -229,7 +229,7 @@ class Session(Branches, Lifecycle):
             try:
                 return b.action.invoke(state, config)
             except GraphInterrupt:
-                self.plan.learn_gate(b.name)
+                self.plan.learn_gate(b.name, state)
                 raise
         info = exec_info()
         fut = self._register(info)
@@ -238,7 +238,7 @@ class Session(Branches, Lifecycle):
         except BaseException as exc:
             settle(fut, exc=exc)
             if isinstance(exc, GraphInterrupt):
-                self.plan.learn_gate(b.name)
+                self.plan.learn_gate(b.name, state)
             raise
         settle(fut, result=result)
         return result
@@ -285,7 +285,7 @@ class Session(Branches, Lifecycle):
             try:
                 return await b.action.ainvoke(state, config)
             except GraphInterrupt:
-                self.plan.learn_gate(b.name)
+                self.plan.learn_gate(b.name, state)
                 raise
         info = exec_info()
         fut = self._register(info)
@@ -294,7 +294,7 @@ class Session(Branches, Lifecycle):
         except BaseException as exc:
             settle(fut, exc=exc)
             if isinstance(exc, GraphInterrupt):
-                self.plan.learn_gate(b.name)
+                self.plan.learn_gate(b.name, state)
             raise
         settle(fut, result=result)
         return result
