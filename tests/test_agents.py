@@ -576,3 +576,28 @@ def test_prefetches_are_traced_as_speculative_children_of_the_model_call(collect
         if r["name"] == "SpeculativeToolCalls.wrap_tool_call" and meta(r).get("spec_adopted")
     ]
     assert len(adopted) == 4
+
+
+def test_the_middleware_adds_no_node_no_checkpoint_and_no_update() -> None:
+    """As without the middleware (issue 25 item 10): the same graph nodes, the same checkpoints
+    per run, the same `updates` events; the speculator still learns from every finished run."""
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from langgraph_speculative.agents import ToolPatternSpeculator
+
+    def run(mw: Any) -> tuple[list[str], list[Any], list[Any]]:
+        model = scripted(shop_script(), delay=0.01, ids="seeded")
+        agent = create_agent(
+            model, Shop(latency=0.01).tools(), middleware=[mw] if mw else [], checkpointer=InMemorySaver()
+        )
+        cfg: Any = {"configurable": {"thread_id": "t"}}
+        updates = [list(chunk) for chunk in agent.stream(ask(), cfg, stream_mode="updates")]
+        history = [(s.next, s.metadata.get("step")) for s in agent.get_state_history(cfg)]
+        return sorted(agent.get_graph().nodes), updates, history
+
+    patterns = ToolPatternSpeculator()
+    mw = SpeculativeToolCalls(patterns, read_only=READS)
+    assert run(mw) == run(None)
+    assert mw.last_report is not None and mw.last_report.node("model").calls > 0
+    assert patterns.runs == 1  # observed at the final reply, without a node of its own

@@ -35,7 +35,7 @@ from ._calls import ToolGuess, coerce_guesses
 from ._inspect import store_arg
 from ._runs import NODE, Mode, Prefetch, Run, Turn, as_served, key_of, placeholder_call, reply_of
 
-__all__ = ("Engine", "copy_state", "tool_config", "wants_request")
+__all__ = ("Engine", "copy_state", "reply_calls", "tool_config", "wants_request")
 
 _MAX_OPEN_RUNS = 256
 
@@ -269,7 +269,7 @@ class Engine:
             self.emit(run, "speculator_late")
         if not prefetches:
             return
-        calls = _reply_calls(response)
+        calls = reply_calls(response)
         unsafe = sorted({str(c.get("name")) for c in calls if c.get("name") not in self.read_only})
         kept: list[Prefetch] = []
         if not unsafe:
@@ -396,7 +396,7 @@ def copy_state(state: Any) -> Any:
         return state
 
 
-def _reply_calls(response: Any) -> list[dict[str, Any]]:
+def reply_calls(response: Any) -> list[dict[str, Any]]:
     """The tool calls of the model's reply (a `ModelResponse` or an `AIMessage`)."""
     messages = getattr(response, "result", None)
     if messages is None:

@@ -8,11 +8,10 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.prebuilt.tool_node import ToolCallRequest
-from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
@@ -20,7 +19,7 @@ from langgraph_speculative._threads import process_pool
 
 from ._engine import Engine, tool_config
 from ._inspect import agent_being_built, check_agent, gated_tools
-from ._speculate import afailed, afinish, aserve, aspeculate, failed, finish, serve, speculate
+from ._speculate import afailed, afinish, aserve, aspeculate, failed, final_reply, finish, serve, speculate
 
 __all__ = ("SpeculativeToolCalls",)
 
@@ -215,6 +214,8 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
                 failed(self._engine, request.runtime)
                 raise
             self._engine.settle(turn, response, tree)
+            if final_reply(response):
+                finish(self._engine, request, response)
             return response
         finally:
             self._engine.end_turn(turn)
@@ -238,6 +239,8 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
                 await afailed(self._engine, request.runtime)
                 raise
             self._engine.settle(turn, response, tree)
+            if final_reply(response):
+                await afinish(self._engine, request, response)
             return response
         finally:
             self._engine.end_turn(turn)
@@ -273,18 +276,6 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
                 raise
         _mark_adopted()
         return served
-
-    # ------------------------------------------------------------------ the run's end
-
-    def after_agent(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:  # type: ignore[type-arg]
-        """Cancel and wait for what the run left in flight; show the run to the speculator."""
-        finish(self._engine, state, runtime)
-        return None
-
-    async def aafter_agent(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:  # type: ignore[type-arg]
-        """Async twin of `after_agent`."""
-        await afinish(self._engine, state, runtime)
-        return None
 
 
 def _run_tree() -> Any:

@@ -20,8 +20,8 @@ from langchain_core.tools import BaseTool
 from langgraph_speculative._threads import offload, process_loop
 
 from ._calls import describe_error
-from ._engine import Engine, copy_state, wants_request
-from ._runs import NODE, Prefetch, Run, Turn
+from ._engine import Engine, copy_state, reply_calls, wants_request
+from ._runs import NODE, Run, Turn
 
 __all__ = (
     "afailed",
@@ -29,6 +29,7 @@ __all__ = (
     "aserve",
     "aspeculate",
     "failed",
+    "final_reply",
     "finish",
     "serve",
     "speculate",
@@ -248,39 +249,55 @@ async def afailed(engine: Engine, runtime: Any) -> None:
         await asyncio.wait(tasks)
 
 
-def _end(engine: Engine, runtime: Any) -> tuple[Run | None, list[Prefetch]]:
+def final_reply(response: Any) -> bool:
+    """Does the model's reply end the agent's loop (it calls no tool)?"""
+    return not reply_calls(response)
+
+
+def _finished_state(request: Any, response: Any) -> Any:
+    """The agent's state at the run's end: the model request's state and its final reply."""
+    state = request.state
+    reply = list(getattr(response, "result", None) or [response])
+    if isinstance(state, dict):
+        return {**state, "messages": [*(state.get("messages") or []), *reply]}
+    return state
+
+
+def _end(engine: Engine, runtime: Any) -> Run | None:
     run = engine.run_for(runtime, create=False)
     thread_id = getattr(getattr(runtime, "execution_info", None), "thread_id", None)
     runs = [run] if run is not None else []
     if thread_id is not None:  # earlier, interrupted invocations of this thread
         runs += engine.runs_of_thread(thread_id, besides=run)
-    live: list[Prefetch] = []
     for r in runs:
-        live += engine.close_run(r, "run_end")
-    return run, live
+        engine.close_run(r, "run_end")
+    return run
 
 
-def finish(engine: Engine, state: Any, runtime: Any) -> None:
-    """Sync agents, at the run's end: cancel what is left, let the speculator learn. Nothing is
-    waited for: a sync call that cannot be stopped finishes in the background."""
-    run, _ = _end(engine, runtime)
+def finish(engine: Engine, request: Any, response: Any) -> None:
+    """Sync agents, at the model's final reply (the run ends without another tool step): cancel
+    what is left, let the speculator learn. Nothing is waited for: a sync call that cannot be
+    stopped finishes in the background. (The middleware adds no node of its own for this: the
+    agent's checkpoints and `updates` are those it has without the middleware.)"""
+    run = _end(engine, request.runtime)
     observe = getattr(engine.speculator, "observe", None)
     if callable(observe) and run is not None:
         try:
-            observe(state, key=run.thread_id)
+            observe(_finished_state(request, response), key=run.thread_id)
         except Exception as exc:
             engine.emit(run, "speculator_error", reason="observe", error=describe_error(exc))
 
 
-async def afinish(engine: Engine, state: Any, runtime: Any) -> None:
-    """Async agents, at the run's end: cancel what is left, await its tasks, let the speculator learn."""
-    run, live = _end(engine, runtime)
-    loop = asyncio.get_running_loop()
-    tasks = [p.task for p in live if p.task is not None and p.task.get_loop() is loop]
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
+async def afinish(engine: Engine, request: Any, response: Any) -> None:
+    """Async agents, at the model's final reply: `finish`, awaiting the run's tasks."""
+    run = _end(engine, request.runtime)
     if run is None:
         return
+    loop = asyncio.get_running_loop()
+    tasks = [p.task for p in run.launched if p.task is not None and p.task.get_loop() is loop]
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    state = _finished_state(request, response)
     aobserve = getattr(engine.speculator, "aobserve", None)
     observe = getattr(engine.speculator, "observe", None)
     try:
