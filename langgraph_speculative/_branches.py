@@ -282,6 +282,8 @@ class Branches:
         except BaseException as exc:  # kept for the main run, which then calls the actor itself
             if not entry.result.done():
                 entry.result.set_exception(exc)
+            if not entry.cancelled and not self.closed:
+                self.emit("early_call_error", entry.name, key=entry.key, error=describe(unwrap(exc)))
         else:
             if not entry.result.done():
                 entry.result.set_result(result)

@@ -308,3 +308,27 @@ def test_async_runs_run_early_sync_tool_calls_on_the_process_pool() -> None:
     early = [name for name, on_branch in where if on_branch]
     assert early and not any(name.startswith("asyncio_") for name in early)  # the default executor's
     assert leftover_work() == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_early_call_that_fails_says_so(mode: str) -> None:
+    """An early call that fails (a client error on the branch, say) is an event, and the main run
+    makes the call itself."""
+    from langgraph_speculative import speculation_info
+
+    def b_node(state: S) -> dict[str, Any]:
+        if speculation_info() is not None:
+            raise ConnectionError("the pooled connection is gone")
+        return {"out": f"n={state['n']}"}
+
+    graph = speculate(_chain(_inc, b_node), {"a": lambda s: [{"n": s["n"] + 1}]}).compile(
+        checkpointer=InMemorySaver()
+    )
+    cfg: Any = {"configurable": {"thread_id": mode}}
+    out = graph.invoke({"n": 0}, cfg) if mode == "sync" else asyncio.run(graph.ainvoke({"n": 0}, cfg))
+    assert out == {"n": 1, "out": "n=1"}
+    report = graph.last_report
+    assert report is not None
+    errors = [e for e in report.events if e["event"] == "early_call_error"]
+    assert errors and errors[0]["node"] == "b" and "pooled connection" in errors[0]["error"]
+    assert report.node("b").adopted == 0
