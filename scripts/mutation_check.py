@@ -31,7 +31,13 @@ LIB = "langgraph_speculative"
 # short random run). Each group is one pytest run; the first failure ends the check.
 SUITES = [
     ["tests/test_conformance.py", "-k", "memory or concurrent"],
-    ["tests/test_api.py", "tests/test_faults.py", "tests/test_agents_graph.py"],
+    [
+        "tests/test_api.py",
+        "tests/test_faults.py",
+        "tests/test_agents_graph.py",
+        "tests/test_runtime.py",
+        "tests/test_tool_gates.py",
+    ],
     [
         "tests/test_lossless.py::test_lossless_regression_seeds",
         "tests/test_lossless.py::test_lossless_random_apps_memory",
@@ -166,8 +172,23 @@ MUTATIONS = [
         "write-tool-on-branch",
         "a tool node runs any tool call on a branch, writes included",
         "_branches.py",
-        "        if b.read_only_tools is not None and not only_reads(state, b.read_only_tools):",
+        "        if b.read_only_tools is not None and not only_reads(state, self.plan.read_only(b)):",
         "        if False:",
+    ),
+    Mutation(
+        "asking-tool-on-branch",
+        "a tool that asked a person on the main run still runs on branches (gates per tool forgotten)",
+        "_plan.py",
+        "        return binding.read_only_tools - gated if gated else binding.read_only_tools",
+        "        return binding.read_only_tools",
+    ),
+    Mutation(
+        "sync-run-on-async-path",
+        "a sync run calls user code through its async path on the library's loop (a client the user "
+        "shares with their own loop breaks)",
+        "_session.py",
+        '        if (self.mode == "sync" and has_sync_path(runnable)) or sync_only(runnable):',
+        "        if sync_only(runnable):",
     ),
     Mutation(
         "early-failure-becomes-the-run's",

@@ -33,6 +33,7 @@ def _build(hidden: bool, log: list[tuple[str, bool]]) -> tuple[StateGraph, Any]:
         @tool
         def issue_refund(order_id: str) -> str:
             """Refund an order (asks a person first)."""
+            log.append(("ask_refund", speculation_info() is not None))
             ask = getattr(lg_types, "inter" + "rupt")
             answer = ask({"refund": order_id})
             log.append(("issue_refund", speculation_info() is not None))
@@ -43,6 +44,7 @@ def _build(hidden: bool, log: list[tuple[str, bool]]) -> tuple[StateGraph, Any]:
         @tool
         def issue_refund(order_id: str) -> str:
             """Refund an order (asks a person first)."""
+            log.append(("ask_refund", speculation_info() is not None))
             answer = lg_types.interrupt({"refund": order_id})
             log.append(("issue_refund", speculation_info() is not None))
             return f"refund {order_id}: {answer}"
@@ -99,12 +101,14 @@ def test_an_asking_tool_never_runs_early_and_the_reads_keep_running(hidden: bool
             checkpointer=InMemorySaver()
         )
         for thread in ("t1", "t2", "t3"):  # a long-lived app: many approvals
+            if thread == "t2" and hidden:
+                # until it first asks on the main run, a hidden interrupt() cannot be known: a
+                # branch may reach the tool once (its interrupt() then ends the branch)
+                log[:] = [e for e in log if e != ("ask_refund", True)]
             assert _conversation(graph, thread) == want
-            report = graph.last_report
-            assert report is not None
     messages = [str(w.message) for w in caught]
     assert any("issue_refund" in m and "interrupt()" in m for m in messages), messages
-    assert ("issue_refund", True) not in log  # never on a branch
+    assert ("issue_refund", True) not in log and ("ask_refund", True) not in log  # never on a branch
     assert [e for e in log if e[0] == "issue_refund"] == [("issue_refund", False)] * 3
     early_reads = [e for e in log if e == ("get_order", True)]
     assert len(early_reads) >= 2  # the read still runs early after the first approval
