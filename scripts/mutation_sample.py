@@ -80,7 +80,7 @@ def mutants_of(module: str) -> list[Mutant]:
     tree, mutations, _, _ = create_mutations(path, code)
     out = []
     for i, m in enumerate(mutations):
-        mutated = tree.deep_replace(m.original_node, m.mutated_node).code  # type: ignore[arg-type]
+        mutated = tree.deep_replace(m.original_node, m.mutated_node).code  # type: ignore[arg-type,attr-defined]
         lines = list(difflib.unified_diff(code.splitlines(), mutated.splitlines(), lineterm="", n=0))
         if not lines:
             continue

@@ -275,7 +275,7 @@ def build_domain(spec: DomainSpec, rec: oracle.Recorder, delay: float = 0.06) ->
         b.add_edge("plan", "gate")
         after_act.append("gate")
     if spec.sends:
-        b.add_node("worker", aworker if asy else worker)
+        b.add_node("worker", aworker if asy else worker)  # type: ignore[arg-type]
         n = spec.sends
 
         def fan(state: Any) -> Any:
