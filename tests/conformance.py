@@ -4,13 +4,11 @@ A `Case` builds a plain `StateGraph` whose nodes report to a `Probe` (side effec
 harness runs its turns on the plain graph and on `speculate(...)` of the same builder, with a
 right or a wrong speculator, sync or async, on one kind of checkpointer, and compares:
 
-- each turn's return value or exception (type and message),
-- every stream mode's payloads (ids and timestamps normalized; speculation events filtered out of
-  `custom`), each `json.dumps`-able exactly when the plain one is,
-- the main thread's full history: values, next, metadata, tasks (name, path, error, interrupts,
-  result), interrupts,
-- side-effect counters,
-- for right guesses, that something was adopted (the case says whether it must be).
+everything the differential oracle (`tests/oracle.py`) compares: each turn's return value or
+exception, every stream mode's chunks in superstep order, the main thread's full history (ids
+alpha-renamed, not erased), the store's contents and operations, every node call with its input,
+side effects (counted after each turn, and logged with their superstep) and the cache; and, for
+right guesses, that something was adopted (the case says whether it must be).
 
 Latches instead of races: a slow node of a case may wait (on the speculative run only) until the
 node after it has started, which on a speculative run happens on a branch. A right guess is then
@@ -21,10 +19,7 @@ a slow test (the wait is bounded).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-import json
-import re
 import threading
 import time
 import uuid
@@ -33,13 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langgraph.types import Interrupt
+from langgraph.store.memory import InMemoryStore
 
 from langgraph_speculative import speculate
 
-STREAM_MODES = ["values", "updates", "custom", "checkpoints", "tasks", "debug", "messages"]
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{32}\b")
-_VOLATILE = {"id", "checkpoint_id", "task_id", "run_id", "timestamp", "created_at", "ts", "thread_ts"}
+from . import oracle
+
+STREAM_MODES = oracle.STREAM_MODES
 
 
 class Probe:
@@ -51,6 +46,7 @@ class Probe:
         self.calls: Counter[str] = Counter()
         self._started: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self.recorder = oracle.Recorder()
 
     def event(self, name: str) -> threading.Event:
         with self._lock:
@@ -59,10 +55,12 @@ class Probe:
     def effect(self, name: str) -> None:
         with self._lock:
             self.effects[name] += 1
+        self.recorder.effect(name)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, reads: Any = None) -> None:
         with self._lock:
             self.calls[name] += 1
+        self.recorder.call(name, reads)
         self.event(name).set()
 
     def wait_sync(self, name: str | None, floor: float) -> None:
@@ -100,7 +98,7 @@ def slow(
     if asynchronous:
 
         async def anode(state, config, runtime):  # type: ignore[no-untyped-def]  # LangGraph injects them
-            probe.start(name)
+            probe.start(name, state)
             await probe.wait_async(waits, floor)
             if effect:
                 probe.effect(name)
@@ -110,7 +108,7 @@ def slow(
         return anode
 
     def node(state, config, runtime):  # type: ignore[no-untyped-def]  # LangGraph injects them
-        probe.start(name)
+        probe.start(name, state)
         probe.wait_sync(waits, floor)
         if effect:
             probe.effect(name)
@@ -150,110 +148,34 @@ class Case:
     no_checkpointer: bool = False
 
 
-def norm(value: Any) -> Any:
-    """A comparable, JSON-able form: ids, timestamps and uuids replaced, messages by fields."""
-    if isinstance(value, Interrupt):
-        return {"interrupt": norm(value.value)}
-    if isinstance(value, dict):
-        return {str(k): ("<id>" if k in _VOLATILE else norm(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [norm(v) for v in value]
-    if isinstance(value, str):
-        return _UUID.sub("<uuid>", value)
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {_UUID.sub('<uuid>', str(value))}"
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return {"__type__": type(value).__name__, **norm({k: v for k, v in dump().items() if k != "id"})}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__type__": type(value).__name__, **norm(dataclasses.asdict(value))}
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return {"__repr__": _UUID.sub("<uuid>", repr(value))}
-
-
-def _default(obj: Any) -> Any:
-    dump = getattr(obj, "model_dump", None)
-    if callable(dump):
-        return dump()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-def dumpable(payload: Any) -> bool:
-    """Can `json.dumps` (with model and dataclass support) write it?"""
-    try:
-        json.dumps(payload, default=_default)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
-def snapshot(s: Any) -> dict[str, Any]:
-    """A state snapshot, normalized."""
-    meta = {k: v for k, v in (s.metadata or {}).items() if k not in ("run_id", "thread_id")}
-    return {
-        "values": norm(s.values),
-        "next": list(s.next),
-        "metadata": norm(meta),
-        "tasks": [
-            {
-                "name": t.name,
-                "path": norm(t.path),
-                "error": norm(t.error),
-                "interrupts": norm(list(t.interrupts)),
-                "result": norm(t.result),
-            }
-            for t in s.tasks
-        ],
-        "interrupts": norm(list(s.interrupts)),
-    }
-
-
-def _stream_view(chunks: list[Any]) -> dict[str, Any]:
-    """Per stream mode: in-order payloads where the order is defined, sorted where it is not."""
-    by_mode: dict[str, list[Any]] = {}
-    dumps: dict[str, list[bool]] = {}
-    for mode, payload in chunks:
-        if mode == "custom" and isinstance(payload, dict) and payload.get("type") == "speculation":
-            continue
-        by_mode.setdefault(mode, []).append(norm(payload))
-        dumps.setdefault(mode, []).append(dumpable(payload))
-    view: dict[str, Any] = {}
-    for mode, items in by_mode.items():
-        ordered = mode in ("values", "checkpoints")
-        view[mode] = items if ordered else sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
-        view[f"{mode}:dumpable"] = sorted(dumps[mode])
-    return view
-
-
 @dataclass
 class Outcome:
-    """What one run of a case committed."""
+    """What one run of a case committed and let be seen (see `oracle.Observation`)."""
 
-    turns: list[Any] = field(default_factory=list)
-    streams: list[Any] = field(default_factory=list)
-    history: list[Any] = field(default_factory=list)
-    effects: dict[str, int] = field(default_factory=dict)
-    turn_effects: list[dict[str, int]] = field(default_factory=list)  # after each turn
-    stored: Any = None  # the store's items and the cache's size at the end
+    obs: oracle.Observation = field(default_factory=oracle.Observation)
     adopted: int = 0
     events: list[str] = field(default_factory=list)
 
 
 def _result(call: Callable[[], Any]) -> Any:
     try:
-        return {"ok": norm(call())}
+        return oracle.result(call())
     except Exception as exc:  # the same exception must come out of both runs
-        return {"raised": norm(exc)}
+        return oracle.raised(exc)
 
 
 async def _aresult(call: Callable[[], Any]) -> Any:
     try:
-        return {"ok": norm(await call())}
+        return oracle.result(await call())
     except Exception as exc:
-        return {"raised": norm(exc)}
+        return oracle.raised(exc)
+
+
+def _store(case: Case) -> Any:
+    store = case.store() if case.store is not None else None
+    if type(store) is InMemoryStore:  # record its operations (same class, same behaviour)
+        return oracle.RecordingStore()
+    return store
 
 
 def build_graph(
@@ -270,16 +192,25 @@ def build_graph(
         )
     kwargs = dict(case.compile_kwargs)
     if case.store is not None:
-        kwargs["store"] = case.store()
+        kwargs["store"] = _store(case)
     if case.cache is not None:
         kwargs["cache"] = case.cache()
     return builder.compile(checkpointer=None if case.no_checkpointer else saver, **kwargs)
+
+
+def _finish(out: Outcome, graph: Any, probe: Probe, turn_effects: list[Any]) -> Outcome:
+    out.obs.fill(probe.recorder, graph.store)
+    out.obs.extra["effects_after_each_turn"] = turn_effects
+    if graph.cache is not None:
+        out.obs.extra["cache_entries"] = len(getattr(graph.cache, "_cache", {}))
+    return out
 
 
 def run_sync(case: Case, saver: Any, thread: str, speculative: bool, right: bool) -> Outcome:
     probe = Probe(latch=speculative)
     graph = build_graph(case, probe, False, speculative, right, saver)
     out = Outcome()
+    turn_effects: list[Any] = []
     cfg: Any = {"configurable": {"thread_id": thread}}
     for turn in case.turns:
         tcfg: Any = {**turn.config, "configurable": {**cfg["configurable"], **turn.configurable}}
@@ -292,29 +223,28 @@ def run_sync(case: Case, saver: Any, thread: str, speculative: bool, right: bool
             chunks: list[Any] = []
 
             def consume(t: Turn = turn, c: Any = tcfg, into: list[Any] = chunks) -> Any:
-                for chunk in graph.stream(t.input, c, stream_mode=STREAM_MODES, **t.kwargs):
+                for chunk in graph.stream(t.input, c, stream_mode=oracle.STREAM_MODES, **t.kwargs):
                     into.append(chunk)
                 return None
 
-            out.turns.append(_result(consume))
-            out.streams.append(_stream_view(chunks))
+            out.obs.turns.append(_result(consume))
+            out.obs.streams.append(oracle.stream_view(chunks))
         else:
-            out.turns.append(_result(functools.partial(graph.invoke, turn.input, tcfg, **turn.kwargs)))
-        out.turn_effects.append(dict(probe.effects))
+            out.obs.turns.append(_result(functools.partial(graph.invoke, turn.input, tcfg, **turn.kwargs)))
+        turn_effects.append(dict(probe.effects))
         if speculative and graph.last_report is not None:
             out.adopted += graph.last_report.adopted
             out.events += [e["event"] for e in graph.last_report.events]
     if not case.no_checkpointer:
-        out.history = [snapshot(s) for s in graph.get_state_history(cfg)]
-    out.effects = dict(probe.effects)
-    out.stored = _stored(graph)
-    return out
+        out.obs.history = oracle.history(graph.get_state_history(cfg))
+    return _finish(out, graph, probe, turn_effects)
 
 
 async def run_async(case: Case, saver: Any, thread: str, speculative: bool, right: bool) -> Outcome:
     probe = Probe(latch=speculative)
     graph = build_graph(case, probe, True, speculative, right, saver)
     out = Outcome()
+    turn_effects: list[Any] = []
     cfg: Any = {"configurable": {"thread_id": thread}}
     for turn in case.turns:
         tcfg: Any = {**turn.config, "configurable": {**cfg["configurable"], **turn.configurable}}
@@ -327,45 +257,29 @@ async def run_async(case: Case, saver: Any, thread: str, speculative: bool, righ
             chunks: list[Any] = []
 
             async def consume(t: Turn = turn, c: Any = tcfg, into: list[Any] = chunks) -> Any:
-                async for chunk in graph.astream(t.input, c, stream_mode=STREAM_MODES, **t.kwargs):
+                async for chunk in graph.astream(t.input, c, stream_mode=oracle.STREAM_MODES, **t.kwargs):
                     into.append(chunk)
                 return None
 
-            out.turns.append(await _aresult(consume))
-            out.streams.append(_stream_view(chunks))
+            out.obs.turns.append(await _aresult(consume))
+            out.obs.streams.append(oracle.stream_view(chunks))
         else:
-            out.turns.append(
+            out.obs.turns.append(
                 await _aresult(functools.partial(graph.ainvoke, turn.input, tcfg, **turn.kwargs))
             )
-        out.turn_effects.append(dict(probe.effects))
+        turn_effects.append(dict(probe.effects))
         if speculative and graph.last_report is not None:
             out.adopted += graph.last_report.adopted
             out.events += [e["event"] for e in graph.last_report.events]
     if not case.no_checkpointer:
-        out.history = [snapshot(s) async for s in graph.aget_state_history(cfg)]
-    out.effects = dict(probe.effects)
-    out.stored = _stored(graph)
-    return out
-
-
-def _stored(graph: Any) -> Any:
-    """The store's items and the number of cache entries (what a run leaves outside its thread)."""
-    out: dict[str, Any] = {}
-    if graph.store is not None:
-        items = graph.store.search((), limit=1000)
-        out["store"] = sorted((tuple(i.namespace), i.key, json.dumps(i.value, sort_keys=True)) for i in items)
-    if graph.cache is not None:
-        out["cache_entries"] = len(getattr(graph.cache, "_cache", {}))
-    return out
+        out.obs.history = oracle.history([s async for s in graph.aget_state_history(cfg)])
+    return _finish(out, graph, probe, turn_effects)
 
 
 def compare(case: Case, plain: Outcome, spec: Outcome, right: bool) -> None:
-    """Assert the speculative run committed what the plain one did (and adopted, if it must)."""
-    assert spec.turns == plain.turns, f"{case.name}: returned values differ"
-    assert spec.streams == plain.streams, f"{case.name}: stream payloads differ"
-    assert spec.history == plain.history, f"{case.name}: the main thread's history differs"
-    assert spec.turn_effects == plain.turn_effects, f"{case.name}: side effects differ"
-    assert spec.stored == plain.stored, f"{case.name}: the store or the cache differ"
+    """Assert the speculative run committed and showed what the plain one did (the oracle's
+    readable diff when not), and adopted, if it must."""
+    oracle.assert_same(plain.obs, spec.obs, case.name)
     errors = [e for e in spec.events if e in ("branch_error", "internal_error")]
     assert not errors, f"{case.name}: {errors}"
     if right and case.adopts:

@@ -33,6 +33,8 @@ from langgraph.types import Command, Send, interrupt
 
 from langgraph_speculative import Guess, speculation_info
 
+from . import oracle
+
 LAYOUTS = ("chain", "cond", "loop", "fanout", "send", "command", "subgraph")
 BEHAVIOURS = ("right",) * 6 + ("partly", "wrong", "raise", "hang", "junk", "unknown_key", "lowconf")
 HELPFUL = ("right", "partly")
@@ -78,6 +80,7 @@ class Spec:
     asynchronous: bool
     turns: int
     context: int
+    stream: bool = False  # run the turns by `stream` (every mode) rather than `invoke`
 
     def describe(self) -> str:
         return (
@@ -85,7 +88,7 @@ class Spec:
             f"interrupt={self.interrupt} raises={self.raises} store w/r={self.store_write}/{self.store_read} "
             f"key={self.custom_key} match={self.custom_match} k={self.k} depth={self.depth} "
             f"minconf={self.min_confidence} inflight={self.max_inflight} async={self.asynchronous} "
-            f"turns={self.turns} ctx={self.context} slow={self.slow}"
+            f"turns={self.turns} ctx={self.context} slow={self.slow} stream={self.stream}"
         )
 
 
@@ -126,6 +129,10 @@ def random_spec(rnd: random.Random, asynchronous: bool | None = None) -> Spec:
         unsafe -= {focus, *nexts}
         if asks is not None:
             asks = None if asks in (focus, *nexts) or asks < focus else asks
+    if _same_superstep(layout, n, writer, reader):
+        # they would race in a plain run as much as in a speculative one: the reader reads
+        # whatever the writer's thread got to first (not a property of speculation)
+        reader = None
     return Spec(
         layout=layout,
         n=n,
@@ -145,7 +152,18 @@ def random_spec(rnd: random.Random, asynchronous: bool | None = None) -> Spec:
         asynchronous=rnd.random() < 0.5 if asynchronous is None else asynchronous,
         turns=rnd.randint(1, 2) if asks is None else 2,
         context=rnd.randint(0, 9),
+        stream=rnd.random() < 0.5,  # drawn last: every earlier draw (and old seeds) unchanged
     )
+
+
+def _same_superstep(layout: str, n: int, writer: int | None, reader: int | None) -> bool:
+    """Can a store writer and a store reader (different tasks) run in one superstep?"""
+    if writer is None or reader is None:
+        return False
+    if layout == "fanout":
+        mids = range(1, n - 1)
+        return writer in mids and reader in mids and writer != reader
+    return layout == "send" and writer == 1 and reader == 1  # two `Send` workers
 
 
 class Probe:
@@ -156,10 +174,12 @@ class Probe:
         self.effects: Counter[str] = Counter()
         self.branch_starts = 0
         self._cond = threading.Condition()
+        self.recorder = oracle.Recorder()
 
-    def effect(self, name: str) -> None:
+    def effect(self, name: str, payload: Any = None) -> None:
         with self._cond:
             self.effects[name] += 1
+        self.recorder.effect(name, payload)
 
     def started(self) -> int:
         """Note a start; the number of branch starts so far (before this one)."""
@@ -199,7 +219,7 @@ def compute(spec: Spec, i: int, state: Any, k: int) -> Any:
 def _effects(spec: Spec, i: int, probe: Probe, result: Any) -> Any:
     update = result.update if isinstance(result, Command) else result
     if i in spec.unsafe:
-        probe.effect(f"n{i}")
+        probe.effect(f"n{i}", update)
     if spec.store_write == i and "v" in update:
         get_store().put(("s",), "w", {"v": update["v"]})
     if spec.raises == i and update.get("v", 1) % 5 == 0:
@@ -259,6 +279,7 @@ def make_actor(spec: Spec, i: int, probe: Probe, inner: bool = False) -> Any:
     if spec.asynchronous:
 
         async def anode(state: Any, runtime: Any) -> Any:  # noqa: ANN401
+            _record(probe, i, state, runtime)
             before = probe.started()
             if probe.latch and wait and speculation_info() is None:
                 await probe.wait_async(before)
@@ -269,6 +290,7 @@ def make_actor(spec: Spec, i: int, probe: Probe, inner: bool = False) -> Any:
         return _untyped(anode)
 
     def node(state: Any, runtime: Any) -> Any:  # noqa: ANN401
+        _record(probe, i, state, runtime)
         before = probe.started()
         if probe.latch and wait and speculation_info() is None:
             probe.wait_sync(before)
@@ -283,6 +305,7 @@ def _asking_actor(spec: Spec, i: int, probe: Probe) -> Any:
     if spec.asynchronous:
 
         async def anode(state: Any, runtime: Any) -> Any:  # noqa: ANN401
+            _record(probe, i, state, runtime)
             probe.started()
             await asyncio.sleep(0.01)
             return _ask(_effects(spec, i, probe, compute(spec, i, state, runtime.context.k)), i)
@@ -291,12 +314,18 @@ def _asking_actor(spec: Spec, i: int, probe: Probe) -> Any:
         return _untyped(anode)
 
     def node(state: Any, runtime: Any) -> Any:  # noqa: ANN401
+        _record(probe, i, state, runtime)
         probe.started()
         time.sleep(0.01)
         return _ask(_effects(spec, i, probe, compute(spec, i, state, runtime.context.k)), i)
 
     node.__name__ = f"n{i}"
     return _untyped(node)
+
+
+def _record(probe: Probe, i: int, state: Any, runtime: Any) -> None:
+    """Log the call with what the actor reads (`v`, a `Send` payload's `j`, the context)."""
+    probe.recorder.call(f"n{i}", {"v": state["v"], "j": state.get("j"), "k": runtime.context.k})
 
 
 def _untyped(fn: Any) -> Any:
@@ -418,12 +447,9 @@ def match_v(guess: Any, actual: Any) -> bool:
 
 @dataclass
 class RunResult:
-    """Everything one run committed (normalized), for comparison."""
+    """Everything one run showed (the oracle's `Observation`) and what speculation reported."""
 
-    turns: list[Any] = field(default_factory=list)
-    history: list[Any] = field(default_factory=list)
-    effects: dict[str, int] = field(default_factory=dict)
-    store: Any = None
+    obs: oracle.Observation = field(default_factory=oracle.Observation)
     threads: set[str] = field(default_factory=set)
     adopted: int = 0
     events: list[str] = field(default_factory=list)

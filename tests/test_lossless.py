@@ -4,10 +4,11 @@ Random apps (`tests/random_graphs.py`: seven layouts with `Send`, `Command` and 
 run's context, the store, a node that asks a person and is resumed, a node that raises, unsafe
 nodes with side effects, custom keys and matches, confidences and budgets, one or two turns on a
 thread), speculated with right, wrong, partly right, raising, hanging and junk speculators. For
-every example, plain and speculative runs must agree on every turn's result or exception, the
-main thread's full history (values, next, metadata, tasks with their errors, interrupts and
-results, interrupts), side effects, the store, and which threads the checkpointer holds; and a
-helpful guess must be adopted (latches, not races, see `random_graphs`).
+every example, plain and speculative runs must agree on everything the differential oracle
+(`tests/oracle.py`) compares: every turn's result or exception, every stream mode's chunks (half
+the examples run by `stream`), the main thread's full history, side effects, the store's
+contents and operations, every node call and what it read; and on which threads the
+checkpointer holds; and a helpful guess must be adopted (latches, not races, see `random_graphs`).
 
 Each run draws fresh examples: the seed is printed in pytest's header (`LGS_SEED=<n>` replays
 it); a seed that once failed goes into `REGRESSION_SEEDS`. `LGS_HYPOTHESIS_EXAMPLES` scales the
@@ -29,13 +30,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from langgraph_speculative import SpeculationPolicy, speculate
 from langgraph_speculative._budget import ProcessBudget, process_budget
 
-from .conformance import norm, snapshot
+from . import oracle
 from .conftest import ASYNC_SAVERS, SYNC_SAVERS, amake_saver, examples, make_saver
 from .random_graphs import (
     Ctx,
@@ -91,11 +91,36 @@ def _graph(spec: Spec, probe: Probe, speculative: bool, saver: Any) -> Any:
             keys={n: key_v for n in names} if spec.custom_key else None,
             matches={n: match_v for n in names} if spec.custom_match else None,
         )
-    return builder.compile(checkpointer=saver, store=InMemoryStore())
+    return builder.compile(checkpointer=saver, store=oracle.RecordingStore())
 
 
-def _store(graph: Any) -> Any:
-    return sorted((i.key, str(i.value)) for i in graph.store.search(("s",)))
+def _turn_sync(spec: Spec, graph: Any, turn: Any, cfg: Any, res: RunResult) -> None:
+    try:
+        if spec.stream:
+            chunks = list(graph.stream(turn, cfg, context=Ctx(spec.context), stream_mode=oracle.STREAM_MODES))
+            res.obs.streams.append(oracle.stream_view(chunks))
+            res.obs.turns.append(oracle.result(graph.get_state(cfg).values))
+        else:
+            res.obs.turns.append(oracle.result(graph.invoke(turn, cfg, context=Ctx(spec.context))))
+    except Exception as exc:  # the same error must come out of both runs
+        res.obs.turns.append(oracle.raised(exc))
+
+
+async def _turn_async(spec: Spec, graph: Any, turn: Any, cfg: Any, res: RunResult) -> None:
+    try:
+        if spec.stream:
+            chunks = [
+                c
+                async for c in graph.astream(
+                    turn, cfg, context=Ctx(spec.context), stream_mode=oracle.STREAM_MODES
+                )
+            ]
+            res.obs.streams.append(oracle.stream_view(chunks))
+            res.obs.turns.append(oracle.result((await graph.aget_state(cfg)).values))
+        else:
+            res.obs.turns.append(oracle.result(await graph.ainvoke(turn, cfg, context=Ctx(spec.context))))
+    except Exception as exc:  # the same error must come out of both runs
+        res.obs.turns.append(oracle.raised(exc))
 
 
 def run_sync(spec: Spec, saver: Any, thread: str, speculative: bool, latch: bool = True) -> RunResult:
@@ -104,15 +129,12 @@ def run_sync(spec: Spec, saver: Any, thread: str, speculative: bool, latch: bool
     cfg: Any = {"configurable": {"thread_id": thread}, "recursion_limit": 60}
     res = RunResult()
     for turn in _turns(spec):
-        try:
-            res.turns.append({"ok": norm(graph.invoke(turn, cfg, context=Ctx(spec.context)))})
-        except Exception as exc:  # the same error must come out of both runs
-            res.turns.append({"raised": norm(exc)})
+        _turn_sync(spec, graph, turn, cfg, res)
         if speculative and graph.last_report is not None:
             res.adopted += graph.last_report.adopted
             res.events += [e["event"] for e in graph.last_report.events]
-    res.effects, res.store = dict(probe.effects), _store(graph)
-    res.history = [snapshot(s) for s in graph.get_state_history(cfg)]
+    res.obs.fill(probe.recorder, graph.store)
+    res.obs.history = oracle.history(graph.get_state_history(cfg))
     res.threads = {c.config["configurable"]["thread_id"] for c in saver.list(None)}
     return res
 
@@ -123,15 +145,12 @@ async def run_async(spec: Spec, saver: Any, thread: str, speculative: bool, latc
     cfg: Any = {"configurable": {"thread_id": thread}, "recursion_limit": 60}
     res = RunResult()
     for turn in _turns(spec):
-        try:
-            res.turns.append({"ok": norm(await graph.ainvoke(turn, cfg, context=Ctx(spec.context)))})
-        except Exception as exc:  # the same error must come out of both runs
-            res.turns.append({"raised": norm(exc)})
+        await _turn_async(spec, graph, turn, cfg, res)
         if speculative and graph.last_report is not None:
             res.adopted += graph.last_report.adopted
             res.events += [e["event"] for e in graph.last_report.events]
-    res.effects, res.store = dict(probe.effects), _store(graph)
-    res.history = [snapshot(s) async for s in graph.aget_state_history(cfg)]
+    res.obs.fill(probe.recorder, graph.store)
+    res.obs.history = oracle.history([s async for s in graph.aget_state_history(cfg)])
     res.threads = {c.config["configurable"]["thread_id"] async for c in saver.alist(None)}
     return res
 
@@ -141,7 +160,7 @@ def expects_adoption(spec: Spec, plain: RunResult) -> bool:
     within the budget and a node after it that a branch may run, and nothing can spoil it."""
     if spec.store_write is not None and spec.store_read is not None:
         return False
-    first = plain.turns[0]
+    first = plain.obs.turns[0]
     if "ok" not in first:  # (a node that raises did not, in a first turn that finished)
         return False
     ran = {int(e.split(":")[0][1:]) for e in first["ok"].get("log", []) if e[:1] == "n"}
@@ -166,10 +185,7 @@ def expects_adoption(spec: Spec, plain: RunResult) -> bool:
 
 def check(spec: Spec, plain: RunResult, spec_run: RunResult, thread: str, adoption: bool = True) -> None:
     info = spec.describe()
-    assert spec_run.turns == plain.turns, info
-    assert spec_run.history == plain.history, info
-    assert spec_run.effects == plain.effects, info
-    assert spec_run.store == plain.store, info
+    oracle.assert_same(plain.obs, spec_run.obs, info)
     assert thread in spec_run.threads and not any(":spec:" in t for t in spec_run.threads), info
     assert "branch_error" not in spec_run.events and "internal_error" not in spec_run.events, (
         info,
