@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import concurrent.futures
 
     from ._adaptive import RunTuning
+    from ._concurrency import SharedLimit
     from ._plan import Plan
     from ._session import Run, Session
 
@@ -52,6 +53,7 @@ class Branches:
     closed: bool
     streams_messages: bool | None
     adaptive: RunTuning
+    limit: SharedLimit
 
     if TYPE_CHECKING:  # provided by Session and Lifecycle
 
@@ -246,11 +248,15 @@ class Branches:
             return existing
         if not self.adaptive.may_launch(cast("Session", self)):  # the run's speculative budget (issue 18)
             return None
+        if not self.limit.try_speculative():  # the main run uses the run's max_concurrency
+            self._not_started(b.name, "max_concurrency")
+            return None
         if branch.slot:
             branch.slot = False  # the branch's own work is done or waits on this call: its slot goes to it
         else:
             why = self._acquire()
             if why is not None:
+                self.limit.speculative_ended()
                 self._not_started(b.name, why)
                 return None
         source = None
@@ -262,6 +268,7 @@ class Branches:
         store = self.run.store
         entry.store_version = store.version if store is not None else 0
         entry.task = self._spawn(self._early_call(entry), holder=entry)
+        entry.task.add_done_callback(lambda _: self.limit.speculative_ended())
         self.cache[(b.name, key)] = entry
         self.cache_names[b.name] += 1
         branch.entries.append(entry)

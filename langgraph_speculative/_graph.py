@@ -153,6 +153,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                 before=frozenset(before or ()),
                 after=frozenset(after or ()),
                 recursion_limit=_recursion_limit(config, self.config),
+                max_concurrency=merged.get("max_concurrency"),
                 conf={k: v for k, v in conf.items() if not k.startswith("__pregel_") and k not in _SKIP},
                 tags=list(merged.get("tags") or []),
                 metadata=dict(merged.get("metadata") or {}),

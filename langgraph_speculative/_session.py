@@ -35,6 +35,7 @@ from langgraph.errors import GraphInterrupt
 from ._adaptive import RunTuning
 from ._branches import Branches
 from ._budget import process_budget
+from ._concurrency import SharedLimit
 from ._context import Ctx, exec_info
 from ._futures import Stale, cancelling, contained, flush, raised_by, settle, unwrap, wait
 from ._guesses import coerce_guesses, describe, jsonable
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from ._plan import Plan
 
 __all__ = ("Run", "Session")
+
+_NO_GUESS = object()  # the speculator failed, timed out or was cancelled (an event says which)
 
 _REGISTRY = 512  # task results kept for branches resuming the superstep they forked in
 
@@ -71,6 +74,7 @@ class Run:
     conf: dict[str, Any]
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    max_concurrency: int | None = None
 
 
 class Session(Branches, Lifecycle):
@@ -100,6 +104,7 @@ class Session(Branches, Lifecycle):
         self.run_id = ""
         self.streams_messages: bool | None = None  # is the main run streaming `messages`?
         self.adaptive = RunTuning(self)  # adaptive speculation and cost accounting (issue 18)
+        self.limit = SharedLimit(run.max_concurrency)  # the run's max_concurrency, speculation included
 
     def release(self) -> None:
         """After the run: break the session's reference cycles, so that what the run held (its
@@ -212,9 +217,18 @@ class Session(Branches, Lifecycle):
         return why
 
     def _not_started(self, node: str, why: str) -> None:
-        """Speculation not started: over `max_inflight` or the process budget, or a busy process."""
+        """Speculation not started: over `max_inflight`, the process budget or the run's
+        `max_concurrency`, or a busy process."""
         self.report.node(node).shed += 1
-        self.emit("budget" if why == "budget" else "shed", node, inflight=self.inflight)
+        self.emit(why if why in ("budget", "max_concurrency") else "shed", node, inflight=self.inflight)
+
+    def _make_room(self, n: int) -> None:
+        """On the loop: a main-run call needs room under `max_concurrency` that speculation
+        holds; cancel the `n` newest early calls still running."""
+        running = [e for e in self.cache.values() if e.task is not None and not e.task.done()]
+        for entry in sorted(running, key=lambda e: e.started, reverse=True)[:n]:
+            self.emit("make_room", entry.name, key=entry.key, limit=self.limit.limit)
+            self._cancel_entry(entry, "max_concurrency")
 
     def _release(self) -> None:
         self.inflight -= 1
@@ -233,6 +247,9 @@ class Session(Branches, Lifecycle):
                 raise
         info = exec_info()
         fut = self._register(info)
+        over = self.limit.main_started()
+        if over:
+            self._soon(self._make_room, over)
         try:
             result = self._main_sync(b, state, config, info)
         except BaseException as exc:
@@ -240,6 +257,8 @@ class Session(Branches, Lifecycle):
             if isinstance(exc, GraphInterrupt):
                 self.plan.learn_gate(b.name, state)
             raise
+        finally:
+            self.limit.main_ended()
         settle(fut, result=result)
         return result
 
@@ -289,6 +308,9 @@ class Session(Branches, Lifecycle):
                 raise
         info = exec_info()
         fut = self._register(info)
+        over = self.limit.main_started()
+        if over:
+            self._make_room(over)
         try:
             result = await self._main_async(b, state, config, info)
         except BaseException as exc:
@@ -296,6 +318,8 @@ class Session(Branches, Lifecycle):
             if isinstance(exc, GraphInterrupt):
                 self.plan.learn_gate(b.name, state)
             raise
+        finally:
+            self.limit.main_ended()
         settle(fut, result=result)
         return result
 
@@ -510,17 +534,30 @@ class Session(Branches, Lifecycle):
 
     async def _speculate(self, entry: Entry) -> None:
         b = entry.binding
-        assert b.speculator is not None and b.policy is not None
-        policy, stats = b.policy, self.report.node(b.name)
         if not self.adaptive.begin(self, entry):  # adaptive speculation: off this step (issue 18)
             return
+        if not self.limit.try_speculative():  # the main run uses the run's max_concurrency
+            self._not_started(b.name, "max_concurrency")
+            return
         t0 = time.monotonic()
+        try:
+            raw = await self._guess(entry)
+        finally:
+            self.limit.speculative_ended()
+        if raw is not _NO_GUESS:
+            self._branch_out(entry, raw, t0)
+
+    async def _guess(self, entry: Entry) -> Any:
+        """The speculator's raw answer for `entry`, or `_NO_GUESS` (its failure is an event)."""
+        b = entry.binding
+        assert b.speculator is not None and b.policy is not None
+        policy, stats = b.policy, self.report.node(b.name)
         try:
             state = copy.deepcopy(entry.state)  # the speculator cannot change the run's state
         except Exception as exc:
             stats.speculator_errors += 1
             self.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
-            return
+            return _NO_GUESS
         cfg: RunnableConfig = {
             **entry.config,
             "callbacks": quiet(entry.config.get("callbacks")),
@@ -536,15 +573,22 @@ class Session(Branches, Lifecycle):
                 raise
             stats.speculator_errors += 1
             self.emit("speculator_error", b.name, error="CancelledError raised by the speculator")
-            return
+            return _NO_GUESS
         except (asyncio.TimeoutError, TimeoutError):
             stats.speculator_errors += 1
             self.emit("speculator_timeout", b.name, timeout_s=policy.speculator_timeout)
-            return
+            return _NO_GUESS
         except BaseException as exc:
             stats.speculator_errors += 1
             self.emit("speculator_error", b.name, error=describe(unwrap(exc)))
-            return
+            return _NO_GUESS
+        return raw
+
+    def _branch_out(self, entry: Entry, raw: Any, t0: float) -> None:
+        """A branch per guess the speculator gave (the best `k` the policy and budget allow)."""
+        b = entry.binding
+        assert b.policy is not None
+        policy, stats = b.policy, self.report.node(b.name)
         guesses, problems = coerce_guesses(raw, self.plan.channels, self.plan.node_names)
         if problems:
             stats.speculator_errors += 1
