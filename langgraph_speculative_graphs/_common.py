@@ -10,10 +10,11 @@ import difflib
 import importlib.util
 import json
 import os
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -28,7 +29,11 @@ __all__ = (
     "data_text",
     "load_records",
     "parse_chat_spec",
+    "redact",
+    "run_async",
 )
+
+T = TypeVar("T")
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -54,6 +59,55 @@ class ScriptedChatModel(BaseChatModel):
     async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         await asyncio.sleep(self.delay)
         return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _process_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=loop.run_forever, name="langgraph-speculative-graphs", daemon=True
+            ).start()
+            _loop = loop
+        return _loop
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to its end on the commands' event loop: one loop thread that lives as long as the
+    process and is never closed.
+
+    A chat model's client (LangChain's OpenAI client shares one per process) keeps its pooled
+    connections on the loop that opened them; after `asyncio.run` closes its loop, the next run that
+    reuses one fails with "Event loop is closed". On this loop every game and evaluation of a process
+    (both games of `chess --compare`, the configurations of `cfs`, a second command run from the same
+    Python) shares the client safely. Ctrl-C cancels `coro`, waits for its cleanup (engines stopped,
+    the knob restored) and raises `KeyboardInterrupt`.
+    """
+    started = threading.Event()
+    ended = threading.Event()
+
+    async def run() -> T:
+        started.set()
+        try:
+            return await coro
+        finally:
+            ended.set()
+
+    future = asyncio.run_coroutine_threadsafe(run(), _process_loop())
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        future.cancel()
+        if started.is_set():
+            ended.wait(30)
+        else:
+            coro.close()
+        raise
 
 
 def data_text(package: str, name: str) -> str:
@@ -186,7 +240,7 @@ def parse_chat_spec(spec: str, where: str | None = None) -> tuple[str, dict[str,
     in `STRING_OPTIONS` always stay strings). Commas inside brackets or quotes do not split options.
     `SpecError` (one line, naming `where`) for an option that is not `key=value` or is given twice.
     """
-    where = where or repr(spec)
+    where = where or repr(redact(spec))
     model, *rest = _split(spec)
     options: dict[str, Any] = {}
     for part in rest:
@@ -200,6 +254,19 @@ def parse_chat_spec(spec: str, where: str | None = None) -> tuple[str, dict[str,
             raise SpecError(f"{where}: option {key}= is given twice")
         options[key] = _value(key, raw)
     return model.strip(), options
+
+
+def redact(spec: Any) -> Any:
+    """`spec` with the values of its key options (`api_key=`, `openai_api_key=`) hidden, for messages,
+    progress lines and reports; anything that is not a string is returned as it is."""
+    if not isinstance(spec, str):
+        return spec
+    model, *rest = _split(spec)
+    parts = [model]
+    for part in rest:
+        key, eq, _ = part.partition("=")
+        parts.append(f"{key}=***" if eq and key.strip().endswith("api_key") else part)
+    return ",".join(parts)
 
 
 def _has_key(options: Mapping[str, Any]) -> bool:
@@ -216,7 +283,7 @@ def check_chat_spec(spec: str, flag: str, offline: Sequence[str]) -> None:
     anything. `flag` names the culprit in the message ("--white"); `offline`
     lists the choices that need no model, for the message.
     """
-    where = f"{flag} {spec!r}"
+    where = f"{flag} {redact(spec)!r}"
     model, options = parse_chat_spec(spec, where)
     choices = f"use {' or '.join(offline)} (offline), or a chat model provider:model, e.g. openai:gpt-5"
     provider, _, name = model.partition(":")
@@ -250,7 +317,7 @@ def chat_model(spec: Any, where: str | None = None) -> Any:
     """
     if not isinstance(spec, str):
         return spec
-    where = where or repr(spec)
+    where = where or repr(redact(spec))
     model, options = parse_chat_spec(spec, where)
     try:
         from langchain.chat_models import init_chat_model

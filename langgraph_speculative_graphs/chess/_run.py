@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
@@ -15,7 +14,7 @@ import chess
 import chess.pgn
 from langgraph.checkpoint.memory import InMemorySaver
 
-from .._common import SpecError
+from .._common import SpecError, run_async
 from ._graph import initial_state, make_graph
 from ._players import (
     OFFLINE_CHOICES,
@@ -129,8 +128,8 @@ def _check_timeline(path: str) -> None:
 
 
 async def _games(args: argparse.Namespace, log: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The sequential game (with --compare) and the speculative one, on one event loop: a chat model's
-    client keeps its connections on the loop that opened them, so both games share it."""
+    """The sequential game (with --compare) and the speculative one, on one event loop (`run_async`:
+    a chat model's client keeps its connections on the loop that opened them)."""
     seq = await _play(args, False, log, describe=True) if args.compare else None
     spec = await _play(args, True, log, describe=seq is None)
     return seq, spec
@@ -261,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     """The `chess` command."""
     check_args(args)  # before anything starts
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
-    seq, spec = asyncio.run(_games(args, log))
+    seq, spec = run_async(_games(args, log))
     report = spec["report"]
     top1, topk, guessed = _accuracy(spec, args.k)
     out: dict[str, Any] = {

@@ -19,13 +19,12 @@ matching: same tool, same argument after whitespace trimming.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import time
 from typing import Any
 
-from .._common import SpecError, check_chat_spec, load_records
+from .._common import SpecError, check_chat_spec, load_records, redact, run_async
 from ._ranker import cross_validate
 from ._speculator import ActionSpeculator
 
@@ -132,7 +131,7 @@ def evaluate(runs: list[dict[str, Any]], speculator: Any, k: int) -> dict[str, A
     items = _items(runs)
     latencies: list[float] = []
     if hasattr(speculator, "aguess_many"):
-        guesses = asyncio.run(speculator.aguess_many([(q, s) for q, s, _ in items], k))
+        guesses = run_async(speculator.aguess_many([(q, s) for q, s, _ in items], k))
         latencies = list(getattr(speculator, "latencies", []))
     else:
         guesses = []
@@ -267,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
             out["speculator"] = (
                 "offline (learned ranker over candidates from the question, thoughts and observations)"
                 if args.speculator == "offline"
-                else f"chat model {args.speculator}"
+                else f"chat model {redact(args.speculator)}"
             )
         if args.backend:
             out["observations"] = evaluate_observations(runs, args.backend, args.wiki_url)
