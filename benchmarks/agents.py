@@ -216,14 +216,20 @@ def support_question(c: dict[str, Any]) -> str:
 
 
 def tau_tools(db: Any, latency: float, log: list[dict[str, Any]]) -> list[BaseTool]:
-    """The 15 retail tools over `db` (langgraph_speculative_graphs/tau_retail), each taking `latency` seconds."""
+    """The 15 retail tools over `db` (langgraph_speculative_graphs/tau_retail), each taking `latency`
+    seconds."""
     from langgraph_speculative_graphs.tau_retail import READ_TOOLS, WRITE_TOOLS
 
     return [make_tool(name, getattr(db, name), latency, log) for name in READ_TOOLS + WRITE_TOOLS]
 
 
 _TASKS = os.path.join(
-    os.path.dirname(__file__), "..", "langgraph_speculative_graphs", "tau_retail", "data", "tasks_test_sample.json"
+    os.path.dirname(__file__),
+    "..",
+    "langgraph_speculative_graphs",
+    "tau_retail",
+    "data",
+    "tasks_test_sample.json",
 )
 
 TAU_READS = {

@@ -27,7 +27,12 @@ from langgraph_speculative_graphs.tau_retail._db import RetailDB, load_tasks, ta
 from langgraph_speculative_graphs.tau_retail._graph import make_graph  # noqa: E402
 
 TASKS = os.path.join(
-    os.path.dirname(__file__), "..", "langgraph_speculative_graphs", "tau_retail", "data", "tasks_test_sample.json"
+    os.path.dirname(__file__),
+    "..",
+    "langgraph_speculative_graphs",
+    "tau_retail",
+    "data",
+    "tasks_test_sample.json",
 )
 
 

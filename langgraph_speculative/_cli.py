@@ -11,6 +11,8 @@ flags, exits 2 with one line naming the extra to install (httpx's guarded
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -44,14 +46,16 @@ class _Missing:
         return 2
 
 
-def _add(sub: Any, name: str, extra: str, load: Callable[[], Callable[[Any], None]], help: str) -> None:
+def _add(
+    sub: Any, name: str, extra: str, load: Callable[[], Callable[[Any], None]], help: str, under: str = ""
+) -> None:
     """Register a subcommand; if its dependencies are missing it still shows in --help and says what
     to install when run."""
     try:
         add_parser = load()
     except ImportError as exc:
         p = sub.add_parser(name, help=f"{help} (needs the {extra} extra)", add_help=False)
-        p.set_defaults(func=_Missing(name, extra, exc))  # any flags: see main
+        p.set_defaults(func=_Missing(f"{under} {name}".strip(), extra, exc))  # any flags: see main
     else:
         add_parser(sub)
 
@@ -100,8 +104,8 @@ def parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="evaluate a speculator on recorded runs").add_subparsers(
         dest="benchmark", required=True
     )
-    _add(evaluate, "tau-retail", "dev", _tau, "next-call accuracy on tau-bench retail")
-    _add(evaluate, "hotpotqa", "hotpotqa", _hotpotqa, "next-action accuracy on recorded ReAct runs")
+    _add(evaluate, "tau-retail", "dev", _tau, "next-call accuracy on tau-bench retail", "eval")
+    _add(evaluate, "hotpotqa", "hotpotqa", _hotpotqa, "next-action accuracy on recorded ReAct runs", "eval")
     _branches()(sub)
     return p
 
@@ -135,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`... | head`): nothing to report
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except Exception as exc:
         if type(exc).__module__.split(".")[0] not in PROVIDER_SDKS:
             raise

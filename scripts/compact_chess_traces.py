@@ -1,4 +1,5 @@
-"""Compact the paper's recorded GPT-5 chess games into langgraph_speculative_graphs/chess/data/paper_games.json.
+"""Compact the paper's recorded GPT-5 chess games into
+langgraph_speculative_graphs/chess/data/paper_games.json.
 
 Source: the Speculative Actions paper's repository (Apache-2.0, see
 langgraph_speculative_graphs/chess/data/LICENSE), as shipped in ../shared/data/chess_traces/. Only

@@ -15,11 +15,11 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
+from langgraph_speculative import LossyNode
 from langgraph_speculative._cli import main as cli
 from langgraph_speculative_graphs.cfs._backends import SimBackend, SliceBackend, fit_event_ms, make_backend
 from langgraph_speculative_graphs.cfs._sched import get_slice_ns, supported
 from langgraph_speculative_graphs.cfs._tuners import CarefulSearch, LocalStep, parse_config
-from langgraph_speculative import LossyNode
 
 
 def test_parse_config_clamps_and_rejects_junk() -> None:

@@ -234,10 +234,29 @@ def test_cfs_checks_its_actor_speculator_and_numbers_up_front(capsys: Any, monke
         (["chess", "--white", "stockfish:depth=x"], "depth= needs a number"),
         (["chess", "--black", "stockfish:path=/nonexistent/sf"], "/nonexistent/sf is not an executable"),
         (["chess", "--white", "gpt-5"], "not a known choice"),
+        (["chess", "--timeline", "/nonexistent/dir/t.png"], "directory /nonexistent/dir does not exist"),
+        (["chess", "--timeline", "t.txt"], "matplotlib cannot write .txt files"),
+        (["chess", "--depth", "100"], "--depth 100 is more than 8"),
     ],
 )
 def test_bad_chess_arguments_are_one_line(argv: Any, needle: str, capsys: Any, monkeypatch: Any) -> None:
     assert needle in _fails_up_front(argv, capsys, monkeypatch)
+
+
+def test_eval_numbers_are_one_line_errors_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, needle in (
+        (
+            ["eval", "tau-retail", "--tool-latency", "-1"],
+            "--tool-latency must be 0 or more seconds, got -1.0",
+        ),
+        (["eval", "tau-retail", "--k", "0"], "--k must be at least 1, got 0"),
+        (["eval", "hotpotqa", "--k", "0"], "--k must be at least 1, got 0"),
+    ):
+        assert cli(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.strip().splitlines() == [
+            f"langgraph-speculative {' '.join(argv[:2])}: error: {needle}"
+        ]
 
 
 def test_a_provider_refusing_a_call_is_one_line(capsys: Any, monkeypatch: Any) -> None:
@@ -305,3 +324,22 @@ def test_chess_without_compare_reports_no_wall_clock_saving(capsys: pytest.Captu
     assert cli(["chess", "--json", "--moves", "2", "--white", player, "--speculator", speculator]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["sequential_s"] is None and out["time_saved_pct"] is None and out["identical"] is None
+
+
+@needs_an_engine
+def test_a_very_deep_engine_search_is_a_one_line_warning(capsys: Any, monkeypatch: Any) -> None:
+    import langgraph_speculative_graphs.chess._run as chess_run
+
+    def stop(game: Any) -> Any:
+        game.close()
+        raise KeyboardInterrupt  # the checks passed: stop where the game would start
+
+    monkeypatch.setattr(chess_run, "run_async", stop)
+    engine = "stockfish" if find_engine("stockfish") else "sunfish"
+    assert cli(["chess", "--white", f"{engine}:depth=100"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == (
+        f"langgraph-speculative chess: warning: --white '{engine}:depth=100': a depth-100 search can take "
+        f"minutes to hours per move (depth {chess_run.DEEP_SEARCH[engine]} or less is usual)"
+    )
+    assert err[1:] == ["langgraph-speculative chess: interrupted"]

@@ -16,7 +16,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_speculative._cli import main as cli
 from langgraph_speculative_graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph, session_after
-from langgraph_speculative_graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession, parse_action
+from langgraph_speculative_graphs.hotpotqa._wiki import (
+    LocalWiki,
+    RecordedWiki,
+    WikipediaAPI,
+    WikiSession,
+    parse_action,
+)
 
 from .conftest import examples
 

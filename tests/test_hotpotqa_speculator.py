@@ -18,9 +18,21 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_speculative._cli import main as cli
-from langgraph_speculative_graphs.hotpotqa import ActionSpeculator, ReplayReAct, _ranker, initial_state, make_graph
+from langgraph_speculative_graphs.hotpotqa import (
+    ActionSpeculator,
+    ReplayReAct,
+    _ranker,
+    initial_state,
+    make_graph,
+)
 from langgraph_speculative_graphs.hotpotqa._chat import ChatActionSpeculator, parse_guesses
-from langgraph_speculative_graphs.hotpotqa._ranker import choose_l2, cross_validate, featurize, fit, load_weights
+from langgraph_speculative_graphs.hotpotqa._ranker import (
+    choose_l2,
+    cross_validate,
+    featurize,
+    fit,
+    load_weights,
+)
 from langgraph_speculative_graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, parse_action
 
 RUNS = "langgraph_speculative_graphs/hotpotqa/data/react_trajectories_dev.json"

@@ -91,10 +91,12 @@ def check_args(args: argparse.Namespace) -> None:
         )
     white = args.white or default_player()
     specs = (("--white", white), ("--black", args.black or white), ("--speculator", args.speculator))
+    warned: set[str] = set()
     for flag, spec in specs:
         spec = spec or default_speculator()  # defaults too
         check_spec(spec, flag, check_path=True)
-        if is_engine(spec):
+        if is_engine(spec) and spec not in warned:  # once per spec (black plays white's by default)
+            warned.add(spec)
             engine = parse_engine(spec, flag)
             deep = DEEP_SEARCH.get(engine.name)
             if deep is not None and (engine.limit.depth or 0) > deep:
