@@ -13,7 +13,7 @@ never early. The script checks all of it and stops if anything differs.
   five read tools and a write at `--tool-latency`. The speculator is
   `ToolPatternSpeculator`, taught by `--train` earlier conversations of other
   customers (no value of a measured conversation is ever seen in training).
-- **tau-retail**: the tau-bench retail tools (`graphs/tau_retail`) through
+- **tau-retail**: the tau-bench retail tools (`langgraph_speculative_graphs/tau_retail`) through
   `create_agent`, the 15 test tasks, a model replaying each task's calls
   (`--tau-model-latency` a turn, random ids), tools at `--tau-tool-latency`.
   Speculators: tau-bench's `CallSpeculator` and `ToolPatternSpeculator`
@@ -216,14 +216,20 @@ def support_question(c: dict[str, Any]) -> str:
 
 
 def tau_tools(db: Any, latency: float, log: list[dict[str, Any]]) -> list[BaseTool]:
-    """The 15 retail tools over `db` (graphs/tau_retail), each taking `latency` seconds."""
-    from graphs.tau_retail import READ_TOOLS, WRITE_TOOLS
+    """The 15 retail tools over `db` (langgraph_speculative_graphs/tau_retail), each taking `latency`
+    seconds."""
+    from langgraph_speculative_graphs.tau_retail import READ_TOOLS, WRITE_TOOLS
 
     return [make_tool(name, getattr(db, name), latency, log) for name in READ_TOOLS + WRITE_TOOLS]
 
 
 _TASKS = os.path.join(
-    os.path.dirname(__file__), "..", "graphs", "tau_retail", "data", "tasks_test_sample.json"
+    os.path.dirname(__file__),
+    "..",
+    "langgraph_speculative_graphs",
+    "tau_retail",
+    "data",
+    "tasks_test_sample.json",
 )
 
 TAU_READS = {
@@ -248,8 +254,8 @@ def replay_script(actions: list[dict[str, Any]]) -> Script:
 
 
 def call_speculator_adapter(k: int) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
-    """tau-bench's `CallSpeculator` (graphs/tau_retail) as a middleware speculator."""
-    from graphs.tau_retail import CallSpeculator
+    """tau-bench's `CallSpeculator` (langgraph_speculative_graphs/tau_retail) as a middleware speculator."""
+    from langgraph_speculative_graphs.tau_retail import CallSpeculator
 
     spec = CallSpeculator.fit()
 
@@ -271,8 +277,8 @@ def call_speculator_adapter(k: int) -> Callable[[dict[str, Any]], list[dict[str,
 def fewshot_conversations() -> list[list[BaseMessage]]:
     """tau-bench's 69 recorded retail conversations as messages, each call's arguments read back
     from its output (the recordings show calls as `assistant: None`)."""
-    from graphs.tau_retail._db import data_text
-    from graphs.tau_retail._speculator import infer_calls
+    from langgraph_speculative_graphs.tau_retail._db import data_text
+    from langgraph_speculative_graphs.tau_retail._speculator import infer_calls
 
     email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
     out = []
@@ -475,7 +481,7 @@ def support_cases(args: Any) -> list[dict[str, Any]]:
 
 
 def tau_cases(args: Any, speculator: str) -> list[dict[str, Any]]:
-    from graphs.tau_retail import RetailDB, load_tasks
+    from langgraph_speculative_graphs.tau_retail import RetailDB, load_tasks
 
     tasks = load_tasks(_TASKS)[: args.tau_tasks]
     if speculator == "pattern":  # learns online too: the middleware shows it every finished task
@@ -511,7 +517,7 @@ def tau_accuracy(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     before every read, for their guesses; writes are dropped first, as the
     middleware does.
     """
-    from graphs.tau_retail import RetailDB
+    from langgraph_speculative_graphs.tau_retail import RetailDB
 
     speculators: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
         "pattern": ToolPatternSpeculator.fit(fewshot_conversations()),
@@ -578,14 +584,14 @@ def main() -> None:
     if args.only in (None, "read-heavy"):
         rows.append(measure("read-heavy", support_cases(args), args.sync, WRITES_SUPPORT))
     if args.only in (None, "tau"):
-        from graphs.tau_retail import WRITE_TOOLS
+        from langgraph_speculative_graphs.tau_retail import WRITE_TOOLS
 
         plain: dict[str, dict[str, Any]] = {}  # one sequential run per task serves both rows
         for spec in ("pattern", "call"):
             rows.append(
                 measure(f"tau-retail ({spec})", tau_cases(args, spec), args.sync, set(WRITE_TOOLS), plain)
             )
-    from graphs.tau_retail import load_tasks
+    from langgraph_speculative_graphs.tau_retail import load_tasks
 
     accuracy = tau_accuracy(load_tasks(_TASKS))
     settings = {

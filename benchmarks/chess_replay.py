@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from _common import emit, parser  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
-from graphs.chess._graph import initial_state, make_graph  # noqa: E402
-from graphs.chess._replay import ReplayPlayers, load_games  # noqa: E402
+from langgraph_speculative_graphs.chess._graph import initial_state, make_graph  # noqa: E402
+from langgraph_speculative_graphs.chess._replay import ReplayPlayers, load_games  # noqa: E402
 
 
 async def _play(game: dict[str, Any], k: int, depth: int, scale: float, speculative: bool) -> dict[str, Any]:

@@ -38,12 +38,17 @@ from _common import emit, parser, totals  # noqa: E402
 from langchain_core.runnables import RunnableConfig  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
-from graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph  # noqa: E402
-from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI  # noqa: E402
 from langgraph_speculative import AdaptivePolicy  # noqa: E402
+from langgraph_speculative_graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph  # noqa: E402
+from langgraph_speculative_graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI  # noqa: E402
 
 RUNS = os.path.join(
-    os.path.dirname(__file__), "..", "graphs", "hotpotqa", "data", "react_trajectories_dev.json"
+    os.path.dirname(__file__),
+    "..",
+    "langgraph_speculative_graphs",
+    "hotpotqa",
+    "data",
+    "react_trajectories_dev.json",
 )
 
 

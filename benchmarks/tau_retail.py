@@ -23,11 +23,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from _common import bar_plot, emit, parser, totals  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
-from graphs.tau_retail._db import RetailDB, load_tasks, task_reward  # noqa: E402
-from graphs.tau_retail._graph import make_graph  # noqa: E402
+from langgraph_speculative_graphs.tau_retail._db import RetailDB, load_tasks, task_reward  # noqa: E402
+from langgraph_speculative_graphs.tau_retail._graph import make_graph  # noqa: E402
 
 TASKS = os.path.join(
-    os.path.dirname(__file__), "..", "graphs", "tau_retail", "data", "tasks_test_sample.json"
+    os.path.dirname(__file__),
+    "..",
+    "langgraph_speculative_graphs",
+    "tau_retail",
+    "data",
+    "tasks_test_sample.json",
 )
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from graphs.cfs._backends import SliceBackend, fit_event_ms  # noqa: E402
-from graphs.cfs._run import compare, terminate_as_interrupt  # noqa: E402
+from langgraph_speculative_graphs.cfs._backends import SliceBackend, fit_event_ms  # noqa: E402
+from langgraph_speculative_graphs.cfs._run import compare, terminate_as_interrupt  # noqa: E402
 
 
 async def _fit() -> float | None:

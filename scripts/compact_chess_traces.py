@@ -1,7 +1,8 @@
-"""Compact the paper's recorded GPT-5 chess games into graphs/chess/data/paper_games.json.
+"""Compact the paper's recorded GPT-5 chess games into
+langgraph_speculative_graphs/chess/data/paper_games.json.
 
 Source: the Speculative Actions paper's repository (Apache-2.0, see
-graphs/chess/data/LICENSE), as shipped in ../shared/data/chess_traces/. Only
+langgraph_speculative_graphs/chess/data/LICENSE), as shipped in ../shared/data/chess_traces/. Only
 the fields the replay uses are kept (moves, latencies, guesses, replies, the
 paper's accounted totals); the prompts are dropped.
 

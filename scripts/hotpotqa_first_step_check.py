@@ -20,9 +20,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from graphs.hotpotqa import ActionSpeculator  # noqa: E402
+from langgraph_speculative_graphs.hotpotqa import ActionSpeculator  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "graphs", "hotpotqa", "data")
+DATA = os.path.join(os.path.dirname(__file__), "..", "langgraph_speculative_graphs", "hotpotqa", "data")
 
 
 def main() -> None:

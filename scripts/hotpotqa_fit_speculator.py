@@ -1,10 +1,11 @@
 """Fit the HotpotQA next-action speculator's weights on recorded ReAct runs.
 
 The L2 strength is chosen by cross-validation on the same runs (the grid in
-`graphs/hotpotqa/_ranker.py`), then the weights are fitted on all of them and
-written as JSON. The shipped `graphs/hotpotqa/data/action_weights.json` is
+`langgraph_speculative_graphs/hotpotqa/_ranker.py`), then the weights are fitted on all of them and
+written as JSON. The shipped `langgraph_speculative_graphs/hotpotqa/data/action_weights.json` is
 
-    python scripts/hotpotqa_fit_speculator.py --out graphs/hotpotqa/data/action_weights.json
+    python scripts/hotpotqa_fit_speculator.py \
+        --out langgraph_speculative_graphs/hotpotqa/data/action_weights.json
 
 `langgraph-speculative eval hotpotqa --cv 5` measures the method honestly: it
 refits on the training folds only.
@@ -19,9 +20,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from graphs.hotpotqa._ranker import choose_l2, featurize, fit  # noqa: E402
+from langgraph_speculative_graphs.hotpotqa._ranker import choose_l2, featurize, fit  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "graphs", "hotpotqa", "data")
+DATA = os.path.join(os.path.dirname(__file__), "..", "langgraph_speculative_graphs", "hotpotqa", "data")
 
 
 def main() -> None:
@@ -37,7 +38,8 @@ def main() -> None:
     weights = fit(steps, l2)
     out = {
         "about": (
-            "Weights of the HotpotQA next-action speculator (graphs/hotpotqa/_ranker.py), fitted on "
+            "Weights of the HotpotQA next-action speculator "
+            "(langgraph_speculative_graphs/hotpotqa/_ranker.py), fitted on "
             f"{len(runs)} recorded ReAct runs ({os.path.basename(args.trajectories)}, Reflexion, MIT) "
             "by scripts/hotpotqa_fit_speculator.py"
         ),

@@ -239,7 +239,7 @@ def run_suite(root: str, env: dict[str, str]) -> tuple[bool, str, float]:
 
 
 def copy_repo(dest: str) -> None:
-    for part in (LIB, "graphs", "tests"):
+    for part in (LIB, "langgraph_speculative_graphs", "tests"):
         shutil.copytree(
             os.path.join(ROOT, part), os.path.join(dest, part), ignore=shutil.ignore_patterns("__pycache__")
         )

@@ -15,11 +15,11 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
-from graphs._cli import main as cli
-from graphs.cfs._backends import SimBackend, SliceBackend, fit_event_ms, make_backend
-from graphs.cfs._sched import get_slice_ns, supported
-from graphs.cfs._tuners import CarefulSearch, LocalStep, parse_config
 from langgraph_speculative import LossyNode
+from langgraph_speculative._cli import main as cli
+from langgraph_speculative_graphs.cfs._backends import SimBackend, SliceBackend, fit_event_ms, make_backend
+from langgraph_speculative_graphs.cfs._sched import get_slice_ns, supported
+from langgraph_speculative_graphs.cfs._tuners import CarefulSearch, LocalStep, parse_config
 
 
 def test_parse_config_clamps_and_rejects_junk() -> None:
@@ -173,7 +173,7 @@ needs_slice = pytest.mark.skipif(supported() is not None, reason=f"per-task slic
 RESTORE_SCRIPT = textwrap.dedent(
     """
     import sys, time
-    from graphs.cfs._backends import SliceBackend
+    from langgraph_speculative_graphs.cfs._backends import SliceBackend
     pid, mode = int(sys.argv[1]), sys.argv[2]
     with SliceBackend(pids=[pid]) as knob:
         knob.apply(17.0)
@@ -247,7 +247,7 @@ def test_a_speculator_past_its_timeout_is_skipped_with_an_event() -> None:
 def _cfs_args(*extra: str) -> Any:
     import argparse
 
-    from graphs.cfs._run import add_parser
+    from langgraph_speculative_graphs.cfs._run import add_parser
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
@@ -262,7 +262,7 @@ def test_cfs_writes_no_plot_unless_asked(tmp_path: Any, monkeypatch: pytest.Monk
 
 
 def test_cfs_starts_from_a_bad_setting_by_default() -> None:
-    from graphs.cfs._run import compare
+    from langgraph_speculative_graphs.cfs._run import compare
 
     out, histories = compare(_cfs_args(), lambda line: None)
     assert [h["history"][0]["setting"] for h in histories.values()] == [30.0, 30.0, 30.0]
@@ -278,7 +278,7 @@ def test_the_plot_says_where_it_started_and_labels_the_log_axis_plainly() -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from graphs.cfs._run import slice_axis, title
+    from langgraph_speculative_graphs.cfs._run import slice_axis, title
 
     assert "from a bad setting (30 ms)" in title("slice", True, 0.6)
     unperturbed = title("sim", False, None)

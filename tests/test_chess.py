@@ -15,12 +15,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs._common import SpecError
-from graphs.chess import Players, make_graph, served_graph
-from graphs.chess._graph import initial_state
-from graphs.chess._parse import parse_move, parse_moves
-from graphs.chess._players import ENGINES, find_engine, parse_engine
-from graphs.chess._rank import rank_moves
+from langgraph_speculative_graphs._common import SpecError
+from langgraph_speculative_graphs.chess import Players, make_graph, served_graph
+from langgraph_speculative_graphs.chess._graph import initial_state
+from langgraph_speculative_graphs.chess._parse import parse_move, parse_moves
+from langgraph_speculative_graphs.chess._players import ENGINES, find_engine, parse_engine
+from langgraph_speculative_graphs.chess._rank import rank_moves
 
 
 def test_parse_brackets_whitespace_san_and_illegal() -> None:

@@ -14,13 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs._cli import main as cli
-from graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph, session_after
-from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession, parse_action
+from langgraph_speculative._cli import main as cli
+from langgraph_speculative_graphs.hotpotqa._graph import ReplayReAct, initial_state, make_graph, session_after
+from langgraph_speculative_graphs.hotpotqa._wiki import (
+    LocalWiki,
+    RecordedWiki,
+    WikipediaAPI,
+    WikiSession,
+    parse_action,
+)
 
 from .conftest import examples
 
-RUNS = "graphs/hotpotqa/data/react_trajectories_dev.json"
+RUNS = "langgraph_speculative_graphs/hotpotqa/data/react_trajectories_dev.json"
 WIKI = LocalWiki()
 
 

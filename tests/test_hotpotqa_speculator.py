@@ -17,13 +17,25 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs._cli import main as cli
-from graphs.hotpotqa import ActionSpeculator, ReplayReAct, _ranker, initial_state, make_graph
-from graphs.hotpotqa._chat import ChatActionSpeculator, parse_guesses
-from graphs.hotpotqa._ranker import choose_l2, cross_validate, featurize, fit, load_weights
-from graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, parse_action
+from langgraph_speculative._cli import main as cli
+from langgraph_speculative_graphs.hotpotqa import (
+    ActionSpeculator,
+    ReplayReAct,
+    _ranker,
+    initial_state,
+    make_graph,
+)
+from langgraph_speculative_graphs.hotpotqa._chat import ChatActionSpeculator, parse_guesses
+from langgraph_speculative_graphs.hotpotqa._ranker import (
+    choose_l2,
+    cross_validate,
+    featurize,
+    fit,
+    load_weights,
+)
+from langgraph_speculative_graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, parse_action
 
-RUNS = "graphs/hotpotqa/data/react_trajectories_dev.json"
+RUNS = "langgraph_speculative_graphs/hotpotqa/data/react_trajectories_dev.json"
 with open(RUNS) as f:
     RECORDED: list[dict[str, Any]] = json.load(f)
 SPECULATOR = ActionSpeculator()
@@ -93,7 +105,7 @@ def test_eval_cv_command_reports_the_fold_mean_beside_the_shipped_weights(
 
 
 def test_shipped_weights_are_what_the_fit_script_produces() -> None:
-    shipped = json.loads(Path("graphs/hotpotqa/data/action_weights.json").read_text())
+    shipped = json.loads(Path("langgraph_speculative_graphs/hotpotqa/data/action_weights.json").read_text())
     steps = featurize(RECORDED)
     assert shipped["l2"] == choose_l2(steps, 3)
     refit = fit(steps, shipped["l2"])

@@ -427,12 +427,12 @@ async def _ready_pair(
 
 async def test_ready_made_graphs_served(server: Server) -> None:
     """tau_retail, hotpotqa and chess from the repository's langgraph.json: as plain, adopting."""
-    from graphs.chess._players import find_engine
+    from langgraph_speculative_graphs.chess._players import find_engine
 
     client = _client(server)
-    question = json.loads((ROOT / "graphs/hotpotqa/data/react_trajectories_dev.json").read_text())[0][
-        "question"
-    ]
+    question = json.loads(
+        (ROOT / "langgraph_speculative_graphs/hotpotqa/data/react_trajectories_dev.json").read_text()
+    )[0]["question"]
     if find_engine("stockfish"):  # players that think longer than the speculator
         player, guesser = "stockfish:depth=12", "stockfish:depth=6"
     else:

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs._cli import main as cli
-from graphs.tau_retail._db import RetailDB, load_tasks, task_reward
-from graphs.tau_retail._graph import make_graph
+from langgraph_speculative._cli import main as cli
+from langgraph_speculative_graphs.tau_retail._db import RetailDB, load_tasks, task_reward
+from langgraph_speculative_graphs.tau_retail._graph import make_graph
 
 from .conftest import examples
 
-DATA = "graphs/tau_retail/data/"
+DATA = "langgraph_speculative_graphs/tau_retail/data/"
 
 
 def test_reads_return_records_and_errors() -> None:
@@ -154,7 +154,7 @@ def test_eval_command_bad_task_file(tmp_path: Any, capsys: pytest.CaptureFixture
 def test_chat_model_speculator_is_parsed_and_stays_lossless() -> None:
     from langchain_core.language_models import FakeListChatModel
 
-    from graphs.tau_retail._graph import parse_calls
+    from langgraph_speculative_graphs.tau_retail._graph import parse_calls
 
     assert parse_calls(
         '{"name": "get_user_details", "arguments": {"user_id": "u"}}\nnot json\n{"name": "rm"}'
@@ -184,7 +184,7 @@ def test_chat_model_speculator_is_parsed_and_stays_lossless() -> None:
 def test_reads_run_while_the_customer_types_and_are_adopted() -> None:
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-    from graphs._common import ScriptedChatModel
+    from langgraph_speculative_graphs._common import ScriptedChatModel
 
     db0 = RetailDB()
     uid = "mei_kovacs_8020"

@@ -13,20 +13,20 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import chess
 
+from .._common import data_text
 from ._players import actor_record
 
 __all__ = ("ReplayPlayers", "load_games")
 
 
 def load_games(path: str | None = None) -> list[dict[str, Any]]:
-    """The recorded games (`graphs/chess/data/paper_games.json` by default)."""
+    """The recorded games (`langgraph_speculative_graphs/chess/data/paper_games.json` by default)."""
     if path is None:
-        text = resources.files("graphs.chess").joinpath("data/paper_games.json").read_text()
+        text = data_text(__name__.rpartition(".")[0], "paper_games.json")
     else:
         with open(path) as f:
             text = f.read()

@@ -119,7 +119,8 @@ async def _turn(players: Players, state: ChessState, config: RunnableConfig, who
 
 @contextlib.asynccontextmanager
 async def served_graph(config: RunnableConfig) -> AsyncIterator[StateGraph]:  # type: ignore[type-arg]
-    """A LangGraph Server graph factory: `"graphs": {"chess": "graphs.chess:served_graph"}` in langgraph.json.
+    """A LangGraph Server graph factory, in langgraph.json:
+    `"graphs": {"chess": "langgraph_speculative_graphs.chess:served_graph"}`.
 
     (Module syntax: loading the file by path would break the package's relative imports.)
 

@@ -31,7 +31,7 @@ from typing import Any
 import chess
 import chess.engine
 
-from .._common import SpecError, chat_model, check_chat_spec
+from .._common import SpecError, chat_model, check_chat_spec, redact
 from ._parse import parse_move, parse_moves
 from ._rank import rank_moves
 
@@ -383,7 +383,7 @@ class Players:
             if is_engine(spec):
                 self._engines.setdefault(spec, parse_engine(spec, who))
             elif isinstance(spec, str) and spec not in self._models:
-                self._models[spec] = chat_model(spec)
+                self._models[spec] = chat_model(spec, f"{who} {redact(spec)!r}")
 
     def _pool(self, spec: str) -> _EnginePool:
         loop = asyncio.get_running_loop()
@@ -425,7 +425,7 @@ class Players:
                     how = ", top-k by MultiPV" if pool.multipv else ", best move then a two-ply ranking"
                 out[who] = f"{spec} ({version}, {engine.path}{how})"
             else:
-                out[who] = f"{spec if isinstance(spec, str) else type(spec).__name__} (chat model)"
+                out[who] = f"{redact(spec) if isinstance(spec, str) else type(spec).__name__} (chat model)"
         return out
 
     async def move(

@@ -18,12 +18,12 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from ._features import Action, Features, candidates
+from ._wiki import data_text
 
 __all__ = ("Ranker", "Step", "cross_validate", "featurize", "fit", "load_weights", "score_steps")
 
@@ -297,7 +297,7 @@ def cross_validate(
 def load_weights(path: str | None = None) -> dict[str, float]:
     """The shipped weights (fitted on the 50 dev runs), or those in the JSON file at `path`."""
     if path is None:
-        text = resources.files("graphs.hotpotqa").joinpath(f"data/{WEIGHTS_FILE}").read_text()
+        text = data_text(WEIGHTS_FILE)
     else:
         with open(path) as f:
             text = f.read()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import signal
@@ -13,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .._common import SpecError, check_chat_spec
+from .._common import SpecError, check_chat_spec, run_async
 from ._backends import BACKENDS, SimBackend, make_backend
 from ._graph import make_graph
 
@@ -151,7 +150,7 @@ def compare(args: argparse.Namespace, log: Any) -> tuple[dict[str, Any], dict[st
     results: dict[str, Any] = {}
     for name in CONFIGS:
         log(f"{name}:")
-        results[name] = asyncio.run(_one(args, name, log))
+        results[name] = run_async(_one(args, name, log))  # one loop for all: a chat model's client
     start = "the range's top (30 ms)" if args.perturb else "3 ms (near the optimum)"
     out: dict[str, Any] = {
         "backend": args.backend,

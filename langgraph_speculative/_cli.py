@@ -1,19 +1,23 @@
 """The `langgraph-speculative` command: the ready-made graphs and their evaluations.
 
-It lives beside the graphs it runs, so the library (`langgraph_speculative`)
-never imports its own examples. `python -m graphs` is the same command.
+The top layer of the distribution: importing `langgraph_speculative` never
+imports this module, and this module imports the ready-made graphs
+(`langgraph_speculative_graphs`) only when a subcommand is registered. A
+subcommand whose extra is missing still shows in `--help` and, whatever its
+flags, exits 2 with one line naming the extra to install (httpx's guarded
+`main`). `python -m langgraph_speculative` is the same command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
-
-from ._common import SpecError
 
 __all__ = ("main",)
 
@@ -30,54 +34,58 @@ def _version() -> str:
         return "unknown (not installed; pip install -e .)"
 
 
-def _missing(name: str, extra: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"{PROG} {name}: needs the {extra!r} extra: pip install 'langgraph-speculative[{extra}]' "
-              f"({exc})", file=sys.stderr)  # fmt: skip
+class _Missing:
+    """The `func` of a subcommand whose extra is not installed: one line naming the extra, exit 2."""
+
+    def __init__(self, name: str, extra: str, exc: ImportError) -> None:
+        self.name, self.extra, self.exc = name, extra, exc
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        print(f"{PROG} {self.name}: needs the {self.extra} extra: "
+              f"pip install 'langgraph-speculative[{self.extra}]' ({self.exc})", file=sys.stderr)  # fmt: skip
         return 2
 
-    return run
 
-
-def _add(sub: Any, name: str, extra: str, load: Callable[[], Callable[[Any], None]], help: str) -> None:
+def _add(
+    sub: Any, name: str, extra: str, load: Callable[[], Callable[[Any], None]], help: str, under: str = ""
+) -> None:
     """Register a subcommand; if its dependencies are missing it still shows in --help and says what
     to install when run."""
     try:
         add_parser = load()
     except ImportError as exc:
         p = sub.add_parser(name, help=f"{help} (needs the {extra} extra)", add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_missing(name, extra, exc))
+        p.set_defaults(func=_Missing(f"{under} {name}".strip(), extra, exc))  # any flags: see main
     else:
         add_parser(sub)
 
 
 def _chess() -> Callable[[Any], None]:
-    from .chess._run import add_parser
+    from langgraph_speculative_graphs.chess._run import add_parser
 
     return add_parser
 
 
 def _cfs() -> Callable[[Any], None]:
-    from .cfs._run import add_parser
+    from langgraph_speculative_graphs.cfs._run import add_parser
 
     return add_parser
 
 
 def _tau() -> Callable[[Any], None]:
-    from .tau_retail._eval import add_parser
+    from langgraph_speculative_graphs.tau_retail._eval import add_parser
 
     return add_parser
 
 
 def _hotpotqa() -> Callable[[Any], None]:
-    from .hotpotqa._eval import add_parser
+    from langgraph_speculative_graphs.hotpotqa._eval import add_parser
 
     return add_parser
 
 
 def _branches() -> Callable[[Any], None]:
-    from ._branches import add_parser
+    from ._cli_branches import add_parser
 
     return add_parser
 
@@ -96,8 +104,8 @@ def parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="evaluate a speculator on recorded runs").add_subparsers(
         dest="benchmark", required=True
     )
-    _add(evaluate, "tau-retail", "dev", _tau, "next-call accuracy on tau-bench retail")
-    _add(evaluate, "hotpotqa", "hotpotqa", _hotpotqa, "next-action accuracy on recorded ReAct runs")
+    _add(evaluate, "tau-retail", "dev", _tau, "next-call accuracy on tau-bench retail", "eval")
+    _add(evaluate, "hotpotqa", "hotpotqa", _hotpotqa, "next-action accuracy on recorded ReAct runs", "eval")
     _branches()(sub)
     return p
 
@@ -109,30 +117,44 @@ def main(argv: list[str] | None = None) -> int:
     different games), 2 for a usage error or a spec that cannot work here
     (one line on stderr naming the fix), 130 on Ctrl-C.
     """
-    args = parser().parse_args(argv)
+    p = parser()
+    args, unknown = p.parse_known_args(argv)
+    if isinstance(args.func, _Missing):  # whatever flags were given: say what to install
+        return args.func(args)
+    if unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    from langgraph_speculative_graphs._common import SpecError
+
     started = time.monotonic()
-    if args.command == "eval":  # no per-item progress in the evals (they take seconds): say what runs
-        print(f"{PROG} eval {args.benchmark}: running...", file=sys.stderr)
+    command = f"eval {args.benchmark}" if args.command == "eval" else args.command
     try:
+        if getattr(args, "check", None) is not None:
+            args.check(args)  # the subcommand's own checks, before anything is said or started
+        if args.command == "eval":  # no per-item progress in the evals (they take seconds): say what runs
+            print(f"{PROG} {command}: running...", file=sys.stderr)
         status = int(args.func(args))
     except SpecError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        print(f"{PROG} {command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`... | head`): nothing to report
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except Exception as exc:
         if type(exc).__module__.split(".")[0] not in PROVIDER_SDKS:
             raise
         first = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"{PROG} {args.command}: error: the model provider refused a call "
+            f"{PROG} {command}: error: the model provider refused a call "
             f"({type(exc).__name__}: {first}); check the model name and its key",
             file=sys.stderr,
         )
         return 2
     if args.command == "eval":
-        print(f"{PROG} eval {args.benchmark}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        print(f"{PROG} {command}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return status
 
 

@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from ._db import READ_TOOLS, RetailDB, load_tasks
+from .._common import SpecError
+from ._db import READ_TOOLS, TASK_FILES, RetailDB, load_tasks
 from ._speculator import CallSpeculator
 
-__all__ = ("add_parser", "evaluate")
+__all__ = ("add_parser", "check_args", "evaluate")
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("tau-retail", help="next-call accuracy of the retail speculator on tau-bench tasks")
     p.add_argument(
-        "--tasks", required=True, help="a tau-bench task file, e.g. graphs/tau_retail/data/tasks_dev.json"
+        "--tasks",
+        default="test",
+        help="a tau-bench task file, or a packaged one by name from any directory: "
+        f"{', '.join(f'{k} ({v})' for k, v in TASK_FILES.items())}; default: test",
     )
     p.add_argument("--k", type=int, default=3, help="guesses per call (default 3)")
     p.add_argument("--tool-latency", type=float, default=0.5, help="seconds per tool call (default 0.5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
 
 
 def evaluate(
@@ -75,16 +78,21 @@ def evaluate(
     }
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """The numbers, before anything runs; `SpecError` (one line) if one cannot work."""
+    if args.k < 1:
+        raise SpecError(f"--k must be at least 1, got {args.k}")
+    if not args.tool_latency >= 0:  # NaN too
+        raise SpecError(f"--tool-latency must be 0 or more seconds, got {args.tool_latency}")
+
+
 def run(args: argparse.Namespace) -> int:
     """The `eval tau-retail` command."""
-    if args.k < 1:
-        print(f"--k must be at least 1, got {args.k}", file=sys.stderr)
-        return 2
+    check_args(args)
     try:
         tasks = load_tasks(args.tasks)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise SpecError(str(exc)) from None
     out = evaluate(tasks, CallSpeculator.fit(), args.k, args.tool_latency)
     if args.json:
         print(json.dumps(out))

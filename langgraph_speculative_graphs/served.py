@@ -7,7 +7,7 @@ nothing is built at import; a model named by a string ("openai:gpt-4o") is built
 run asks for it. Each returns the uncompiled builder: the server compiles it and lends its own
 checkpointer and store. The assistant's `configurable` chooses what `make_graph` would take;
 `"speculative": false` serves the plain graph (for comparisons). Chess is
-`graphs.chess:served_graph`.
+`langgraph_speculative_graphs.chess:served_graph`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from importlib import resources
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 
 __all__ = ("hotpotqa", "tau_retail")
-
-TAU_TASKS = {"test": "tasks_test_sample.json", "dev": "tasks_dev.json"}
 
 
 def _conf(config: RunnableConfig) -> dict[str, Any]:
@@ -37,10 +34,11 @@ def _flag(conf: dict[str, Any], key: str, default: bool) -> bool:
 
 @functools.cache
 def _tau_tasks(name: str) -> list[dict[str, Any]]:
-    from .tau_retail import load_tasks
+    from .tau_retail._db import TASK_FILES, load_tasks
 
-    path = resources.files("graphs.tau_retail").joinpath(f"data/{TAU_TASKS.get(name, name)}")
-    return load_tasks(str(path))
+    if name not in TASK_FILES and name not in TASK_FILES.values():  # packaged data only, never a path
+        raise ValueError(f"tau_retail: tasks {name!r} is none of {', '.join(TASK_FILES)}")
+    return load_tasks(name)
 
 
 def _tau_builder(conf: dict[str, Any]) -> StateGraph:  # type: ignore[type-arg]
@@ -81,8 +79,9 @@ async def tau_retail(config: RunnableConfig) -> StateGraph:  # type: ignore[type
 
 @functools.cache
 def _react_runs() -> list[dict[str, Any]]:
-    text = resources.files("graphs.hotpotqa").joinpath("data/react_trajectories_dev.json").read_text()
-    return list(json.loads(text))
+    from .hotpotqa._wiki import data_text
+
+    return list(json.loads(data_text("react_trajectories_dev.json")))
 
 
 @functools.cache
@@ -123,8 +122,8 @@ def _react_builder(conf: dict[str, Any]) -> StateGraph:  # type: ignore[type-arg
 async def hotpotqa(config: RunnableConfig) -> StateGraph:  # type: ignore[type-arg]
     """ReAct on HotpotQA, replaying a recorded run by default.
 
-    Input: `graphs.hotpotqa.initial_state(question)`, i.e. `{"question": ..., "steps": [],
-    "pending": null, "answer": null, "max_steps": 8}`. `configurable`: `run` (index into the
+    Input: `langgraph_speculative_graphs.hotpotqa.initial_state(question)`, i.e. `{"question": ...,
+    "steps": [], "pending": null, "answer": null, "max_steps": 8}`. `configurable`: `run` (index into the
     50 recorded dev runs, default 0: the replayed agent makes that run's moves, so ask its
     question), `agent_model` ("replay", or a chat-model string), `agent_delay` (1.0 s per
     replayed step), `backend` ("recorded": the runs' own observations, default; "local";

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._common import SpecError
+from langgraph_speculative_graphs._common import SpecError
 
 __all__ = ("add_parser",)
 

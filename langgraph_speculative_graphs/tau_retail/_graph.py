@@ -37,7 +37,7 @@ from langgraph.prebuilt import ToolNode
 
 from langgraph_speculative import Guess, SpeculationPolicy, speculate
 
-from .._common import ScriptedChatModel
+from .._common import ScriptedChatModel, chat_model
 from ._db import READ_TOOLS, WRITE_TOOLS, RetailDB, data_text
 from ._speculator import learned
 
@@ -89,15 +89,9 @@ def _tools(db: RetailDB, names: Sequence[str], latency: float) -> list[BaseTool]
 
 
 def _model(spec: Any) -> BaseChatModel:
-    if not isinstance(spec, str):
-        return spec
-    try:
-        from langchain.chat_models import init_chat_model
-    except ImportError as exc:  # pragma: no cover - depends on extras
-        raise ValueError(f"{spec!r} needs LangChain: pip install 'langgraph-speculative[openai]'") from exc
-    model, *opts = spec.split(",")
-    options: dict[str, Any] = dict(o.split("=", 1) for o in opts)
-    return init_chat_model(model, **options)
+    """A chat model from a spec string (`_common.parse_chat_spec`, as every ready-made graph) or the
+    model object itself."""
+    return chat_model(spec)  # type: ignore[no-any-return]
 
 
 def history_of(messages: Sequence[BaseMessage]) -> tuple[list[dict[str, Any]], str]:

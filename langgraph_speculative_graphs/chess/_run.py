@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -14,9 +14,17 @@ import chess
 import chess.pgn
 from langgraph.checkpoint.memory import InMemorySaver
 
-from .._common import SpecError
+from .._common import SpecError, run_async
 from ._graph import initial_state, make_graph
-from ._players import OFFLINE_CHOICES, Players, check_spec, default_player, default_speculator
+from ._players import (
+    OFFLINE_CHOICES,
+    Players,
+    check_spec,
+    default_player,
+    default_speculator,
+    is_engine,
+    parse_engine,
+)
 
 __all__ = ("add_parser", "run")
 
@@ -63,15 +71,70 @@ def _opening(seed: int) -> tuple[str, list[str]]:
     return board.fen(), played
 
 
+MAX_DEPTH = 8
+"""Largest speculation depth the command accepts: each level warms k more engine processes."""
+
+DEEP_SEARCH = {"stockfish": 30, "sunfish": 6}
+"""Engine search depths beyond which a move takes minutes or more: a warning, not an error."""
+
+
 def check_args(args: argparse.Namespace) -> None:
-    """Every spec and number, before anything starts; `SpecError` (one line) if one cannot work."""
+    """Every spec, number and output path, before anything starts; `SpecError` (one line) if one
+    cannot work, a one-line warning on stderr for a spec that works but would take very long."""
     for flag, value in (("--k", args.k), ("--depth", args.depth), ("--moves", args.moves)):
         if value < 1:
             raise SpecError(f"{flag} must be at least 1, got {value}")
+    if args.depth > MAX_DEPTH:
+        raise SpecError(
+            f"--depth {args.depth} is more than {MAX_DEPTH}: each level of speculation starts --k more "
+            "engine processes and branches; 1 (the paper's setting) to 3 is usual"
+        )
     white = args.white or default_player()
     specs = (("--white", white), ("--black", args.black or white), ("--speculator", args.speculator))
+    warned: set[str] = set()
     for flag, spec in specs:
-        check_spec(spec or default_speculator(), flag, check_path=True)  # defaults too
+        spec = spec or default_speculator()  # defaults too
+        check_spec(spec, flag, check_path=True)
+        if is_engine(spec) and spec not in warned:  # once per spec (black plays white's by default)
+            warned.add(spec)
+            engine = parse_engine(spec, flag)
+            deep = DEEP_SEARCH.get(engine.name)
+            if deep is not None and (engine.limit.depth or 0) > deep:
+                print(
+                    f"langgraph-speculative chess: warning: {flag} {spec!r}: a depth-{engine.limit.depth} "
+                    f"search can take minutes to hours per move (depth {deep} or less is usual)",
+                    file=sys.stderr,
+                )
+    if args.timeline:
+        _check_timeline(args.timeline)
+
+
+def _check_timeline(path: str) -> None:
+    """`--timeline FILE` can be written: its directory exists, matplotlib is installed and knows the
+    file type (checked before the game, which may take minutes)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SpecError(f"--timeline {path}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise SpecError(f"--timeline {path}: directory {folder} is not writable")
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise SpecError(
+            "--timeline needs matplotlib: pip install 'langgraph-speculative[chess]' (or drop --timeline)"
+        ) from None
+    kind = os.path.splitext(path)[1].lstrip(".").lower()
+    types = FigureCanvasBase.get_supported_filetypes()
+    if kind and kind not in types:
+        raise SpecError(f"--timeline {path}: matplotlib cannot write .{kind} files; use .png or .svg")
+
+
+async def _games(args: argparse.Namespace, log: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The sequential game (with --compare) and the speculative one, on one event loop (`run_async`:
+    a chat model's client keeps its connections on the loop that opened them)."""
+    seq = await _play(args, False, log, describe=True) if args.compare else None
+    spec = await _play(args, True, log, describe=seq is None)
+    return seq, spec
 
 
 async def _play(args: argparse.Namespace, speculative: bool, log: Any, describe: bool) -> dict[str, Any]:
@@ -111,7 +174,12 @@ async def _play(args: argparse.Namespace, speculative: bool, log: Any, describe:
                     hidden[chunk["node"]] = hidden.get(chunk["node"], 0.0) + chunk.get("hidden_s", 0.0)
                 continue
             for node, update in chunk.items():
-                if not update or "moves" not in update:
+                if not update:
+                    continue
+                if "moves" not in update:  # no move, e.g. a forfeit: the game's status changes
+                    final.update(update)
+                    if update.get("status", "playing") != "playing":
+                        log(f"  ply {len(final['moves']) + 1:>3} {node:<5} {update['status']}")
                     continue
                 final["moves"] = [*final["moves"], *update["moves"]]
                 final.update({k: v for k, v in update.items() if k != "moves"})
@@ -194,8 +262,7 @@ def run(args: argparse.Namespace) -> int:
     """The `chess` command."""
     check_args(args)  # before anything starts
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
-    seq = asyncio.run(_play(args, False, log, describe=True)) if args.compare else None
-    spec = asyncio.run(_play(args, True, log, describe=seq is None))
+    seq, spec = run_async(_games(args, log))
     report = spec["report"]
     top1, topk, guessed = _accuracy(spec, args.k)
     out: dict[str, Any] = {

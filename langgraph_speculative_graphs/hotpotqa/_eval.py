@@ -19,18 +19,16 @@ matching: same tool, same argument after whitespace trimming.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
-import sys
 import time
 from typing import Any
 
-from .._common import load_records
+from .._common import SpecError, check_chat_spec, load_records, redact, run_async
 from ._ranker import cross_validate
 from ._speculator import ActionSpeculator
 
-__all__ = ("add_parser", "evaluate", "evaluate_observations")
+__all__ = ("add_parser", "check_args", "evaluate", "evaluate_observations", "load_runs")
 
 Guesses = list[tuple[str, str]]
 
@@ -39,8 +37,9 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("hotpotqa", help="next-action accuracy of the ReAct speculator on recorded runs")
     p.add_argument(
         "--trajectories",
-        required=True,
-        help="recorded runs, e.g. graphs/hotpotqa/data/react_trajectories_dev.json",
+        default="dev",
+        help="recorded runs (a file in the format of react_trajectories_dev.json), or the packaged ones "
+        "by name from any directory: dev (react_trajectories_dev.json, 50 runs); default: dev",
     )
     p.add_argument("--k", type=int, default=3, help="guesses per step (default 3)")
     p.add_argument(
@@ -75,13 +74,18 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--wiki-url", default=None, help="MediaWiki API for --backend live (default: Wikipedia's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
 
 
-def load_runs(path: str) -> list[dict[str, Any]]:
-    """Recorded runs in the format of `react_trajectories_dev.json`."""
-    example = "graphs/hotpotqa/data/react_trajectories_dev.json"
-    return load_records(path, "trajectory", example, ["question", "steps"])
+RUN_FILES = {"dev": "react_trajectories_dev.json"}
+"""The packaged recorded runs by short name (Reflexion's 50 ReAct runs on HotpotQA dev questions)."""
+
+
+def load_runs(path: str = "dev") -> list[dict[str, Any]]:
+    """Recorded runs in the format of `react_trajectories_dev.json`: a file, or the packaged ones by
+    name from any directory (`RUN_FILES`)."""
+    package = __name__.rpartition(".")[0]
+    return load_records(path, "trajectory", ["question", "steps"], package=package, packaged=RUN_FILES)
 
 
 def _items(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], tuple[str, str]]]:
@@ -127,7 +131,7 @@ def evaluate(runs: list[dict[str, Any]], speculator: Any, k: int) -> dict[str, A
     items = _items(runs)
     latencies: list[float] = []
     if hasattr(speculator, "aguess_many"):
-        guesses = asyncio.run(speculator.aguess_many([(q, s) for q, s, _ in items], k))
+        guesses = run_async(speculator.aguess_many([(q, s) for q, s, _ in items], k))
         latencies = list(getattr(speculator, "latencies", []))
     else:
         guesses = []
@@ -225,11 +229,19 @@ def _print(out: dict[str, Any], k: int) -> None:
         print(f"  guessed observations vs {o['backend']}: {o['hits']}/{o['searches']} Searches")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """The numbers and the speculator spec, before anything runs; `SpecError` (one line) if one
+    cannot work."""
+    for flag, value in (("--k", args.k), ("--repeat", args.repeat)):
+        if value < 1:
+            raise SpecError(f"{flag} must be at least 1, got {value}")
+    if args.speculator != "offline":
+        check_chat_spec(args.speculator, "--speculator", ("offline",))
+
+
 def run(args: argparse.Namespace) -> int:
     """The `eval hotpotqa` command."""
-    if args.k < 1:
-        print(f"--k must be at least 1, got {args.k}", file=sys.stderr)
-        return 2
+    check_args(args)
     try:
         runs = load_runs(args.trajectories)
         if args.cv:
@@ -254,13 +266,12 @@ def run(args: argparse.Namespace) -> int:
             out["speculator"] = (
                 "offline (learned ranker over candidates from the question, thoughts and observations)"
                 if args.speculator == "offline"
-                else f"chat model {args.speculator}"
+                else f"chat model {redact(args.speculator)}"
             )
         if args.backend:
             out["observations"] = evaluate_observations(runs, args.backend, args.wiki_url)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise SpecError(str(exc)) from None
     if args.json:
         print(json.dumps(out))
     else:

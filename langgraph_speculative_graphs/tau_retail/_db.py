@@ -14,9 +14,9 @@ import hashlib
 import json
 import re
 from functools import cache
-from importlib import resources
 from typing import Any
 
+from .._common import data_text as _data_text
 from .._common import load_records
 
 __all__ = ("READ_TOOLS", "WRITE_TOOLS", "RetailDB", "load_tasks", "task_reward")
@@ -42,9 +42,14 @@ WRITE_TOOLS = (
 )
 
 
+_PACKAGE = __name__.rpartition(".")[0]
+TASK_FILES = {"test": "tasks_test_sample.json", "dev": "tasks_dev.json", "train": "tasks_train.json"}
+"""The packaged task files by short name ("test": the 15-task test sample)."""
+
+
 def data_text(name: str) -> str:
-    """A file from the packaged tau-bench data."""
-    return resources.files("graphs.tau_retail").joinpath(f"data/{name}").read_text()
+    """A file from the packaged tau-bench data (found from any directory)."""
+    return _data_text(_PACKAGE, name)
 
 
 @cache
@@ -52,9 +57,19 @@ def _pristine() -> dict[str, Any]:
     return {name: json.loads(data_text(f"{name}.json")) for name in ("users", "orders", "products")}
 
 
-def load_tasks(path: str) -> list[dict[str, Any]]:
-    """Tasks in tau-bench's format (`tasks_dev.json`): user_id, instruction, actions."""
-    return load_records(path, "task", "graphs/tau_retail/data/tasks_dev.json", ["actions"])
+def load_tasks(path: str = "test") -> list[dict[str, Any]]:
+    """Tasks in tau-bench's format (`tasks_dev.json`): user_id, instruction, actions.
+
+    `path`: a task file, or a packaged one by name from any directory (`TASK_FILES`: "test", the
+    default, "dev", "train", or their file names).
+    """
+    return load_records(
+        path,
+        "task",
+        ["actions"],
+        package=_PACKAGE,
+        packaged=TASK_FILES,
+    )
 
 
 def task_reward(task: dict[str, Any], db: RetailDB) -> float:

@@ -24,8 +24,9 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
+
+from .._common import data_text as _data_text
 
 __all__ = ("LocalWiki", "RecordedWiki", "WikiSession", "WikipediaAPI", "load_questions", "parse_action")
 
@@ -39,7 +40,8 @@ def parse_action(text: str) -> tuple[str, str] | None:
 
 
 def data_text(name: str) -> str:
-    return resources.files("graphs.hotpotqa").joinpath(f"data/{name}").read_text()
+    """A file from the packaged HotpotQA data (found from any directory)."""
+    return _data_text(__name__.rpartition(".")[0], name)
 
 
 @cache

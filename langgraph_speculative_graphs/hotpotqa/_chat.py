@@ -16,6 +16,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from .._common import chat_model as _chat_model
 from ._wiki import parse_action
 
 __all__ = ("ChatActionSpeculator", "chat_model")
@@ -33,16 +34,9 @@ SYSTEM = (
 
 
 def chat_model(spec: Any) -> BaseChatModel:
-    """A chat model from an `init_chat_model` string ("provider:model,key=value,...") or the object itself."""
-    if not isinstance(spec, str):
-        return spec  # type: ignore[no-any-return]
-    try:
-        from langchain.chat_models import init_chat_model
-    except ImportError as exc:  # pragma: no cover - depends on extras
-        raise ValueError(f"{spec!r} needs LangChain: pip install 'langgraph-speculative[openai]'") from exc
-    model, *opts = spec.split(",")
-    options: dict[str, Any] = dict(o.split("=", 1) for o in opts if "=" in o)
-    return init_chat_model(model, **options)
+    """A chat model from an `init_chat_model` string ("provider:model,key=value,...", parsed as every
+    ready-made graph parses it: `_common.parse_chat_spec`) or the object itself."""
+    return _chat_model(spec)  # type: ignore[no-any-return]
 
 
 def scratchpad(question: str, steps: list[Step]) -> str:

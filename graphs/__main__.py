@@ -1,7 +1,0 @@
-"""`python -m graphs`: the `langgraph-speculative` command."""
-
-import sys
-
-from ._cli import main
-
-sys.exit(main())
