@@ -263,11 +263,12 @@ class Session(Branches, Lifecycle):
         return result
 
     def _main_sync(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
-        key = self._key(b, state) if self.cache_names.get(b.name) else None
-        # A round trip to the loop only when an early call is there to claim (a dict lookup is
-        # atomic; one launched just after it is not adopted, and the run makes the call itself).
-        if key is not None and (b.name, key) in self.cache:
-            entry = self._on_loop(self._claim, b, key, state, config, info)
+        key = self._key(b, state) if self.cache_names.get(b.name) or self.branches else None
+        marker: Entry | None = None
+        # A round trip to the loop only when an early call is there to claim or a branch could
+        # launch this call (a dict lookup is atomic).
+        if key is not None and ((b.name, key) in self.cache or self.branches):
+            entry, marker = self._on_loop(self._claim_or_mark, b, key, state, config, info)
             if entry is not None:
                 try:
                     result = entry.result.result()
@@ -290,9 +291,13 @@ class Session(Branches, Lifecycle):
         try:
             result = b.action.invoke(state, config)
         except BaseException as exc:
+            if marker is not None:
+                self._soon(self._unmark, marker, None, exc)
             if call is not None:
                 self._soon(self._abandon, call, exc)
             raise
+        if marker is not None:
+            self._soon(self._unmark, marker, result, None)
         if call is not None:
             self._soon(self._finish, call, result)
         return result
@@ -324,9 +329,10 @@ class Session(Branches, Lifecycle):
         return result
 
     async def _main_async(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
-        key = self._key(b, state) if self.cache_names.get(b.name) else None
+        key = self._key(b, state) if self.cache_names.get(b.name) or self.branches else None
+        marker: Entry | None = None
         if key is not None:
-            entry = self._claim(b, key, state, config, info)
+            entry, marker = self._claim_or_mark(b, key, state, config, info)
             if entry is not None:
                 try:
                     result = await wait(entry.result)
@@ -349,9 +355,13 @@ class Session(Branches, Lifecycle):
         try:
             result = await b.action.ainvoke(state, config)
         except BaseException as exc:
+            if marker is not None:
+                self._unmark(marker, None, exc)
             if call is not None:
                 self._abandon(call, exc)
             raise
+        if marker is not None:
+            self._unmark(marker, result, None)
         if call is not None:
             self._finish(call, result)
         return result
@@ -394,10 +404,31 @@ class Session(Branches, Lifecycle):
             return None
         return Entry(b, None, 0, state, config, self._source(info), owner=None)
 
+    def _claim_or_mark(
+        self, b: Binding, key: str, state: Any, config: RunnableConfig, info: Any
+    ) -> tuple[Entry | None, Entry | None]:
+        """On the loop: (the early call the main run adopts, None), or (None, a marker of the main
+        run's own call, cached so that a branch reaching the same call follows it instead of
+        launching it a second time: after a hit the branch and the main run are one)."""
+        entry = self._claim(b, key, state, config, info)
+        if entry is not None:
+            return entry, None
+        if not self.branches or self.closed or (b.name, key) in self.cache:
+            return None, None  # nothing could follow, or another main-run call holds the key
+        marker = Entry(b, key, self.main_level, state, config, None, owner=None, main=True)
+        self.cache[(b.name, key)] = marker
+        self.cache_names[b.name] += 1
+        return None, marker
+
+    def _unmark(self, marker: Entry, result: Any, exc: BaseException | None) -> None:
+        """On the loop: the main run's own call is over: branches that followed it get its outcome."""
+        settle(marker.result, result=result, exc=exc)
+        self._uncache(marker)
+
     def _claim(self, b: Binding, key: str, state: Any, config: RunnableConfig, info: Any) -> Entry | None:
         """On the loop: take the early call the main run can adopt for (node, key), if any."""
         entry = self.cache.get((b.name, key))
-        if entry is None or entry.cancelled:
+        if entry is None or entry.cancelled or entry.main:
             return None
         res = entry.result
         if res.done() and (res.cancelled() or res.exception() is not None):

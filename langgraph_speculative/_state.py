@@ -129,6 +129,9 @@ class Entry:
     tokens: Any = None  # TokenRecorder of an early call, when the main run streams messages
     store_ops: list[Any] = field(default_factory=list)  # an early call's store writes, made on adoption
     remap: dict[str, str] = field(default_factory=dict)  # its tool-call ids -> the main run's
+    main: bool = False
+    """A marker of the main run's own call in flight (never adopted: branches that reach the same
+    call wait for its outcome instead of launching it again)."""
     result: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
     """The early call's result (or exception), for whoever waits: the main run or a branch."""
 
