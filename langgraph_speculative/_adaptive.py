@@ -26,12 +26,12 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _estimate as est
 from ._adaptive_policy import AdaptivePolicy
 from ._costs import TokenCounter, output_tokens, with_handler
-from ._runtrace import RunSummary, find_tracers
+from ._runtrace import RunSummary, TracedRun, find_tracers
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -39,10 +39,27 @@ if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
     from ._policy import Guess
-    from ._session import Session
     from ._state import Binding, Entry
 
-__all__ = ("NodeTuning", "RunTuning", "Tuner")
+__all__ = ("NodeTuning", "RunTuning", "SpeculatingRun", "Tuner")
+
+
+class _PlanView(Protocol):
+    @property
+    def tuning(self) -> Tuner: ...
+
+    @property
+    def bindings(self) -> dict[str, Binding]: ...
+
+
+class SpeculatingRun(TracedRun, Protocol):
+    """What adaptive speculation reads of a speculating run (a `Session`): its plan's tuning,
+    its report and its events; the session depends on this module, never the other way."""
+
+    @property
+    def plan(self) -> _PlanView: ...
+
+    def emit(self, event: str, node: str, **data: Any) -> None: ...
 
 
 def adaptive_policy(binding: Binding) -> AdaptivePolicy | None:
@@ -180,7 +197,7 @@ class _Call:
 class RunTuning:
     """A session's adaptive decisions and cost accounting (see the module docstring)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SpeculatingRun) -> None:
         self.tuner: Tuner = session.plan.tuning
         self.max_calls, self.max_tokens = self.tuner.budgets(session.plan.bindings)
         self.tokens = 0  # tokens of this run's speculative work so far (early calls and speculators)
@@ -198,7 +215,7 @@ class RunTuning:
         with self._lock:
             self.tokens += n
 
-    def _within_budget(self, session: Session) -> bool:
+    def _within_budget(self, session: SpeculatingRun) -> bool:
         if self.spent:
             return False
         over = (self.max_calls is not None and session.report.launched >= self.max_calls) or (
@@ -209,7 +226,7 @@ class RunTuning:
             session.emit("budget_spent", "", launched=session.report.launched, tokens=self.tokens)
         return not over
 
-    def may_launch(self, session: Session) -> bool:
+    def may_launch(self, session: SpeculatingRun) -> bool:
         """May the run launch another speculative call (its budget not spent)?"""
         if self.max_calls is None and self.max_tokens is None:
             return True
@@ -217,7 +234,7 @@ class RunTuning:
 
     # ------------------------------------------------------------------ the speculator
 
-    def begin(self, session: Session, entry: Entry) -> bool:
+    def begin(self, session: SpeculatingRun, entry: Entry) -> bool:
         """The speculator is about to run for `entry`: count it, and decide whether it should."""
         tuning = self.tuner.node(entry.binding)
         mode = "static"
@@ -243,7 +260,7 @@ class RunTuning:
             task.add_done_callback(lambda _: self._speculator_done(session, entry.name, step))
         return True
 
-    def _speculator_done(self, session: Session, name: str, step: _Step) -> None:
+    def _speculator_done(self, session: SpeculatingRun, name: str, step: _Step) -> None:
         step.ended = step.ended or time.monotonic()
         stats = session.report.node(name)
         stats.speculator_s += step.ended - step.started
@@ -260,7 +277,7 @@ class RunTuning:
         step.tokens = TokenCounter(self._add_tokens)
         return with_handler(cfg, step.tokens)
 
-    def choose(self, session: Session, entry: Entry, guesses: list[Guess]) -> list[tuple[int, Guess]]:
+    def choose(self, session: SpeculatingRun, entry: Entry, guesses: list[Guess]) -> list[tuple[int, Guess]]:
         """The guesses that get branches, with the speculator's ranks: all of them for a static
         policy, those worth their price for an adaptive one."""
         step = self._steps.get(entry)
@@ -316,7 +333,7 @@ class RunTuning:
 
     # ------------------------------------------------------------------ outcomes
 
-    def observe(self, session: Session, entry: Entry, result: Any) -> None:
+    def observe(self, session: SpeculatingRun, entry: Entry, result: Any) -> None:
         """`entry`'s actor answered `result` (on the main run): learn, and count tokens."""
         call = self._by_entry.pop(entry, None)
         if call is not None and not call.adopted:
@@ -369,7 +386,7 @@ class RunTuning:
                 out[call.name] = out.get(call.name, 0) + call.total()
         return out
 
-    def finish(self, session: Session) -> None:
+    def finish(self, session: SpeculatingRun) -> None:
         """The run ended: the tokens of early calls never adopted are wasted."""
         for call in self._calls:
             if call.adopted:

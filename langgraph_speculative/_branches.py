@@ -24,7 +24,7 @@ from ._context import _CURRENT, BranchStop, Ctx, exec_info
 from ._futures import cancelling, recording_config, settle, unwrap, wait
 from ._guesses import describe
 from ._report import SpeculationReport
-from ._state import Binding, Branch, Entry, Source, only_reads
+from ._state import Binding, Branch, Entry, Run, Source, only_reads
 from ._tee import RecordingSaver
 from ._trace import current_run_tree, quiet, untraced
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from ._adaptive import RunTuning
     from ._concurrency import SharedLimit
     from ._plan import Plan
-    from ._session import Run, Session
 
 __all__ = ("Branches",)
 
@@ -158,7 +157,7 @@ class Branches:
             }
             graph = self.plan.branch_graph(saver, self.run)
             self.emit("branch", branch.parent.name, thread=branch.bid, rank=branch.rank, level=branch.level)
-            _CURRENT.set(Ctx(self, branch))  # type: ignore[arg-type]  # self is the Session
+            _CURRENT.set(Ctx(cast(Any, self), branch))  # self is the Session: a NodeHost
             # The branch's trace run is its parent (through the callbacks), but its tags and
             # metadata must not become the branch nodes' config: they see the run's own.
             var_child_runnable_config.set(None)
@@ -246,7 +245,7 @@ class Branches:
             if existing not in branch.entries:
                 branch.entries.append(existing)
             return existing
-        if not self.adaptive.may_launch(cast("Session", self)):  # the run's speculative budget (issue 18)
+        if not self.adaptive.may_launch(cast(Any, self)):  # the run's speculative budget (issue 18)
             return None
         if not self.limit.try_speculative():  # the main run uses the run's max_concurrency
             self._not_started(b.name, "max_concurrency")
@@ -278,7 +277,7 @@ class Branches:
         return entry
 
     async def _early_call(self, entry: Entry) -> None:
-        _CURRENT.set(Ctx(self, entry.owner, entry))  # type: ignore[arg-type]  # self is the Session
+        _CURRENT.set(Ctx(cast(Any, self), entry.owner, entry))  # self is the Session: a NodeHost
         var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
         try:
             result = await self.call(entry.binding.early_action, entry.state, entry.config)

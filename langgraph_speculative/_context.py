@@ -1,8 +1,9 @@
 """What the core modules share: the context variable that tells a node which speculation it runs
 in, the signal that ends a branch, and the few facts of LangGraph's runtime the session reads.
 
-Everything else imports from here; this module imports nothing of the library's own but the
-policy, so the core has a one-way flow: `_context` <- `_session` <- `_compile`.
+Everything else imports from here; this module imports nothing of the library's own (its types
+only, for annotations), so the core has a one-way flow: `_context` <- `_session` <- `_compile`.
+A node reaches its run through `NodeHost`, the small interface a `Session` provides.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langgraph.errors import GraphBubbleUp
 
 if TYPE_CHECKING:
-    from ._session import Session
-    from ._state import Branch, Entry
+    import asyncio
 
-__all__ = ("SHED", "BranchStop", "SpeculationInfo", "current", "exec_info", "speculation_info")
+    from langchain_core.runnables import RunnableConfig
+
+    from ._state import Binding, Branch, Entry
+
+__all__ = ("SHED", "BranchStop", "NodeHost", "SpeculationInfo", "current", "exec_info", "speculation_info")
 
 
 class BranchStop(GraphBubbleUp):
@@ -50,6 +54,28 @@ class SpeculationInfo:
     """How many guesses deep the branch is (1: a guess of a call the main run is making)."""
 
 
+class _Bindings(Protocol):
+    @property
+    def bindings(self) -> dict[str, Binding]: ...
+
+
+class NodeHost(Protocol):
+    """What a speculative node's wrapper needs from the run it is called in (a `Session`): the
+    node depends on this, never on the session itself."""
+
+    @property
+    def plan(self) -> _Bindings: ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+
+    def main_sync(self, b: Binding, state: Any, config: RunnableConfig) -> Any: ...
+
+    async def main_async(self, b: Binding, state: Any, config: RunnableConfig) -> Any: ...
+
+    async def branch_node(self, b: Binding, state: Any, config: RunnableConfig, branch: Branch) -> Any: ...
+
+
 class Ctx:
     """The speculation a piece of work belongs to: the main run (`branch is None`) or a branch.
 
@@ -62,14 +88,14 @@ class Ctx:
     __slots__ = ("_session", "branch", "entry")
 
     def __init__(
-        self, session: Session | None, branch: Branch | None = None, entry: Entry | None = None
+        self, session: NodeHost | None, branch: Branch | None = None, entry: Entry | None = None
     ) -> None:
         self._session = weakref.ref(session) if session is not None else None
         self.branch = branch
         self.entry = entry  # set inside an early call
 
     @property
-    def session(self) -> Session | None:
+    def session(self) -> NodeHost | None:
         return self._session() if self._session is not None else None
 
 

@@ -9,7 +9,7 @@ update (their `usage_metadata`), when there are any.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
@@ -18,7 +18,6 @@ from langchain_core.messages import BaseMessage
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
-    from ._report import SpeculationReport
 
 __all__ = ("TokenCounter", "cost_summary", "output_tokens", "result_tokens", "with_handler")
 
@@ -125,12 +124,13 @@ def with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> Runnab
     return {**config, "callbacks": callbacks}
 
 
-def cost_summary(report: SpeculationReport) -> dict[str, Any]:
-    """The report's cost of speculation, as `summary()` shows it: speculator calls, tokens, and
-    what each second saved cost (None while nothing was saved)."""
+def cost_summary(stats: Iterable[Any]) -> dict[str, Any]:
+    """The cost of speculation over a report's per-node stats, as `summary()` shows it:
+    speculator calls, tokens, and what each second saved cost (None while nothing was saved)."""
+    stats = list(stats)
 
     def total(attr: str) -> Any:
-        return sum(getattr(s, attr) for s in report.nodes.values())
+        return sum(getattr(s, attr) for s in stats)
 
     saved = float(total("time_saved_s"))
     tokens = int(total("tokens_wasted")) + int(total("speculator_tokens"))

@@ -28,7 +28,8 @@ from ._budget import process_budget
 from ._context import _CURRENT, SHED, Ctx
 from ._plan import Plan, clone
 from ._report import SpeculationReport
-from ._session import Run, Session
+from ._session import Session
+from ._state import Run
 from ._stores import MainStore
 from ._tee import RecordingSaver
 

@@ -17,7 +17,7 @@ from ._state import Binding, tool_calls_in
 from ._stores import BranchStore, ReadOnlyCache
 
 if TYPE_CHECKING:
-    from ._session import Run
+    from ._state import Run
 
 __all__ = ("Plan", "clone")
 

@@ -185,7 +185,7 @@ class SpeculationReport:
             "checkpointer_calls": self.checkpointer_calls,
             "peak_inflight": self.peak_inflight,
             "shed_runs": self.shed_runs,
-            **cost_summary(self),  # cost accounting (issue 18)
+            **cost_summary(self.nodes.values()),  # cost accounting (issue 18)
             "nodes": {
                 n: {f.name: getattr(s, f.name) for f in fields(NodeStats)} for n, s in self.nodes.items()
             },

@@ -12,16 +12,51 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 
 from ._trace import handlers_of
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._report import SpeculationReport
+    from ._state import Entry
 
-__all__ = ("RunSummary", "find_tracers")
+__all__ = ("RunSummary", "TracedRun", "find_tracers")
+
+
+class _Tuning(Protocol):
+    @property
+    def tracers(self) -> list[Any]: ...
+
+    def pending_tokens_wasted(self) -> dict[str, int]: ...
+
+
+class _RunView(Protocol):
+    @property
+    def config(self) -> Any: ...
+
+
+class TracedRun(Protocol):
+    """What the LangSmith summary reads of a speculating run (a `Session`)."""
+
+    @property
+    def run(self) -> _RunView: ...
+
+    @property
+    def report(self) -> SpeculationReport: ...
+
+    @property
+    def cache(self) -> dict[tuple[str, str], Entry]: ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+
+    @property
+    def adaptive(self) -> _Tuning: ...
+
+    def on_loop(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
 
 def _tracers_in(callbacks: Any) -> list[Any]:
@@ -57,13 +92,13 @@ class RunSummary(BaseCallbackHandler):
 
     run_inline = True  # before the tracer, in order, in the event loop's thread
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: TracedRun) -> None:
         super().__init__()
         self._session = weakref.ref(session)
         self.root: Any = None
 
     @classmethod
-    def install(cls, session: Session) -> RunSummary | None:
+    def install(cls, session: TracedRun) -> RunSummary | None:
         """Put a handler first among the run's callbacks, if the run may be traced."""
         config = session.run.config
         callbacks = config.get("callbacks")
@@ -140,7 +175,7 @@ class RunSummary(BaseCallbackHandler):
             loop = session.loop
             running = _running_loop()
             if loop is not None and running is not loop and not loop.is_closed():
-                summary = session._on_loop(summary_now, session)
+                summary = session.on_loop(summary_now, session)
             else:
                 summary = summary_now(session)
         except Exception:  # telemetry never fails a run
@@ -156,7 +191,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def summary_now(session: Session) -> dict[str, Any]:
+def summary_now(session: TracedRun) -> dict[str, Any]:
     """The run's summary as of now (on the session's loop), calls in flight counted as wasted."""
     report = session.report
     summary = report.summary()

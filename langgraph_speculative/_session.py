@@ -26,7 +26,6 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -42,39 +41,18 @@ from ._guesses import coerce_guesses, describe, jsonable
 from ._keys import remap, tool_call_ids
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
-from ._state import Binding, Branch, Entry, Source
-from ._tee import RecordingSaver
+from ._state import Binding, Branch, Entry, Run, Source
 from ._threads import has_sync_path, offload, process_loop, sync_only
 from ._trace import quiet, stream_writer, streams_messages
 
 if TYPE_CHECKING:
     from ._plan import Plan
 
-__all__ = ("Run", "Session")
+__all__ = ("Session",)
 
 _NO_GUESS = object()  # the speculator failed, timed out or was cancelled (an event says which)
 
 _REGISTRY = 512  # task results kept for branches resuming the superstep they forked in
-
-
-@dataclass
-class Run:
-    """What one run of a speculative graph is: its graph, config and everything branches share."""
-
-    graph: Any  # the main run's graph: the compiled graph with the recording saver and store
-    config: RunnableConfig
-    recorder: RecordingSaver
-    thread_id: str | None
-    store: Any  # MainStore or None
-    cache: Any
-    context: Any
-    before: frozenset[str]
-    after: frozenset[str]
-    recursion_limit: int
-    conf: dict[str, Any]
-    tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    max_concurrency: int | None = None
 
 
 class Session(Branches, Lifecycle):
@@ -176,7 +154,7 @@ class Session(Branches, Lifecycle):
 
         self._ensure_loop().call_soon_threadsafe(call)
 
-    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """From a worker thread (sync runs): run `fn(*args)` on the loop and wait for its value."""
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
@@ -268,7 +246,7 @@ class Session(Branches, Lifecycle):
         # A round trip to the loop only when an early call is there to claim or a branch could
         # launch this call (a dict lookup is atomic).
         if key is not None and ((b.name, key) in self.cache or self.branches):
-            entry, marker = self._on_loop(self._claim_or_mark, b, key, state, config, info)
+            entry, marker = self.on_loop(self._claim_or_mark, b, key, state, config, info)
             if entry is not None:
                 try:
                     result = entry.result.result()

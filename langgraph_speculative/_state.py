@@ -9,14 +9,17 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from ._keys import default_key, default_match
 from ._policy import Guess, SpeculationPolicy
 
-__all__ = ("Binding", "Branch", "Entry", "Source")
+if TYPE_CHECKING:
+    from ._tee import RecordingSaver
+
+__all__ = ("Binding", "Branch", "Entry", "Run", "Source")
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,3 +167,23 @@ class Branch:
     def lost(self) -> bool:
         """Ended without being confirmed."""
         return self.cancelled and self.outcome != "hit"
+
+
+@dataclass
+class Run:
+    """What one run of a speculative graph is: its graph, config and everything branches share."""
+
+    graph: Any  # the main run's graph: the compiled graph with the recording saver and store
+    config: RunnableConfig
+    recorder: RecordingSaver
+    thread_id: str | None
+    store: Any  # MainStore or None
+    cache: Any
+    context: Any
+    before: frozenset[str]
+    after: frozenset[str]
+    recursion_limit: int
+    conf: dict[str, Any]
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    max_concurrency: int | None = None

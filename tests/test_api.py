@@ -189,10 +189,15 @@ def slow_inc(state: S) -> dict[str, int]:
     return {"n": state["n"] + 1}
 
 
+def slower_inc(state: S) -> dict[str, int]:
+    time.sleep(0.6)  # b's early call (launched just after a started) is still running when adopted
+    return {"n": state["n"] + 1}
+
+
 def test_speculative_node_added_directly() -> None:
     builder = StateGraph(S)
     builder.add_node("a", SpeculativeNode(slow_inc, speculator=right, policy=SpeculationPolicy(k=2)))
-    builder.add_node("b", SpeculativeNode(slow_inc, speculator=right))
+    builder.add_node("b", SpeculativeNode(slower_inc, speculator=right))
     builder.add_edge(START, "a")
     builder.add_edge("a", "b")
     builder.add_edge("b", END)
