@@ -131,7 +131,7 @@ def speculate_tasks(
     if isinstance(unsafe, str):
         raise TypeError(f"speculate_tasks(unsafe={unsafe!r}): use a list of task names, e.g. [{unsafe!r}].")
     unsafe_names = frozenset(unsafe)
-    (node_name, node), = workflow.nodes.items()
+    ((node_name, node),) = workflow.nodes.items()
     bound = node.bound
     func = getattr(bound, "afunc", None) if not has_sync_path(bound) else getattr(bound, "func", None)
     known = _task_names(func) if func is not None else set()
@@ -141,7 +141,8 @@ def speculate_tasks(
         if not callable(speculator):
             raise TypeError(
                 f"speculate_tasks(speculators={{{name!r}: {speculator!r}}}): a speculator must be a "
-                "function (sync or async) taking {'args': ..., 'kwargs': ...} and returning a list of guesses."
+                "function (sync or async) taking {'args': ..., 'kwargs': ...} and returning a list "
+                "of guesses."
             )
     for name in [*speculators, *sorted(unsafe_names)]:
         if not isinstance(name, str):
@@ -253,7 +254,9 @@ class _Driver(Runnable[Any, Any]):
 class _Early:
     """One task call launched early on a branch."""
 
-    def __init__(self, ident: _Ident, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+    def __init__(
+        self, ident: _Ident, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ):
         self.ident = ident
         self.func = func
         self.args = args
@@ -298,7 +301,9 @@ class _Speculation:
 class _Run:
     """One execution of the entrypoint function: its real calls, branches and early calls."""
 
-    def __init__(self, spec: _Spec, input: Any, config: RunnableConfig, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, spec: _Spec, input: Any, config: RunnableConfig, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.spec = spec
         self.policy = spec.policy
         self.config = config
@@ -629,7 +634,12 @@ class _Run:
                 release = True
             else:
                 release = False
-            if branch.outcome == "running" and fut is not None and not fut.cancelled() and fut.exception() is None:
+            if (
+                branch.outcome == "running"
+                and fut is not None
+                and not fut.cancelled()
+                and fut.exception() is None
+            ):
                 branch.outcome = str(fut.result())
         if release:
             self._give_slot()
@@ -696,7 +706,7 @@ class _Run:
                     interrupt_counter=_counter(),
                     subgraph_counter=_counter(),
                     get_null_resume=_no_resume,
-                    resume=list(scratchpad.resume or ()),
+                    resume=list(getattr(scratchpad, "resume", None) or ()),
                 )
             except Exception:  # pragma: no cover - another LangGraph: interrupt() then stops the branch
                 pass
@@ -709,7 +719,11 @@ class _Run:
         }
 
     def _branch_hook(
-        self, branch: _Branch, func: Callable[..., Any], input: tuple[tuple[Any, ...], dict[str, Any]], **_: Any
+        self,
+        branch: _Branch,
+        func: Callable[..., Any],
+        input: tuple[tuple[Any, ...], dict[str, Any]],
+        **_: Any,
     ) -> Any:
         """The task-call hook on a branch: the real result, the guess, an early call, or stop."""
         if branch.stopped or self.closed:
@@ -902,7 +916,7 @@ def _is_entrypoint(workflow: Any) -> bool:
 
 
 def _is_async(fn: Any) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
 def _name_of(func: Any) -> str | None:
@@ -944,7 +958,9 @@ def _coerce(raw: Any, policy: SpeculationPolicy) -> tuple[list[Guess], list[str]
     for i, item in enumerate(raw):
         guess = item if isinstance(item, Guess) else Guess(item)
         conf = guess.confidence
-        if conf is not None and (isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 <= conf <= 1):
+        if conf is not None and (
+            isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 <= conf <= 1
+        ):
             problems.append(f"guess {i} has confidence {conf!r}; use a number in [0, 1] or None")
             continue
         if policy.min_confidence is not None and conf is not None and conf < policy.min_confidence:
@@ -964,7 +980,8 @@ def _coerce(raw: Any, policy: SpeculationPolicy) -> tuple[list[Guess], list[str]
 
 def _task_names(func: Any) -> set[str]:
     """Names of the tasks `func` can reach: through its globals, closure, defaults, the
-    attributes of modules it names, and the functions those reach in turn."""
+    attributes of modules and objects it names, containers (a dict of tasks), and the functions
+    those reach in turn."""
     found: set[str] = set()
     seen: set[int] = set()
 
@@ -984,6 +1001,19 @@ def _task_names(func: Any) -> set[str]:
             visit_value(value.__func__, names, depth)
         elif inspect.isfunction(value) and depth < 6:
             visit_function(value, depth + 1)
+        elif isinstance(value, (dict, list, tuple, set, frozenset)) and depth < 6 and id(value) not in seen:
+            seen.add(id(value))
+            items = value.values() if isinstance(value, dict) else value
+            for item in itertools.islice(items, 1000):
+                visit_value(item, names, depth + 1)
+        elif (
+            depth < 3 and not isinstance(value, type) and id(value) not in seen and hasattr(value, "__dict__")
+        ):
+            seen.add(id(value))  # an object holding tasks as attributes (`self.search`)
+            for attr in names:
+                inner = getattr(value, "__dict__", {}).get(attr)
+                if inner is not None:
+                    visit_value(inner, (), depth + 1)
 
     def code_names(code: types.CodeType) -> tuple[str, ...]:
         names = list(code.co_names) + list(code.co_freevars)
@@ -1044,8 +1074,8 @@ def _settle_async(target: asyncio.Future[Any], src: concurrent.futures.Future[An
         return
     if src.cancelled():
         target.set_exception(_BranchStopped("the call was cancelled"))
-    elif (exc := src.exception()) is not None:
-        target.set_exception(exc)
+    elif src.exception() is not None:
+        target.set_exception(src.exception())  # type: ignore[arg-type]
     else:
         try:
             target.set_result(_private(src.result()))
@@ -1084,7 +1114,11 @@ def _no_nested_calls(func: Any, *_: Any, **__: Any) -> Any:
 
 
 def _inject(
-    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], config: RunnableConfig, runtime: Any
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+    runtime: Any,
 ) -> dict[str, Any]:
     """`kwargs` with what LangGraph injects into a task function by parameter name."""
     try:
@@ -1102,12 +1136,18 @@ def _inject(
         ("store", getattr(runtime, "store", None)),
         ("writer", getattr(runtime, "stream_writer", None)),
     ):
-        if name in params and name not in bound and params[name].kind is not inspect.Parameter.POSITIONAL_ONLY:
+        if (
+            name in params
+            and name not in bound
+            and params[name].kind is not inspect.Parameter.POSITIONAL_ONLY
+        ):
             out[name] = value
     return out
 
 
-def _call_in(config: RunnableConfig, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call_in(
+    config: RunnableConfig, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     token = var_child_runnable_config.set(config)
     try:
         return func(*args, **kwargs)
@@ -1142,4 +1182,3 @@ class _RefusingStore(BaseStore):
         ops = list(ops)
         self._check(ops)
         return await self.inner.abatch(ops)
-
