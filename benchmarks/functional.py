@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from _common import emit, median, parser  # noqa: E402
+from langchain_core.runnables import RunnableConfig  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.func import entrypoint, task  # noqa: E402
 
@@ -34,38 +35,42 @@ def plan_of(text: str) -> dict[str, str]:
 
 
 def build(saver: Any, use_async: bool) -> Any:
-    if use_async:
+    return build_async(saver) if use_async else build_sync(saver)
 
-        @task
-        async def plan(text: str) -> dict[str, str]:
-            await asyncio.sleep(LATENCY)
-            return plan_of(text)
 
-        @task
-        async def search(step: dict[str, str]) -> str:
-            await asyncio.sleep(LATENCY)
-            return f"found {step['query']}"
-
-        @entrypoint(checkpointer=saver)
-        async def agent(question: str) -> dict[str, Any]:
-            first = await plan(question)
-            found = await search(first)
-            return {"found": found, "answer": await plan(found)}
-
-        return agent
+def build_async(saver: Any) -> Any:
+    @task
+    async def plan(text: str) -> dict[str, str]:
+        await asyncio.sleep(LATENCY)
+        return plan_of(text)
 
     @task
-    def plan(text: str) -> dict[str, str]:  # noqa: F811 - one of two variants
+    async def search(step: dict[str, str]) -> str:
+        await asyncio.sleep(LATENCY)
+        return f"found {step['query']}"
+
+    @entrypoint(checkpointer=saver)
+    async def agent(question: str) -> dict[str, Any]:
+        first = await plan(question)
+        found = await search(first)
+        return {"found": found, "answer": await plan(found)}
+
+    return agent
+
+
+def build_sync(saver: Any) -> Any:
+    @task
+    def plan(text: str) -> dict[str, str]:
         time.sleep(LATENCY)
         return plan_of(text)
 
     @task
-    def search(step: dict[str, str]) -> str:  # noqa: F811
+    def search(step: dict[str, str]) -> str:
         time.sleep(LATENCY)
         return f"found {step['query']}"
 
     @entrypoint(checkpointer=saver)
-    def agent(question: str) -> dict[str, Any]:  # noqa: F811
+    def agent(question: str) -> dict[str, Any]:
         first = plan(question).result()
         found = search(first).result()
         return {"found": found, "answer": plan(found).result()}
@@ -86,14 +91,14 @@ def run(repeats: int, use_async: bool) -> dict[str, Any]:
     same = True
     adopted = 0
 
-    def once(graph: Any, config: dict[str, Any]) -> Any:
+    def once(graph: Any, config: RunnableConfig) -> Any:
         if use_async:
             return asyncio.run(graph.ainvoke("cats", config))
         return graph.invoke("cats", config)
 
     for _ in range(repeats):
-        c1 = {"configurable": {"thread_id": uuid.uuid4().hex}}
-        c2 = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        c1: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        c2: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
         t = time.perf_counter()
         want = once(plain, c1)
         plain_s.append(time.perf_counter() - t)

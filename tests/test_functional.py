@@ -497,3 +497,14 @@ def test_property_random_task_chains(steps: list[tuple[str, str]], start: int) -
     # every call the plain run made, the speculative run made (on the main run or early)
     for call in plain_log.calls:
         assert call in spec_log.calls
+
+
+async def test_sync_entrypoint_through_ainvoke_and_with_config() -> None:
+    want = chain_workflow(InMemorySaver(), Log()).invoke("a", fresh())
+    spec = speculate_tasks(chain_workflow(InMemorySaver(), Log()), {"model": right_model}, unsafe=["notify"])
+    assert await spec.ainvoke("a", fresh()) == want
+    assert spec.last_report is not None and spec.last_report.hits == 2
+    configured = spec.with_config(recursion_limit=50)
+    assert type(configured).__name__ == "SpeculativeWorkflow"
+    assert await configured.ainvoke("a", fresh()) == want
+    assert configured.last_report is not None and configured.last_report.hits == 2
