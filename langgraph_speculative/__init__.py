@@ -9,6 +9,7 @@ from ._adaptive_policy import AdaptivePolicy
 from ._budget import set_process_budget
 from ._compile import speculate
 from ._context import BranchStop, SpeculationInfo, speculation_info
+from ._functional import speculate_tasks
 from ._graph import SpeculativeCompiledGraph
 from ._lossy import LossyNode
 from ._maintenance import adelete_branch_threads, delete_branch_threads
@@ -38,5 +39,6 @@ __all__ = (
     "delete_branch_threads",
     "set_process_budget",
     "speculate",
+    "speculate_tasks",
     "speculation_info",
 )
