@@ -4,7 +4,7 @@ A branch forks the checkpoint its parent call read into an in-memory checkpointe
 and resumes that superstep with the guess standing for the call's write (siblings get the run's
 own results). On a branch every node runs as a call the main run may adopt; the branch stops at
 the next speculative node (launched early), before a gate or an unsafe node, and at the end.
-`Session` mixes this in.
+A `Session` owns one `Forks` and provides what it needs (`ForkHost`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import copy
 import time
 from collections import Counter, OrderedDict
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import var_child_runnable_config
@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from ._concurrency import SharedLimit
     from ._plan import Plan
 
-__all__ = ("Branches",)
+__all__ = ("ForkHost", "Forks")
 
 
-class Branches:
-    """Branches and early calls, for `Session`."""
+class ForkHost(Protocol):
+    """What branches and early calls need from the run they speculate for (a `Session`)."""
 
     plan: Plan
     run: Run
@@ -47,36 +47,38 @@ class Branches:
     cache: dict[tuple[str, str], Entry]
     cache_names: Counter[str]
     results: OrderedDict[str, concurrent.futures.Future[Any]]
-    branches: dict[str, Branch]
-    inflight: int
     closed: bool
     streams_messages: bool | None
     adaptive: RunTuning
     limit: SharedLimit
 
-    if TYPE_CHECKING:  # provided by Session and Lifecycle
+    def emit(self, event: str, node: str, **data: Any) -> None: ...
 
-        def emit(self, event: str, node: str, **data: Any) -> None: ...
+    def spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]: ...
 
-        def _spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]: ...
+    def acquire(self) -> str | None: ...
 
-        def _acquire(self) -> str | None: ...
+    def not_started(self, node: str, why: str) -> None: ...
 
-        def _not_started(self, node: str, why: str) -> None: ...
+    def release_slot(self, owner: Branch | Entry) -> None: ...
 
-        def _release(self) -> None: ...
+    def discard(self, branch: Branch, ending: bool = False) -> None: ...
 
-        def _release_slot(self, owner: Branch | Entry) -> None: ...
+    def register(self, info: Any) -> concurrent.futures.Future[Any] | None: ...
 
-        def _discard(self, branch: Branch, ending: bool = False) -> None: ...
+    def maybe_speculate(self, entry: Entry) -> None: ...
 
-        def _register(self, info: Any) -> concurrent.futures.Future[Any] | None: ...
+    def call(self, runnable: Any, arg: Any, config: RunnableConfig) -> Any: ...
 
-        def _maybe_speculate(self, entry: Entry) -> None: ...
 
-        def call(self, runnable: Any, arg: Any, config: RunnableConfig) -> Any: ...
+class Forks:
+    """Branches and the calls they launch early, for one run: forking a checkpoint, running the
+    branch to its stop, and what each node does on a branch."""
 
-    async def _run_branch(self, branch: Branch) -> None:
+    def __init__(self, session: ForkHost) -> None:
+        self.s = session
+
+    async def run_branch(self, branch: Branch) -> None:
         """The branch as one traced run, a child of the speculative node, with its outcome."""
         entry = branch.parent
         cfg: RunnableConfig = {
@@ -100,10 +102,10 @@ class Branches:
             pass
         except BaseException as exc:  # kept as an event: nothing of a branch reaches the run
             if not branch.cancelled:
-                self.emit("branch_error", entry.name, thread=branch.bid, error=describe(unwrap(exc)))
+                self.s.emit("branch_error", entry.name, thread=branch.bid, error=describe(unwrap(exc)))
         finally:
-            self._release_slot(branch)
-            self._discard(branch, ending=True)
+            self.s.release_slot(branch)
+            self.s.discard(branch, ending=True)
 
     async def _branch_body(self, branch: Branch, config: RunnableConfig) -> dict[str, Any]:
         run_tree = current_run_tree()
@@ -111,7 +113,7 @@ class Branches:
             try:
                 await self._branch_run(branch, config)
             finally:
-                self._release_slot(branch)
+                self.s.release_slot(branch)
             await branch.decided.wait()
         finally:
             outcome = branch.outcome if branch.outcome in ("hit", "miss") else "cancelled"
@@ -125,63 +127,65 @@ class Branches:
         assert source is not None
         try:
             saved = await source.saver.wait_for(source.checkpoint_id)
-            if branch.cancelled or self.closed:
+            if branch.cancelled or self.s.closed:
                 return
             step = int((saved.metadata or {}).get("step", -1))
             limit = self._stop() - step - 2
             if limit < 1:
-                self.emit("branch_end", branch.parent.name, thread=branch.bid, reason="recursion limit")
+                self.s.emit("branch_end", branch.parent.name, thread=branch.bid, reason="recursion limit")
                 return
             saver = RecordingSaver(
-                InMemorySaver(serde=self.run.recorder.serde),
-                implicit=None if self.run.thread_id is not None else "speculative",
+                InMemorySaver(serde=self.s.run.recorder.serde),
+                implicit=None if self.s.run.thread_id is not None else "speculative",
             )
             base: RunnableConfig = {"configurable": {"checkpoint_ns": ""}}
-            if self.run.thread_id is not None:
-                base["configurable"]["thread_id"] = self.run.thread_id
+            if self.s.run.thread_id is not None:
+                base["configurable"]["thread_id"] = self.s.run.thread_id
             versions = dict(saved.checkpoint["channel_versions"])
             fork = await saver.aput(base, saved.checkpoint, saved.metadata, versions)
             for task_id, writes, path in list(saved.writes):
                 if task_id != source.task_id:
                     await saver.aput_writes(fork, writes, task_id, path)
             branch.saver, branch.apply_task = saver, source.task_id
-            conf = {**self.run.conf, "checkpoint_ns": ""}
-            if self.run.thread_id is not None:
-                conf["thread_id"] = self.run.thread_id
+            conf = {**self.s.run.conf, "checkpoint_ns": ""}
+            if self.s.run.thread_id is not None:
+                conf["thread_id"] = self.s.run.thread_id
             run_cfg: RunnableConfig = {
                 "configurable": conf,
                 "callbacks": config.get("callbacks"),
                 "recursion_limit": limit,
-                "tags": list(self.run.tags),
-                "metadata": dict(self.run.metadata),
+                "tags": list(self.s.run.tags),
+                "metadata": dict(self.s.run.metadata),
             }
-            graph = self.plan.branch_graph(saver, self.run)
-            self.emit("branch", branch.parent.name, thread=branch.bid, rank=branch.rank, level=branch.level)
-            _CURRENT.set(Ctx(cast(Any, self), branch))  # self is the Session: a NodeHost
+            graph = self.s.plan.branch_graph(saver, self.s.run)
+            self.s.emit("branch", branch.parent.name, thread=branch.bid, rank=branch.rank, level=branch.level)
+            _CURRENT.set(Ctx(cast(Any, self.s), branch))  # the Session: a NodeHost
             # The branch's trace run is its parent (through the callbacks), but its tags and
             # metadata must not become the branch nodes' config: they see the run's own.
             var_child_runnable_config.set(None)
-            await graph.ainvoke(None, run_cfg, context=self.run.context, durability="sync")
+            await graph.ainvoke(None, run_cfg, context=self.s.run.context, durability="sync")
         except BranchStop as stop:
             stop.__traceback__ = None  # its frames hold the branch: no cycle for the collector
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             if not branch.cancelled:
-                self.emit("branch_error", branch.parent.name, thread=branch.bid, error=describe(unwrap(exc)))
+                self.s.emit(
+                    "branch_error", branch.parent.name, thread=branch.bid, error=describe(unwrap(exc))
+                )
 
     def _stop(self) -> int:
         """The main run's last step + 1 (LangGraph's recursion bound), which branches share."""
-        start = self.run.recorder.start_step
-        return (start if start is not None else 0) + self.run.recursion_limit + 1
+        start = self.s.run.recorder.start_step
+        return (start if start is not None else 0) + self.s.run.recursion_limit + 1
 
     def _role(self, b: Binding) -> str:
         """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
-        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:
+        if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:
             return "stop"
         if b.inline:
-            return "stop" if b.name in self.run.after else "inline"
-        if b.name in self.run.after:
+            return "stop" if b.name in self.s.run.after else "inline"
+        if b.name in self.s.run.after:
             return "after"
         return "speculative" if b.speculative else "plain"
 
@@ -192,7 +196,7 @@ class Branches:
         if tid is not None:
             if tid == branch.apply_task:
                 return copy.deepcopy(branch.guess.update)
-            done = self.results.get(tid)
+            done = self.s.results.get(tid)
             if done is not None:
                 # The same task of the superstep the branch resumed: the result the run (or
                 # another branch of this fork) got for it, whether it has finished or not.
@@ -202,7 +206,7 @@ class Branches:
                     raise
                 except BaseException as exc:
                     raise BranchStop(f"{b.name} failed: {describe(exc)}") from None
-        fut = self._register(info)
+        fut = self.s.register(info)
         try:
             result = await self._branch_node(b, state, config, branch, info)
         except BaseException as exc:
@@ -217,16 +221,16 @@ class Branches:
         self, b: Binding, state: Any, config: RunnableConfig, branch: Branch, info: Any
     ) -> Any:
         role = self._role(b)
-        if role == "stop" or branch.cancelled or self.closed:
+        if role == "stop" or branch.cancelled or self.s.closed:
             raise BranchStop()
-        if b.read_only_tools is not None and not only_reads(state, self.plan.read_only(b)):
+        if b.read_only_tools is not None and not only_reads(state, self.s.plan.read_only(b)):
             raise BranchStop()  # a tool call that may write: never on a branch
         if role == "inline":
-            return await self.call(b.action, state, config)
+            return await self.s.call(b.action, state, config)
         try:
             key = b.key(state)
         except BaseException as exc:
-            self.emit("key_error", b.name, error=describe(exc), branch=branch.bid)
+            self.s.emit("key_error", b.name, error=describe(exc), branch=branch.bid)
             raise BranchStop() from None
         entry = self._launch(b, key, state, config, branch, info)
         if entry is None or role == "speculative":
@@ -240,47 +244,47 @@ class Branches:
         self, b: Binding, key: str, state: Any, config: RunnableConfig, branch: Branch, info: Any
     ) -> Entry | None:
         """Launch `b` on `branch` as a call the main run may adopt (or reuse an equal one)."""
-        existing = self.cache.get((b.name, key))
+        existing = self.s.cache.get((b.name, key))
         if existing is not None and not existing.cancelled:
             if existing not in branch.entries:
                 branch.entries.append(existing)
             return existing
-        if not self.adaptive.may_launch(cast(Any, self)):  # the run's speculative budget (issue 18)
+        if not self.s.adaptive.may_launch(cast(Any, self.s)):  # the run's speculative budget (issue 18)
             return None
-        if not self.limit.try_speculative():  # the main run uses the run's max_concurrency
-            self._not_started(b.name, "max_concurrency")
+        if not self.s.limit.try_speculative():  # the main run uses the run's max_concurrency
+            self.s.not_started(b.name, "max_concurrency")
             return None
         if branch.slot:
             branch.slot = False  # the branch's own work is done or waits on this call: its slot goes to it
         else:
-            why = self._acquire()
+            why = self.s.acquire()
             if why is not None:
-                self.limit.speculative_ended()
-                self._not_started(b.name, why)
+                self.s.limit.speculative_ended()
+                self.s.not_started(b.name, why)
                 return None
         source = None
         if info is not None and info.task_id is not None and "|" not in (info.checkpoint_ns or ""):
             source = Source(branch.saver, info.checkpoint_id, info.task_id)
         entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
-        entry.config = recording_config(config, entry, bool(self.streams_messages))
-        self.adaptive.launched(entry)  # counts its tokens (issue 18)
-        store = self.run.store
+        entry.config = recording_config(config, entry, bool(self.s.streams_messages))
+        self.s.adaptive.launched(entry)  # counts its tokens (issue 18)
+        store = self.s.run.store
         entry.store_version = store.version if store is not None else 0
-        entry.task = self._spawn(self._early_call(entry), holder=entry)
-        entry.task.add_done_callback(lambda _: self.limit.speculative_ended())
-        self.cache[(b.name, key)] = entry
-        self.cache_names[b.name] += 1
+        entry.task = self.s.spawn(self._early_call(entry), holder=entry)
+        entry.task.add_done_callback(lambda _: self.s.limit.speculative_ended())
+        self.s.cache[(b.name, key)] = entry
+        self.s.cache_names[b.name] += 1
         branch.entries.append(entry)
-        self.report.node(b.name).launched += 1
-        self.emit("launch", b.name, key=key, branch=branch.bid, level=branch.level)
-        self._maybe_speculate(entry)
+        self.s.report.node(b.name).launched += 1
+        self.s.emit("launch", b.name, key=key, branch=branch.bid, level=branch.level)
+        self.s.maybe_speculate(entry)
         return entry
 
     async def _early_call(self, entry: Entry) -> None:
-        _CURRENT.set(Ctx(cast(Any, self), entry.owner, entry))  # self is the Session: a NodeHost
+        _CURRENT.set(Ctx(cast(Any, self.s), entry.owner, entry))  # the Session: a NodeHost
         var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
         try:
-            result = await self.call(entry.binding.early_action, entry.state, entry.config)
+            result = await self.s.call(entry.binding.early_action, entry.state, entry.config)
         except asyncio.CancelledError:
             entry.result.cancel()
             if cancelling():
@@ -288,11 +292,11 @@ class Branches:
         except BaseException as exc:  # kept for the main run, which then calls the actor itself
             if not entry.result.done():
                 entry.result.set_exception(exc)
-            if not entry.cancelled and not self.closed:
-                self.emit("early_call_error", entry.name, key=entry.key, error=describe(unwrap(exc)))
+            if not entry.cancelled and not self.s.closed:
+                self.s.emit("early_call_error", entry.name, key=entry.key, error=describe(unwrap(exc)))
         else:
             if not entry.result.done():
                 entry.result.set_result(result)
         finally:
             entry.finished = time.monotonic()
-            self._release_slot(entry)
+            self.s.release_slot(entry)

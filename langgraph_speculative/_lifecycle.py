@@ -1,8 +1,10 @@
-"""Ending what a session started: cancelling losers, letting go of their forks, closing.
+"""What a session holds of its speculation and how it lets go: budget slots taken and given
+back, cancelling losers (and early calls that must make room for the main run), letting go of
+their forks, closing.
 
-`Session` mixes this in; it is apart only to keep modules small. A branch lives in an in-memory
-checkpointer of its own, so a lost branch leaves nothing anywhere once the session forgets it:
-the run then keeps only its `(branch id, outcome)`.
+`Session` inherits this: the bookkeeping of everything its `Forks` and `Guesser` start. A branch
+lives in an in-memory checkpointer of its own, so a lost branch leaves nothing anywhere once the
+session forgets it: the run then keeps only its `(branch id, outcome)`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from collections import Counter
 
     from ._budget import ProcessBudget
+    from ._concurrency import SharedLimit
     from ._plan import Plan
     from ._report import SpeculationReport
 
@@ -38,14 +41,42 @@ class Lifecycle:
     closed: bool
     budget: ProcessBudget
     loop: asyncio.AbstractEventLoop | None
+    inflight: int
+    limit: SharedLimit
 
     def emit(self, event: str, node: str, **data: Any) -> None:
         raise NotImplementedError
 
-    def _release(self) -> None:
-        raise NotImplementedError
+    def acquire(self) -> str | None:
+        """Take a slot of the run's `max_inflight` and of the process budget for a branch or an
+        early call; None on success, else why not."""
+        if self.inflight >= self.plan.max_inflight:
+            return "budget"
+        why = self.budget.acquire()
+        if why is None:
+            self.inflight += 1
+            self.report.peak_inflight = max(self.report.peak_inflight, self.inflight)
+        return why
 
-    def _release_slot(self, owner: Branch | Entry) -> None:
+    def not_started(self, node: str, why: str) -> None:
+        """Speculation not started: over `max_inflight`, the process budget or the run's
+        `max_concurrency`, or a busy process."""
+        self.report.node(node).shed += 1
+        self.emit(why if why in ("budget", "max_concurrency") else "shed", node, inflight=self.inflight)
+
+    def _make_room(self, n: int) -> None:
+        """On the loop: a main-run call needs room under `max_concurrency` that speculation
+        holds; cancel the `n` newest early calls still running."""
+        running = [e for e in self.cache.values() if e.task is not None and not e.task.done()]
+        for entry in sorted(running, key=lambda e: e.started, reverse=True)[:n]:
+            self.emit("make_room", entry.name, key=entry.key, limit=self.limit.limit)
+            self._cancel_entry(entry, "max_concurrency")
+
+    def _release(self) -> None:
+        self.inflight -= 1
+        self.budget.release()
+
+    def release_slot(self, owner: Branch | Entry) -> None:
         """Give back the budget slot a branch or an early call holds (once)."""
         if owner.slot:
             owner.slot = False
@@ -72,7 +103,7 @@ class Lifecycle:
         for entry in branch.entries:
             if entry.owner is branch:
                 self._cancel_entry(entry, why)
-        self._discard(branch)
+        self.discard(branch)
 
     def _cancel_entry(self, entry: Entry, why: str) -> None:
         if entry.cancelled or entry.adopted:
@@ -94,7 +125,7 @@ class Lifecycle:
         for branch in entry.branches:
             self._cancel_branch(branch, why)
 
-    def _discard(self, branch: Branch, ending: bool = False) -> None:
+    def discard(self, branch: Branch, ending: bool = False) -> None:
         """Forget a lost branch once nothing of it runs: keep only its (id, outcome).
 
         A long run must not hold every branch it tried (each holds its guess, its forked
@@ -139,7 +170,7 @@ class Lifecycle:
                 task.cancel()
             await asyncio.wait(pending, timeout=0.05)
         for branch in list(self.branches.values()):
-            self._discard(branch)
+            self.discard(branch)
 
     def close(self) -> None:
         """Sync twin of `aclose`, from the run's thread: cancel on the process loop. Sync calls

@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import copy
 import functools
 import threading
 import time
-import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,30 +30,30 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphInterrupt
 
 from ._adaptive import RunTuning
-from ._branches import Branches
+from ._branches import Forks
 from ._budget import process_budget
 from ._concurrency import SharedLimit
 from ._context import Ctx, exec_info
-from ._futures import Stale, cancelling, contained, flush, raised_by, settle, unwrap, wait
-from ._guesses import coerce_guesses, describe, jsonable
+from ._futures import Stale, flush, raised_by, settle, wait
+from ._guesses import describe
+from ._guessing import Guesser
 from ._keys import remap, tool_call_ids
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source
 from ._threads import has_sync_path, offload, process_loop, sync_only
-from ._trace import quiet, stream_writer, streams_messages
+from ._trace import stream_writer, streams_messages
 
 if TYPE_CHECKING:
     from ._plan import Plan
 
 __all__ = ("Session",)
 
-_NO_GUESS = object()  # the speculator failed, timed out or was cancelled (an event says which)
 
 _REGISTRY = 512  # task results kept for branches resuming the superstep they forked in
 
 
-class Session(Branches, Lifecycle):
+class Session(Lifecycle):
     """Runs and tracks the speculation of one graph run."""
 
     def __init__(self, plan: Plan, mode: Literal["sync", "async"], run: Run) -> None:
@@ -83,6 +81,8 @@ class Session(Branches, Lifecycle):
         self.streams_messages: bool | None = None  # is the main run streaming `messages`?
         self.adaptive = RunTuning(self)  # adaptive speculation and cost accounting (issue 18)
         self.limit = SharedLimit(run.max_concurrency)  # the run's max_concurrency, speculation included
+        self.forks = Forks(self)  # branches and early calls
+        self.guesser = Guesser(self)  # speculators and a branch per guess
 
     def release(self) -> None:
         """After the run: break the session's reference cycles, so that what the run held (its
@@ -125,7 +125,7 @@ class Session(Branches, Lifecycle):
             return offload(runnable.invoke, arg, config)
         return runnable.ainvoke(arg, config)
 
-    def _spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]:
+    def spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]:
         """Run `coro` as one of the session's tasks; with `holder`, give back the budget slot it
         holds when the task ends, however it ends (a task cancelled before it started never
         runs its own `finally`)."""
@@ -133,7 +133,7 @@ class Session(Branches, Lifecycle):
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         if holder is not None:
-            task.add_done_callback(lambda _: self._release_slot(holder))
+            task.add_done_callback(lambda _: self.release_slot(holder))
         return task
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -167,7 +167,7 @@ class Session(Branches, Lifecycle):
         self._ensure_loop().call_soon_threadsafe(call)
         return done.result()
 
-    def _register(self, info: Any) -> concurrent.futures.Future[Any] | None:
+    def register(self, info: Any) -> concurrent.futures.Future[Any] | None:
         """The result of the running task, for branches that resume the superstep it is in."""
         tid = getattr(info, "task_id", None)
         if tid is None:
@@ -185,34 +185,11 @@ class Session(Branches, Lifecycle):
             return None
         return Source(self.run.recorder, info.checkpoint_id, info.task_id)
 
-    def _acquire(self) -> str | None:
-        if self.inflight >= self.plan.max_inflight:
-            return "budget"
-        why = self.budget.acquire()
-        if why is None:
-            self.inflight += 1
-            self.report.peak_inflight = max(self.report.peak_inflight, self.inflight)
-        return why
-
-    def _not_started(self, node: str, why: str) -> None:
-        """Speculation not started: over `max_inflight`, the process budget or the run's
-        `max_concurrency`, or a busy process."""
-        self.report.node(node).shed += 1
-        self.emit(why if why in ("budget", "max_concurrency") else "shed", node, inflight=self.inflight)
-
-    def _make_room(self, n: int) -> None:
-        """On the loop: a main-run call needs room under `max_concurrency` that speculation
-        holds; cancel the `n` newest early calls still running."""
-        running = [e for e in self.cache.values() if e.task is not None and not e.task.done()]
-        for entry in sorted(running, key=lambda e: e.started, reverse=True)[:n]:
-            self.emit("make_room", entry.name, key=entry.key, limit=self.limit.limit)
-            self._cancel_entry(entry, "max_concurrency")
-
-    def _release(self) -> None:
-        self.inflight -= 1
-        self.budget.release()
-
     # ------------------------------------------------------------------ the main run
+
+    async def branch_node(self, b: Binding, state: Any, config: RunnableConfig, branch: Branch) -> Any:
+        """A node reached on a branch (see `Forks.branch_node`)."""
+        return await self.forks.branch_node(b, state, config, branch)
 
     def main_sync(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
         """A node on the main run, sync mode (in a LangGraph worker thread)."""
@@ -223,21 +200,15 @@ class Session(Branches, Lifecycle):
             except GraphInterrupt:
                 self.plan.learn_gate(b.name, state)
                 raise
-        info = exec_info()
-        fut = self._register(info)
-        over = self.limit.main_started()
+        info, fut, over = self._enter()
         if over:
             self._soon(self._make_room, over)
         try:
             result = self._main_sync(b, state, config, info)
         except BaseException as exc:
-            settle(fut, exc=exc)
-            if isinstance(exc, GraphInterrupt):
-                self.plan.learn_gate(b.name, state)
+            self._leave(b, state, fut, None, exc)
             raise
-        finally:
-            self.limit.main_ended()
-        settle(fut, result=result)
+        self._leave(b, state, fut, result, None)
         return result
 
     def _main_sync(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
@@ -269,15 +240,9 @@ class Session(Branches, Lifecycle):
         try:
             result = b.action.invoke(state, config)
         except BaseException as exc:
-            if marker is not None:
-                self._soon(self._unmark, marker, None, exc)
-            if call is not None:
-                self._soon(self._abandon, call, exc)
+            self._own_call_over(call, marker, None, exc, self._soon)
             raise
-        if marker is not None:
-            self._soon(self._unmark, marker, result, None)
-        if call is not None:
-            self._soon(self._finish, call, result)
+        self._own_call_over(call, marker, result, None, self._soon)
         return result
 
     async def main_async(self, b: Binding, state: Any, config: RunnableConfig) -> Any:
@@ -289,22 +254,50 @@ class Session(Branches, Lifecycle):
             except GraphInterrupt:
                 self.plan.learn_gate(b.name, state)
                 raise
-        info = exec_info()
-        fut = self._register(info)
-        over = self.limit.main_started()
+        info, fut, over = self._enter()
         if over:
             self._make_room(over)
         try:
             result = await self._main_async(b, state, config, info)
         except BaseException as exc:
-            settle(fut, exc=exc)
-            if isinstance(exc, GraphInterrupt):
-                self.plan.learn_gate(b.name, state)
+            self._leave(b, state, fut, None, exc)
             raise
-        finally:
-            self.limit.main_ended()
-        settle(fut, result=result)
+        self._leave(b, state, fut, result, None)
         return result
+
+    def _enter(self) -> tuple[Any, concurrent.futures.Future[Any] | None, int]:
+        """A main-run call starts: its task's facts, its registered result, and how many
+        speculative calls must make room for it under `max_concurrency`."""
+        info = exec_info()
+        return info, self.register(info), self.limit.main_started()
+
+    def _leave(
+        self,
+        b: Binding,
+        state: Any,
+        fut: concurrent.futures.Future[Any] | None,
+        result: Any,
+        exc: BaseException | None,
+    ) -> None:
+        """A main-run call is over: its result for branches resuming its superstep; a node
+        seen interrupting becomes a gate."""
+        self.limit.main_ended()
+        settle(fut, result=result, exc=exc)
+        if isinstance(exc, GraphInterrupt):
+            self.plan.learn_gate(b.name, state)
+
+    def _own_call_over(
+        self, call: Entry | None, marker: Entry | None, result: Any, exc: BaseException | None, post: Any
+    ) -> None:
+        """The main run made the call itself: branches that followed it get its outcome, and its
+        speculation settles (`post` runs each step on the loop: `_soon` or a direct call)."""
+        if marker is not None:
+            post(self._unmark, marker, result, exc)
+        if call is not None:
+            if exc is not None:
+                post(self._abandon, call, exc)
+            else:
+                post(self._finish, call, result)
 
     async def _main_async(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
         key = self._key(b, state) if self.cache_names.get(b.name) or self.branches else None
@@ -333,15 +326,9 @@ class Session(Branches, Lifecycle):
         try:
             result = await b.action.ainvoke(state, config)
         except BaseException as exc:
-            if marker is not None:
-                self._unmark(marker, None, exc)
-            if call is not None:
-                self._abandon(call, exc)
+            self._own_call_over(call, marker, None, exc, _now)
             raise
-        if marker is not None:
-            self._unmark(marker, result, None)
-        if call is not None:
-            self._finish(call, result)
+        self._own_call_over(call, marker, result, None, _now)
         return result
 
     def _shed_outright(self, b: Binding) -> bool:
@@ -434,8 +421,8 @@ class Session(Branches, Lifecycle):
             entry.state, entry.config, entry.source = state, config, self._source(info)
         self._prune()
         if not res.done():
-            self._maybe_speculate(entry)
-        self._deepen(entry)
+            self.guesser.maybe_speculate(entry)
+        self.guesser.deepen(entry)
         return entry
 
     def _still_current(self, entry: Entry) -> bool:
@@ -452,7 +439,7 @@ class Session(Branches, Lifecycle):
         self.main_level += 1
         call.level = self.main_level
         self._prune()
-        self._maybe_speculate(call)
+        self.guesser.maybe_speculate(call)
 
     def _adoption_failed(self, entry: Entry, exc: BaseException) -> None:
         self.emit("adopted_failed", entry.name, error=describe(exc))
@@ -501,136 +488,11 @@ class Session(Branches, Lifecycle):
             stats.misses += 1
             self.emit("miss", entry.name, guesses=len(live))
 
-    # ------------------------------------------------------------------ speculating
+    def maybe_speculate(self, entry: Entry) -> None:
+        """Start the speculator beside `entry` once `depth` allows (see `Guesser`)."""
+        self.guesser.maybe_speculate(entry)
 
-    def _eligible(self, entry: Entry) -> bool:
-        """May `entry` branch now? Branches reach at most `depth` speculative nodes ahead."""
-        policy = entry.binding.policy
-        return policy is not None and entry.level - self.main_level < policy.depth
 
-    def _maybe_speculate(self, entry: Entry) -> None:
-        """Start the speculator beside the call once `depth` allows branching.
-
-        Early calls start theirs only when the main run comes within `depth` speculative
-        nodes: a speculator on a branch that may lose is wasted work.
-        """
-        b = entry.binding
-        if (
-            entry.speculated
-            or self.closed
-            or not b.speculative
-            or entry.source is None
-            or b.name in self.run.after
-            or b.name in self.plan.gates
-            or not self._eligible(entry)
-        ):
-            return
-        entry.speculated = True
-        if self.budget.shedding():  # a busy server: not even the speculator runs
-            self._not_started(b.name, "busy")
-            return
-        entry.spec_task = self._spawn(self._speculate(entry))
-
-    def _deepen(self, entry: Entry) -> None:
-        """The main run moved to `entry`: calls below it may now branch deeper."""
-        for branch in entry.branches:
-            if branch.cancelled:
-                continue
-            for child in branch.entries:
-                if not child.cancelled and self._eligible(child):
-                    self._maybe_speculate(child)
-                    self._deepen(child)
-
-    async def _speculate(self, entry: Entry) -> None:
-        b = entry.binding
-        if not self.adaptive.begin(self, entry):  # adaptive speculation: off this step (issue 18)
-            return
-        if not self.limit.try_speculative():  # the main run uses the run's max_concurrency
-            self._not_started(b.name, "max_concurrency")
-            return
-        t0 = time.monotonic()
-        try:
-            raw = await self._guess(entry)
-        finally:
-            self.limit.speculative_ended()
-        if raw is not _NO_GUESS:
-            self._branch_out(entry, raw, t0)
-
-    async def _guess(self, entry: Entry) -> Any:
-        """The speculator's raw answer for `entry`, or `_NO_GUESS` (its failure is an event)."""
-        b = entry.binding
-        assert b.speculator is not None and b.policy is not None
-        policy, stats = b.policy, self.report.node(b.name)
-        try:
-            state = copy.deepcopy(entry.state)  # the speculator cannot change the run's state
-        except Exception as exc:
-            stats.speculator_errors += 1
-            self.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
-            return _NO_GUESS
-        cfg: RunnableConfig = {
-            **entry.config,
-            "callbacks": quiet(entry.config.get("callbacks")),
-            "run_name": f"{b.name}:speculator",
-        }
-        cfg = self.adaptive.speculator_config(entry, cfg)  # counts its tokens (issue 18)
-        try:
-            raw = await asyncio.wait_for(
-                contained(self.call(b.speculator, state, cfg)), policy.speculator_timeout
-            )
-        except asyncio.CancelledError:
-            if cancelling():
-                raise
-            stats.speculator_errors += 1
-            self.emit("speculator_error", b.name, error="CancelledError raised by the speculator")
-            return _NO_GUESS
-        except (asyncio.TimeoutError, TimeoutError):
-            stats.speculator_errors += 1
-            self.emit("speculator_timeout", b.name, timeout_s=policy.speculator_timeout)
-            return _NO_GUESS
-        except BaseException as exc:
-            stats.speculator_errors += 1
-            self.emit("speculator_error", b.name, error=describe(unwrap(exc)))
-            return _NO_GUESS
-        return raw
-
-    def _branch_out(self, entry: Entry, raw: Any, t0: float) -> None:
-        """A branch per guess the speculator gave (the best `k` the policy and budget allow)."""
-        b = entry.binding
-        assert b.policy is not None
-        policy, stats = b.policy, self.report.node(b.name)
-        guesses, problems = coerce_guesses(raw, self.plan.channels, self.plan.node_names)
-        if problems:
-            stats.speculator_errors += 1
-            self.emit("invalid_guess", b.name, problems=problems)
-        guesses = [
-            g
-            for g in guesses
-            if policy.min_confidence is None or g.confidence is None or g.confidence >= policy.min_confidence
-        ][: policy.k]
-        self.emit(
-            "guesses",
-            b.name,
-            guesses=[jsonable(g.update) for g in guesses],
-            confidences=[g.confidence for g in guesses],
-            speculator_s=round(time.monotonic() - t0, 6),
-            level=entry.level,
-        )
-        chosen = self.adaptive.choose(self, entry, guesses)  # adaptive speculation (issue 18)
-        if self.closed or entry.resolved or (entry.owner is None and entry.adopted and entry.result.done()):
-            return
-        for rank, guess in chosen:
-            why = self._acquire()
-            if why is not None:
-                self._not_started(b.name, why)
-                break
-            branch = Branch(
-                entry,
-                guess,
-                rank,
-                entry.level + 1,
-                f"{self.run.thread_id or 'run'}:spec:{uuid.uuid4().hex[:12]}",
-            )
-            entry.branches.append(branch)
-            self.branches[branch.bid] = branch
-            stats.guesses += 1
-            branch.task = self._spawn(self._run_branch(branch), holder=branch)
+def _now(fn: Any, *args: Any) -> None:
+    """Run a step of the main run's bookkeeping at once (async runs are on the session's loop)."""
+    fn(*args)

@@ -64,9 +64,9 @@ MUTATIONS = [
         "the main run adopts any early call of the node, whatever input it was made on",
         "_session.py",
         "        entry = self.cache.get((b.name, key))\n"
-        "        if entry is None or entry.cancelled:\n            return None",
+        "        if entry is None or entry.cancelled or entry.main:\n            return None",
         "        entry = next((e for (n, _), e in self.cache.items() if n == b.name), None)\n"
-        "        if entry is None or entry.cancelled:\n            return None",
+        "        if entry is None or entry.cancelled or entry.main:\n            return None",
     ),
     Mutation(
         "adopt-a-wrong-guess",
@@ -89,40 +89,40 @@ MUTATIONS = [
         "unsafe-on-branch",
         "nodes marked unsafe run on branches",
         "_branches.py",
-        "        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:\n"
+        "        if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:\n"
         '            return "stop"',
-        "        if b.gate or b.name in self.run.before or b.name in self.plan.gates:\n"
+        "        if b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:\n"
         '            return "stop"',
     ),
     Mutation(
         "interrupt-before-ignored",
         "a branch runs nodes the run waits for a person before (interrupt_before)",
         "_branches.py",
-        "        if b.unsafe or b.gate or b.name in self.run.before or b.name in self.plan.gates:\n"
+        "        if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:\n"
         '            return "stop"',
-        '        if b.unsafe or b.gate or b.name in self.plan.gates:\n            return "stop"',
+        '        if b.unsafe or b.gate or b.name in self.s.plan.gates:\n            return "stop"',
     ),
     Mutation(
         "context-dropped",
         "branches run without the run's context",
         "_branches.py",
-        'await graph.ainvoke(None, run_cfg, context=self.run.context, durability="sync")',
+        'await graph.ainvoke(None, run_cfg, context=self.s.run.context, durability="sync")',
         'await graph.ainvoke(None, run_cfg, context=None, durability="sync")',
     ),
     Mutation(
         "configurable-dropped",
         "branches run without the run's configurable values",
         "_branches.py",
-        '            conf = {**self.run.conf, "checkpoint_ns": ""}',
+        '            conf = {**self.s.run.conf, "checkpoint_ns": ""}',
         '            conf = {"checkpoint_ns": ""}',
     ),
     Mutation(
         "branch-threads-left-in-the-saver",
         "branches fork into the user's checkpointer and stay there",
         "_branches.py",
-        "            saver = RecordingSaver(\n                InMemorySaver(serde=self.run.recorder.serde),",
+        "            saver = RecordingSaver(\n                InMemorySaver(serde=self.s.run.recorder.serde),",
         "            saver = RecordingSaver(\n"
-        "                self.run.recorder.inner if self.run.thread_id else InMemorySaver(),",
+        "                self.s.run.recorder.inner if self.s.run.thread_id else InMemorySaver(),",
     ),
     Mutation(
         "branch-writes-the-store",
@@ -158,7 +158,7 @@ MUTATIONS = [
         "interrupt-after-ignored",
         "a branch runs past a node the run waits for a person after (interrupt_after)",
         "_branches.py",
-        '        if b.name in self.run.after:\n            return "after"',
+        '        if b.name in self.s.run.after:\n            return "after"',
         '        if False:\n            return "after"',
     ),
     Mutation(
@@ -172,7 +172,7 @@ MUTATIONS = [
         "write-tool-on-branch",
         "a tool node runs any tool call on a branch, writes included",
         "_branches.py",
-        "        if b.read_only_tools is not None and not only_reads(state, self.plan.read_only(b)):",
+        "        if b.read_only_tools is not None and not only_reads(state, self.s.plan.read_only(b)):",
         "        if False:",
     ),
     Mutation(
@@ -204,7 +204,7 @@ MUTATIONS = [
         "budget-slot-leaked",
         "a branch or early call cancelled before its task started keeps its process-budget slot",
         "_session.py",
-        "            task.add_done_callback(lambda _: self._release_slot(holder))",
+        "            task.add_done_callback(lambda _: self.release_slot(holder))",
         "            pass",
     ),
     Mutation(

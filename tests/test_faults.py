@@ -316,15 +316,15 @@ def test_work_cancelled_before_it_starts_gives_its_budget_slot_back(
     from langgraph_speculative._budget import process_budget
     from langgraph_speculative._session import Session
 
-    spawn = Session._spawn
+    spawn = Session.spawn
 
     def cancelled_at_once(self: Session, coro: Any, **kw: Any) -> Any:
         task = spawn(self, coro, **kw)
-        if getattr(coro, "__name__", "") in ("_run_branch", "_early_call"):
+        if getattr(coro, "__name__", "") in ("run_branch", "_early_call"):
             task.cancel()
         return task
 
-    monkeypatch.setattr(Session, "_spawn", cancelled_at_once)
+    monkeypatch.setattr(Session, "spawn", cancelled_at_once)
     budget = process_budget()
     before = budget.inflight
     plain = _graph("speculator", RuntimeError, asynchronous).compile(checkpointer=InMemorySaver())

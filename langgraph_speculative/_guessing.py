@@ -1,0 +1,201 @@
+"""Guessing: a speculative call's speculator, run beside its actor, and a branch per guess.
+
+When a call may speculate (its node has a speculator, the run is within `depth` of it, and the
+budget, the run's `max_concurrency` and a busy process allow it), its speculator runs beside the
+actor on a deep copy of the call's input; its guesses, filtered by confidence and `k` and chosen
+by adaptive speculation, each become a branch (see `Forks`). A `Session` owns one `Guesser` and
+provides what it needs (`GuessHost`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from langchain_core.runnables import RunnableConfig
+
+from ._futures import cancelling, contained, unwrap
+from ._guesses import coerce_guesses, describe, jsonable
+from ._state import Branch, Entry, Run
+from ._trace import quiet
+
+if TYPE_CHECKING:
+    from ._adaptive import RunTuning
+    from ._branches import Forks
+    from ._budget import ProcessBudget
+    from ._concurrency import SharedLimit
+    from ._plan import Plan
+    from ._report import SpeculationReport
+
+__all__ = ("GuessHost", "Guesser")
+
+_NO_GUESS = object()  # the speculator failed, timed out or was cancelled (an event says which)
+
+
+class GuessHost(Protocol):
+    """What guessing needs from the run it speculates for (a `Session`)."""
+
+    plan: Plan
+    run: Run
+    report: SpeculationReport
+    branches: dict[str, Branch]
+    closed: bool
+    main_level: int
+    budget: ProcessBudget
+    adaptive: RunTuning
+    limit: SharedLimit
+    forks: Forks
+
+    def emit(self, event: str, node: str, **data: Any) -> None: ...
+
+    def spawn(self, coro: Any, holder: Branch | Entry | None = None) -> asyncio.Task[Any]: ...
+
+    def acquire(self) -> str | None: ...
+
+    def not_started(self, node: str, why: str) -> None: ...
+
+    def call(self, runnable: Any, arg: Any, config: RunnableConfig) -> Any: ...
+
+
+class Guesser:
+    """Runs speculators and branches out on their guesses, for one run."""
+
+    def __init__(self, session: GuessHost) -> None:
+        self.s = session
+
+    def _eligible(self, entry: Entry) -> bool:
+        """May `entry` branch now? Branches reach at most `depth` speculative nodes ahead."""
+        policy = entry.binding.policy
+        return policy is not None and entry.level - self.s.main_level < policy.depth
+
+    def maybe_speculate(self, entry: Entry) -> None:
+        """Start the speculator beside the call once `depth` allows branching.
+
+        Early calls start theirs only when the main run comes within `depth` speculative
+        nodes: a speculator on a branch that may lose is wasted work.
+        """
+        b = entry.binding
+        if (
+            entry.speculated
+            or self.s.closed
+            or not b.speculative
+            or entry.source is None
+            or b.name in self.s.run.after
+            or b.name in self.s.plan.gates
+            or not self._eligible(entry)
+        ):
+            return
+        entry.speculated = True
+        if self.s.budget.shedding():  # a busy server: not even the speculator runs
+            self.s.not_started(b.name, "busy")
+            return
+        entry.spec_task = self.s.spawn(self._speculate(entry))
+
+    def deepen(self, entry: Entry) -> None:
+        """The main run moved to `entry`: calls below it may now branch deeper."""
+        for branch in entry.branches:
+            if branch.cancelled:
+                continue
+            for child in branch.entries:
+                if not child.cancelled and self._eligible(child):
+                    self.maybe_speculate(child)
+                    self.deepen(child)
+
+    async def _speculate(self, entry: Entry) -> None:
+        b = entry.binding
+        if not self.s.adaptive.begin(
+            cast(Any, self.s), entry
+        ):  # adaptive speculation: off this step (issue 18)
+            return
+        if not self.s.limit.try_speculative():  # the main run uses the run's max_concurrency
+            self.s.not_started(b.name, "max_concurrency")
+            return
+        t0 = time.monotonic()
+        try:
+            raw = await self._guess(entry)
+        finally:
+            self.s.limit.speculative_ended()
+        if raw is not _NO_GUESS:
+            self._branch_out(entry, raw, t0)
+
+    async def _guess(self, entry: Entry) -> Any:
+        """The speculator's raw answer for `entry`, or `_NO_GUESS` (its failure is an event)."""
+        b = entry.binding
+        assert b.speculator is not None and b.policy is not None
+        policy, stats = b.policy, self.s.report.node(b.name)
+        try:
+            state = copy.deepcopy(entry.state)  # the speculator cannot change the run's state
+        except Exception as exc:
+            stats.speculator_errors += 1
+            self.s.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
+            return _NO_GUESS
+        cfg: RunnableConfig = {
+            **entry.config,
+            "callbacks": quiet(entry.config.get("callbacks")),
+            "run_name": f"{b.name}:speculator",
+        }
+        cfg = self.s.adaptive.speculator_config(entry, cfg)  # counts its tokens (issue 18)
+        try:
+            raw = await asyncio.wait_for(
+                contained(self.s.call(b.speculator, state, cfg)), policy.speculator_timeout
+            )
+        except asyncio.CancelledError:
+            if cancelling():
+                raise
+            stats.speculator_errors += 1
+            self.s.emit("speculator_error", b.name, error="CancelledError raised by the speculator")
+            return _NO_GUESS
+        except (asyncio.TimeoutError, TimeoutError):
+            stats.speculator_errors += 1
+            self.s.emit("speculator_timeout", b.name, timeout_s=policy.speculator_timeout)
+            return _NO_GUESS
+        except BaseException as exc:
+            stats.speculator_errors += 1
+            self.s.emit("speculator_error", b.name, error=describe(unwrap(exc)))
+            return _NO_GUESS
+        return raw
+
+    def _branch_out(self, entry: Entry, raw: Any, t0: float) -> None:
+        """A branch per guess the speculator gave (the best `k` the policy and budget allow)."""
+        b = entry.binding
+        assert b.policy is not None
+        policy, stats = b.policy, self.s.report.node(b.name)
+        guesses, problems = coerce_guesses(raw, self.s.plan.channels, self.s.plan.node_names)
+        if problems:
+            stats.speculator_errors += 1
+            self.s.emit("invalid_guess", b.name, problems=problems)
+        guesses = [
+            g
+            for g in guesses
+            if policy.min_confidence is None or g.confidence is None or g.confidence >= policy.min_confidence
+        ][: policy.k]
+        self.s.emit(
+            "guesses",
+            b.name,
+            guesses=[jsonable(g.update) for g in guesses],
+            confidences=[g.confidence for g in guesses],
+            speculator_s=round(time.monotonic() - t0, 6),
+            level=entry.level,
+        )
+        chosen = self.s.adaptive.choose(cast(Any, self.s), entry, guesses)  # adaptive speculation (issue 18)
+        if self.s.closed or entry.resolved or (entry.owner is None and entry.adopted and entry.result.done()):
+            return
+        for rank, guess in chosen:
+            why = self.s.acquire()
+            if why is not None:
+                self.s.not_started(b.name, why)
+                break
+            branch = Branch(
+                entry,
+                guess,
+                rank,
+                entry.level + 1,
+                f"{self.s.run.thread_id or 'run'}:spec:{uuid.uuid4().hex[:12]}",
+            )
+            entry.branches.append(branch)
+            self.s.branches[branch.bid] = branch
+            stats.guesses += 1
+            branch.task = self.s.spawn(self.s.forks.run_branch(branch), holder=branch)
