@@ -320,6 +320,7 @@ class _Run:
         self.inflight = 0
         self.closed = False
         self.budget = process_budget()
+        self.forks = _Forks(self)
         self.shed = self.budget.shed_run()
         if self.shed:
             self.report.shed_runs += 1
@@ -546,7 +547,7 @@ class _Run:
                 self.branches.append(branch)
                 stats.guesses += 1
         for branch in list(spec.branches):
-            self._start_branch(branch)
+            self.forks._start_branch(branch)
 
     def _resolve(self, spec: _Speculation, value: Any) -> None:
         """The real call returned (or failed, `_FAILED`): confirm the matching branch, cancel the rest."""
@@ -574,23 +575,70 @@ class _Run:
         if spec.future is not None and not spec.future.done():
             self.loop.call_soon_threadsafe(spec.future.cancel)
         for branch in losers:
-            self._cancel_branch(branch, "miss" if value is not _FAILED else "actor_failed")
+            self.forks._cancel_branch(branch, "miss" if value is not _FAILED else "actor_failed")
 
     # -- branches ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """The function returned, raised or was interrupted: cancel everything left, keep the report."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            live = [b for b in self.branches if b.id not in self.cancelled]
+            specs = list(self.speculations)
+        for spec in specs:
+            if spec.future is not None and not spec.future.done():
+                self.loop.call_soon_threadsafe(spec.future.cancel)
+        for branch in live:
+            if branch.id in self.confirmed:
+                with self.lock:
+                    self.cancelled.add(branch.id)
+                    self.report.branches.append((f"branch-{branch.id}", "committed"))
+                    pending = list(branch.futures)
+                for fut in pending:
+                    self.forks._stop_future(fut)
+                if branch.task is not None:
+                    self.loop.call_soon_threadsafe(branch.task.cancel)
+            else:
+                self.forks._cancel_branch(branch, "run_ended")
+        with self.lock:
+            leftovers = [e for e in self.early.values() if not e.adopted]
+            self.early.clear()
+        for early in leftovers:
+            self.forks._cancel_early(early)
+        self.budget.run_ended()
+        self.report.wall_time_s = time.monotonic() - self.report._start
+        self.report.runs = 1
+        self.spec.last_report = self.report
+        self.spec.merged.merge(self.report)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+_FAILED = object()
+
+
+class _Forks:
+    """The branches of one run of a speculative workflow and the task calls they start early:
+    starting, running (sync or async), ending and cancelling them."""
+
+    def __init__(self, run: _Run) -> None:
+        self.r = run
 
     def _start_branch(self, branch: _Branch) -> None:
         name = branch.spec.ident[0]
         if branch.stopped:
             self._end_branch(branch, None)
             return
-        self.emit("branch", name, thread=f"branch-{branch.id}", rank=branch.rank)
+        self.r.emit("branch", name, thread=f"branch-{branch.id}", rank=branch.rank)
         config = self._branch_config(branch)
         try:
-            inp = copy.deepcopy(self.input)
+            inp = copy.deepcopy(self.r.input)
         except Exception:  # pragma: no cover - copied once already
-            inp = self.input
-        if self.spec.is_async:
-            branch.task = self.loop.create_task(self._run_async(branch, inp, config))
+            inp = self.r.input
+        if self.r.spec.is_async:
+            branch.task = self.r.loop.create_task(self._run_async(branch, inp, config))
         else:
             branch.task = offload(self._run_sync, branch, inp, config)
         branch.task.add_done_callback(lambda f: self._end_branch(branch, f))
@@ -600,7 +648,7 @@ class _Run:
             return branch.outcome
         token = var_child_runnable_config.set(config)
         try:
-            self.spec.bound.invoke(inp, config)
+            self.r.spec.bound.invoke(inp, config)
             return "end"
         except _BranchStopped:
             return "stopped"
@@ -616,7 +664,7 @@ class _Run:
             return branch.outcome
         token = var_child_runnable_config.set(config)
         try:
-            await self.spec.bound.ainvoke(inp, config)
+            await self.r.spec.bound.ainvoke(inp, config)
             return "end"
         except _BranchStopped:
             return "stopped"
@@ -628,7 +676,7 @@ class _Run:
             var_child_runnable_config.reset(token)
 
     def _end_branch(self, branch: _Branch, fut: asyncio.Future[Any] | None) -> None:
-        with self.lock:
+        with self.r.lock:
             if branch.slot:
                 branch.slot = False
                 release = True
@@ -642,34 +690,34 @@ class _Run:
             ):
                 branch.outcome = str(fut.result())
         if release:
-            self._give_slot()
+            self.r._give_slot()
 
     def _cancel_branch(self, branch: _Branch, reason: str) -> None:
         name = branch.spec.ident[0]
-        with self.lock:
-            if branch.id in self.cancelled:
+        with self.r.lock:
+            if branch.id in self.r.cancelled:
                 return
-            self.cancelled.add(branch.id)
+            self.r.cancelled.add(branch.id)
             branch.stopped = True
             branch.outcome = reason
-            self.report.branches.append((f"branch-{branch.id}", reason))
-            self.stats(name).cancelled += 1
+            self.r.report.branches.append((f"branch-{branch.id}", reason))
+            self.r.stats(name).cancelled += 1
             orphans = []
-            for ident, early in list(self.early.items()):
+            for ident, early in list(self.r.early.items()):
                 if branch.id in early.owners:
                     early.owners.discard(branch.id)
-                    if not early.adopted and not (early.owners - self.cancelled):
-                        del self.early[ident]
+                    if not early.adopted and not (early.owners - self.r.cancelled):
+                        del self.r.early[ident]
                         orphans.append(early)
             pending = list(branch.futures)
-        self.emit("cancelled", name, thread=f"branch-{branch.id}", reason=reason)
+        self.r.emit("cancelled", name, thread=f"branch-{branch.id}", reason=reason)
         for early in orphans:
             self._cancel_early(early)
         for fut in pending:
             self._stop_future(fut)
         if branch.task is not None:
             task = branch.task
-            self.loop.call_soon_threadsafe(task.cancel)
+            self.r.loop.call_soon_threadsafe(task.cancel)
 
     def _stop_future(self, fut: Any) -> None:
         stop = _BranchStopped("the branch was cancelled")
@@ -679,7 +727,7 @@ class _Run:
                 if not fut.done():
                     fut.set_exception(stop)
 
-            self.loop.call_soon_threadsafe(_set)
+            self.r.loop.call_soon_threadsafe(_set)
         elif not fut.done():
             try:
                 fut.set_exception(stop)
@@ -687,7 +735,7 @@ class _Run:
                 pass
 
     def _branch_config(self, branch: _Branch) -> RunnableConfig:
-        conf = self.config.get("configurable") or {}
+        conf = self.r.config.get("configurable") or {}
         user = {k: v for k, v in conf.items() if not str(k).startswith("__pregel_")}
         runtime = conf.get(_RUNTIME)
         extra: dict[str, Any] = {_CALL: functools.partial(self._branch_hook, branch), _SEND: _discard}
@@ -715,7 +763,7 @@ class _Run:
             "callbacks": None,
             "tags": [],
             "metadata": {"langgraph_speculative_branch": branch.id},
-            "recursion_limit": self.config.get("recursion_limit", 25),
+            "recursion_limit": self.r.config.get("recursion_limit", 25),
         }
 
     def _branch_hook(
@@ -726,7 +774,7 @@ class _Run:
         **_: Any,
     ) -> Any:
         """The task-call hook on a branch: the real result, the guess, an early call, or stop."""
-        if branch.stopped or self.closed:
+        if branch.stopped or self.r.closed:
             raise _BranchStopped("the branch was cancelled")
         args, kwargs = input
         name = _name_of(func)
@@ -738,13 +786,13 @@ class _Run:
         ident = (name, key, n)
         if ident == branch.spec.ident:
             return self._branch_future(branch, _done(branch.guess.update))
-        with self.lock:
-            real = self.real.get(ident)
+        with self.r.lock:
+            real = self.r.real.get(ident)
         if real is not None:
             return self._branch_future(branch, real)
-        if name in self.spec.unsafe:
+        if name in self.r.spec.unsafe:
             branch.stopped = True
-            self.emit("branch_end", name, thread=f"branch-{branch.id}", reason="unsafe")
+            self.r.emit("branch_end", name, thread=f"branch-{branch.id}", reason="unsafe")
             raise _BranchStopped(f"{name!r} is unsafe: a branch stops before it")
         early = self._early_call(branch, ident, func, args, kwargs)
         if early is None:
@@ -755,22 +803,22 @@ class _Run:
         """A future for the branch's function that resolves to a deep copy of `source`'s result:
         a branch never holds an object the real run holds."""
         try:
-            in_loop = asyncio.get_running_loop() is self.loop
+            in_loop = asyncio.get_running_loop() is self.r.loop
         except RuntimeError:
             in_loop = False
         if in_loop:
-            afut: asyncio.Future[Any] = self.loop.create_future()
+            afut: asyncio.Future[Any] = self.r.loop.create_future()
 
             def to_async(src: concurrent.futures.Future[Any]) -> None:
-                self.loop.call_soon_threadsafe(_settle_async, afut, src)
+                self.r.loop.call_soon_threadsafe(_settle_async, afut, src)
 
             source.add_done_callback(to_async)
-            with self.lock:
+            with self.r.lock:
                 branch.futures.append(afut)
             return afut
         cfut: concurrent.futures.Future[Any] = concurrent.futures.Future()
         source.add_done_callback(lambda src: _settle(cfut, src))
-        with self.lock:
+        with self.r.lock:
             branch.futures.append(cfut)
         return cfut
 
@@ -785,32 +833,32 @@ class _Run:
         kwargs: dict[str, Any],
     ) -> _Early | None:
         name = ident[0]
-        with self.lock:
-            if branch.stopped or self.closed:
+        with self.r.lock:
+            if branch.stopped or self.r.closed:
                 return None
-            early = self.early.get(ident)
+            early = self.r.early.get(ident)
             if early is not None:
                 early.owners.add(branch.id)
                 return early
-        if not self._take_slot(name):
+        if not self.r._take_slot(name):
             return None
         try:
             early = _Early(ident, func, copy.deepcopy(tuple(args)), copy.deepcopy(dict(kwargs)))
         except Exception:
-            self._give_slot()
+            self.r._give_slot()
             return None
-        with self.lock:
-            if branch.stopped or self.closed or ident in self.early:
-                joined = self.early.get(ident)
+        with self.r.lock:
+            if branch.stopped or self.r.closed or ident in self.r.early:
+                joined = self.r.early.get(ident)
                 if joined is not None and not branch.stopped:
                     joined.owners.add(branch.id)
-                self._give_slot()
+                self.r._give_slot()
                 return joined if not branch.stopped else None
             early.owners.add(branch.id)
-            self.early[ident] = early
-            self.stats(name).launched += 1
-        self.emit("launch", name, key=ident[1][:12], branch=f"branch-{branch.id}")
-        self.loop.call_soon_threadsafe(self._launch, early, self._branch_config(branch))
+            self.r.early[ident] = early
+            self.r.stats(name).launched += 1
+        self.r.emit("launch", name, key=ident[1][:12], branch=f"branch-{branch.id}")
+        self.r.loop.call_soon_threadsafe(self._launch, early, self._branch_config(branch))
         return early
 
     def _launch(self, early: _Early, config: RunnableConfig) -> None:
@@ -829,7 +877,7 @@ class _Run:
         early.started = time.monotonic()
         task: asyncio.Future[Any]
         if inspect.iscoroutinefunction(early.func):
-            task = self.loop.create_task(_acall_in(config, early.func, early.args, kwargs))
+            task = self.r.loop.create_task(_acall_in(config, early.func, early.args, kwargs))
         else:
             task = offload(_call_in, config, early.func, early.args, kwargs)
         early.task = task
@@ -843,15 +891,15 @@ class _Run:
             elif (exc := task.exception()) is not None:
                 if not early.result.done():
                     early.result.set_exception(exc)
-                self.emit("early_call_error", early.ident[0], key=early.ident[1][:12], error=describe(exc))
+                self.r.emit("early_call_error", early.ident[0], key=early.ident[1][:12], error=describe(exc))
             elif not early.result.done():
                 early.result.set_result(task.result())
         else:
             early.result.cancel()
-        self._give_slot()
+        self.r._give_slot()
 
     def _cancel_early(self, early: _Early) -> None:
-        stats = self.stats(early.ident[0])
+        stats = self.r.stats(early.ident[0])
         stats.cancelled += 1
         stats.wasted += 1
         stats.wasted_s += (early.ended or time.monotonic()) - early.started
@@ -862,48 +910,9 @@ class _Run:
             else:
                 early.result.cancel()
 
-        self.loop.call_soon_threadsafe(cancel)
+        self.r.loop.call_soon_threadsafe(cancel)
 
     # -- the end -------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """The function returned, raised or was interrupted: cancel everything left, keep the report."""
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            live = [b for b in self.branches if b.id not in self.cancelled]
-            specs = list(self.speculations)
-        for spec in specs:
-            if spec.future is not None and not spec.future.done():
-                self.loop.call_soon_threadsafe(spec.future.cancel)
-        for branch in live:
-            if branch.id in self.confirmed:
-                with self.lock:
-                    self.cancelled.add(branch.id)
-                    self.report.branches.append((f"branch-{branch.id}", "committed"))
-                    pending = list(branch.futures)
-                for fut in pending:
-                    self._stop_future(fut)
-                if branch.task is not None:
-                    self.loop.call_soon_threadsafe(branch.task.cancel)
-            else:
-                self._cancel_branch(branch, "run_ended")
-        with self.lock:
-            leftovers = [e for e in self.early.values() if not e.adopted]
-            self.early.clear()
-        for early in leftovers:
-            self._cancel_early(early)
-        self.budget.run_ended()
-        self.report.wall_time_s = time.monotonic() - self.report._start
-        self.report.runs = 1
-        self.spec.last_report = self.report
-        self.spec.merged.merge(self.report)
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-_FAILED = object()
 
 
 def _is_entrypoint(workflow: Any) -> bool:
