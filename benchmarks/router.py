@@ -21,12 +21,13 @@ repeat), with the same inputs and draws:
   launched while the router runs, no speculator) and the same with the speculator at `k=3`.
   Reported as not available while `speculate` takes no `prefetch=`.
 
-Reported per configuration and p: `ratio` (median wall-clock of the 30 inputs over repeats, divided
-by plain's median at the same p), the calls each node made (`router`, the three targets summed and
-`final`: every call started counts, cancelled or not, as a paid model call would; the most of any
-repeat) and the extra calls beyond plain's, our reports' `wasted` count, and `lossless` (every
-input's output equal to plain's, in every repeat). The summary checks issue 29's targets: `final`
-runs as often as plain at p=1, `prefetch` <= nat + 0.01 and `k3` <= nat + 0.03 at p=1.
+Reported per configuration and p: `ratio` (median wall-clock of the 30 inputs over repeats,
+divided by plain's median at the same p), `ms_per_input_vs_nat` (how far behind nat per input;
+negative is ahead), the calls each node made (`router`, the three targets summed and `final`:
+every call started counts, cancelled or not, as a paid model call would; the most of any repeat)
+and the extra calls beyond plain's, our reports' `wasted` count, and `lossless` (every input's
+output equal to plain's, in every repeat). The summary checks issue 29's targets: `final` runs as
+often as plain at p=1, `prefetch` <= nat + 0.01 and `k3` <= nat + 0.03 at p=1.
 
     python benchmarks/router.py --quick
     python benchmarks/router.py --json                       # 30 inputs, 3 repeats
@@ -314,10 +315,10 @@ def main() -> None:
     rows, notes = asyncio.run(measure(w, names, hit_rates, reps))
     extra = {
         "inputs": w.inputs,
-        "router_s": w.router_s,
-        "target_s": w.target_s,
-        "final_s": w.final_s,
-        "speculator_s": w.speculator_s,
+        "router_s": round(w.router_s, 4),
+        "target_s": round(w.target_s, 4),
+        "final_s": round(w.final_s, 4),
+        "speculator_s": round(w.speculator_s, 4),
         "repeats": reps,
         "nvidia_nat_app": nat_version() or "not installed",
         "prefetch": "available" if prefetch_supported() else "not available",
@@ -326,7 +327,18 @@ def main() -> None:
     }
     emit(
         rows,
-        ["p", "config", "ratio", "router", "targets", "final", "extra_calls", "wasted", "lossless"],
+        [
+            "p",
+            "config",
+            "ratio",
+            "ms_per_input_vs_nat",
+            "router",
+            "targets",
+            "final",
+            "extra_calls",
+            "wasted",
+            "lossless",
+        ],
         args.json,
         extra,
     )
@@ -356,6 +368,7 @@ async def measure(
         plain = batches["plain"]
         base = median([b.seconds for b in plain])
         plain_calls = plain[0].calls
+        nat_s = median([b.seconds for b in batches["nat"]]) if "nat" in batches else None
         for name, bs in batches.items():
             worst: Counter[str] = Counter()
             for b in bs:
@@ -368,6 +381,11 @@ async def measure(
                     "config": name,
                     "ratio": round(median([b.seconds for b in bs]) / base, 4),
                     "seconds": round(median([b.seconds for b in bs]), 3),
+                    "ms_per_input_vs_nat": (
+                        round(1000 * (median([b.seconds for b in bs]) - nat_s) / w.inputs, 1)
+                        if nat_s is not None
+                        else None
+                    ),
                     "router": worst["router"],
                     "targets": sum(worst[t] for t in TARGETS),
                     "final": worst["final"],
