@@ -65,7 +65,7 @@ from langgraph.graph.message import add_messages  # noqa: E402
 from langgraph_speculative import SpeculationPolicy, speculate  # noqa: E402
 
 PG_URI = os.environ.get("LGS_PG_URI", "postgresql://postgres@127.0.0.1:54329/postgres")
-DEFAULT_PLOT = os.path.join(os.path.dirname(__file__), "..", "docs", "scaling.png")
+DEFAULT_PLOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "docs", "scaling.png"))
 
 AXES: dict[str, tuple[int, ...]] = {
     "messages": (10, 100, 1000, 10_000),
