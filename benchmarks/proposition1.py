@@ -7,6 +7,11 @@ one process), the paper's Proposition 1 prediction for one-step speculation,
 and the ideal ratio of the same policy from a zero-overhead event simulation.
 
     python benchmarks/proposition1.py --quick
+    python benchmarks/proposition1.py --p 1 --depths 1,4,8 --json   # issue 29: depth 8 at p=1
+
+`--p`, `--ratios`, `--depths` and `--steps` pick a sub-grid; the summary gives, for each depth
+measured at p=1, the best ratio over alpha/beta (`best_p1_depth<d>`) and the floor with unlimited
+depth and p=1, H_T/T (`floor_HT_over_T`).
 """
 
 from __future__ import annotations
@@ -127,13 +132,23 @@ async def one(steps: int, d: Draws, depth: int) -> tuple[float, float]:
     return t_seq, t_spec
 
 
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
-    args = parser(__doc__ or "").parse_args()
+    ap = parser(__doc__ or "")
+    ap.add_argument("--p", default="0.2,0.5,0.8,1", help="hit rates (comma-separated)")
+    ap.add_argument("--ratios", default="2,5,10", help="alpha/beta values (comma-separated)")
+    ap.add_argument("--depths", default="1,2,4", help="speculation depths (comma-separated)")
+    ap.add_argument("--steps", type=int, default=None, help="T, slow steps per run (default 20, quick 8)")
+    args = ap.parse_args()
     steps, mean, reps = (8, 0.03, 2) if args.quick else (20, 0.1, 3)
+    steps = args.steps or steps
     rows = []
-    for p in (0.2, 0.5, 0.8, 1.0):
-        for ratio in (2, 5, 10):
-            for depth in (1, 2, 4):
+    for p in _floats(args.p):
+        for ratio in _floats(args.ratios):
+            for depth in [int(d) for d in _floats(args.depths)]:
                 measured, simulated = [], []
                 for r in range(reps):
                     d = Draws.make(args.seed * 1000 + r, steps, mean, ratio, p)
@@ -144,7 +159,7 @@ def main() -> None:
                 rows.append(
                     {
                         "p": p,
-                        "alpha/beta": ratio,
+                        "alpha/beta": int(ratio) if ratio.is_integer() else ratio,
                         "depth": depth,
                         "measured": round(m, 4),
                         "ideal": round(s, 4),
@@ -154,7 +169,7 @@ def main() -> None:
                     }
                 )
     d1 = [r for r in rows if r["depth"] == 1]
-    extra = {
+    extra: dict[str, Any] = {
         "steps": steps,
         "mean_actor_s": mean,
         "repeats": reps,
@@ -163,8 +178,12 @@ def main() -> None:
             r["ideal_expected"] <= r["prop1"] + 0.01 for r in rows if r["depth"] == 2
         ),
         "max_abs_vs_ideal": max(abs(r["vs_ideal"]) for r in rows),
-        "best_p1_depth4": min(r["measured"] for r in rows if r["p"] == 1.0 and r["depth"] == 4),
     }
+    for dep in sorted({r["depth"] for r in rows if r["p"] == 1.0}):
+        extra[f"best_p1_depth{dep}"] = min(r["measured"] for r in rows if r["p"] == 1.0 and r["depth"] == dep)
+    extra["floor_HT_over_T"] = round(sum(1 / i for i in range(1, steps + 1)) / steps, 4)
+    if any(r["p"] == 1.0 and r["depth"] == 8 for r in rows):
+        extra["depth8_p1_at_most_0.30"] = extra["best_p1_depth8"] <= 0.30
     emit(
         rows,
         ["p", "alpha/beta", "depth", "measured", "ideal", "ideal_expected", "prop1", "vs_ideal"],
