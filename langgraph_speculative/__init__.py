@@ -1,18 +1,21 @@
 """Speculative actions for LangGraph: guess what a slow node will return,
 run the graph ahead on forks of the state, adopt the work when the guess is
 right. Nothing committed ever differs from a sequential run.
+
+Two tools outside that promise live in modules of their own: `langgraph_speculative.lossy`
+(`LossyNode`, last-write-wins for live systems) and `langgraph_speculative.maintenance`
+(deleting branch threads an older version left in a saver).
 """
 
 from importlib import metadata as _metadata
 
 from ._adaptive_policy import AdaptivePolicy
 from ._budget import set_process_budget
-from ._compile import speculate
+from ._compile import SpeculativeStateGraph, speculate
 from ._context import BranchStop, SpeculationInfo, speculation_info
 from ._functional import speculate_tasks
 from ._graph import SpeculativeCompiledGraph
-from ._lossy import LossyNode
-from ._maintenance import adelete_branch_threads, delete_branch_threads
+from ._keys import default_key, default_match
 from ._node import SpeculativeNode
 from ._policy import Guess, SpeculationPolicy
 from ._report import NodeStats, SpeculationReport
@@ -28,15 +31,15 @@ __all__ = (
     "AdaptivePolicy",
     "BranchStop",
     "Guess",
-    "LossyNode",
     "NodeStats",
     "SpeculationInfo",
     "SpeculationPolicy",
     "SpeculationReport",
     "SpeculativeCompiledGraph",
     "SpeculativeNode",
-    "adelete_branch_threads",
-    "delete_branch_threads",
+    "SpeculativeStateGraph",
+    "default_key",
+    "default_match",
     "set_process_budget",
     "speculate",
     "speculate_tasks",

@@ -76,7 +76,7 @@ def _saver(args: argparse.Namespace) -> Iterator[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """List (and with --delete, delete) the branch threads; exit 0."""
-    from langgraph_speculative import delete_branch_threads
+    from ._maintenance import delete_branch_threads
 
     with _saver(args) as saver:
         try:

@@ -120,7 +120,8 @@ MUTATIONS = [
         "branch-threads-left-in-the-saver",
         "branches fork into the user's checkpointer and stay there",
         "_branches.py",
-        "            saver = RecordingSaver(\n                InMemorySaver(serde=self.s.run.recorder.serde),",
+        "            saver = RecordingSaver(\n"
+        "                InMemorySaver(serde=self.s.run.recorder.serde),",
         "            saver = RecordingSaver(\n"
         "                self.s.run.recorder.inner if self.s.run.thread_id else InMemorySaver(),",
     ),

@@ -15,8 +15,8 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
-from langgraph_speculative import LossyNode
 from langgraph_speculative._cli import main as cli
+from langgraph_speculative.lossy import LossyNode
 from langgraph_speculative_graphs.cfs._backends import SimBackend, SliceBackend, fit_event_ms, make_backend
 from langgraph_speculative_graphs.cfs._sched import get_slice_ns, supported
 from langgraph_speculative_graphs.cfs._tuners import CarefulSearch, LocalStep, parse_config

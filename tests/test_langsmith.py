@@ -121,7 +121,7 @@ def test_branches_are_child_runs_with_outcomes(collector: str) -> None:
 def test_lossy_writes_are_traced_child_runs(collector: str) -> None:
     from langsmith import Client
 
-    from langgraph_speculative import LossyNode
+    from langgraph_speculative.lossy import LossyNode
 
     client = Client(api_url=collector, api_key="test-key", auto_batch_tracing=False)
     tracer = LangChainTracer(client=client, project_name="lossy-test")

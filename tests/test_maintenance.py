@@ -13,8 +13,8 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
-from langgraph_speculative import adelete_branch_threads, delete_branch_threads
 from langgraph_speculative._cli import main as cli
+from langgraph_speculative.maintenance import adelete_branch_threads, delete_branch_threads
 
 from .conftest import _pg_database, amake_saver, make_saver
 

@@ -517,7 +517,7 @@ async def test_postgres_checkpointer(request: pytest.FixtureRequest, tmp_path: P
     in PostgreSQL, as plain; no branch thread there; the maintenance helper finds none."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-    from langgraph_speculative import adelete_branch_threads
+    from langgraph_speculative.maintenance import adelete_branch_threads
 
     _need_server()
     with _pg_database() as uri:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from langgraph_speculative import LossyNode
+from langgraph_speculative.lossy import LossyNode
 
 from ._backends import SimBackend, make_backend
 from ._tuners import resolve
