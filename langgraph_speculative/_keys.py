@@ -12,8 +12,9 @@ A key and a match compare what the next nodes read, and nothing else:
 - **Tool-call ids** by position: providers make them up at random, so the k-th distinct tool-call
   id of a value reads as "tool call k". Only real tool-call ids count: the `id` of an entry of a
   message's (or a dict's) `tool_calls` list, of a tool-call content block, of the `tool_call` of a
-  `ToolNode`'s `Send` payload or a `ToolCall` sent alone, and a tool message's `tool_call_id`. A
-  domain record such as `{"id": "u-1", "name": "Ann"}` keeps its id.
+  `ToolNode`'s `Send` payload, of a `ToolCall` (or a list of them) that is a tool node's whole
+  input or `Send` payload, and a tool message's `tool_call_id`. A domain record such as
+  `{"id": "u-1", "name": "Ann"}` keeps its id.
 
 When an early call is adopted, `remap` puts the main run's ids back into its result.
 """
@@ -158,7 +159,8 @@ class _Normalizer:
         return {"__repr__": repr(value)}
 
     def send_arg(self, arg: Any) -> Any:
-        """A `Send` payload: a `ToolCall` (or a list of them) sent to a tool node alone."""
+        """A node's input or a `Send` payload: a `ToolCall` (or a list of them) sent to a tool
+        node alone, or any value."""
         if _is_tool_call(arg):
             return self.mapping(arg, ids=("id",))
         if isinstance(arg, list) and arg and all(_is_tool_call(c) for c in arg):
@@ -203,7 +205,7 @@ class _Normalizer:
 def tool_call_ids(value: Any) -> list[str]:
     """The distinct tool-call ids in `value`, in the order `normalize` numbers them."""
     n = _Normalizer()
-    n.value(value)
+    n.send_arg(value)
     return list(n.ids)
 
 
@@ -244,14 +246,7 @@ def remap(value: Any, ids: Mapping[str, str]) -> Any:
         if isinstance(v, tuple):
             return tuple(swap(x) for x in v)
         if isinstance(v, Send):
-            arg = v.arg
-            if _is_tool_call(arg):
-                arg = mapping(arg, ("id",))
-            elif isinstance(arg, list) and arg and all(_is_tool_call(c) for c in arg):
-                arg = [mapping(c, ("id",)) for c in arg]
-            else:
-                arg = swap(arg)
-            return Send(v.node, arg)
+            return Send(v.node, root(v.arg))
         if _is_message(v):
             fields = {
                 a: getattr(v, a)
@@ -268,7 +263,14 @@ def remap(value: Any, ids: Mapping[str, str]) -> Any:
             )
         return v
 
-    return swap(value)
+    def root(arg: Any) -> Any:  # a node's input or a Send payload, as `normalize` reads it
+        if _is_tool_call(arg):
+            return mapping(arg, ("id",))
+        if isinstance(arg, list) and arg and all(_is_tool_call(c) for c in arg):
+            return [mapping(c, ("id",)) for c in arg]
+        return swap(arg)
+
+    return root(value)
 
 
 def normalize(value: Any) -> Any:
@@ -276,7 +278,7 @@ def normalize(value: Any) -> Any:
     them the same (see the module doc). Pydantic models compare by their fields, dataclasses
     (`Command` among them) by theirs, `Send` by its node and argument; other objects by `repr`.
     """
-    return _Normalizer().value(value)
+    return _Normalizer().send_arg(value)
 
 
 def default_key(state: Any) -> str:

@@ -120,6 +120,9 @@ def test_records_shaped_like_tool_calls_keep_their_ids() -> None:
     other = {**call, "id": "call_2"}
     # a ToolCall sent to a tool node, alone or with its context, is a tool call: its id is positional
     assert default_key(Send("tools", call)) == default_key(Send("tools", other))
+    assert default_key([call]) == default_key([other])  # a tool node's whole input
+    assert tool_call_ids([call]) == ["call_1"]
+    assert remap([call], {"call_1": "call_2"}) == [other]
     ctx = {"__type": "tool_call_with_context", "tool_call": call, "state": {}}
     assert default_key(Send("tools", ctx)) == default_key(Send("tools", {**ctx, "tool_call": other}))
     # but a record holding that shape as data elsewhere keeps it
