@@ -84,6 +84,7 @@ class ModelSpeculator:
     def _config() -> RunnableConfig:
         """The caller's config (traced as its child), minus every stream handler, `nostream`."""
         config = ensure_config()
+        config.pop("run_id", None)  # a run id names one run: never the speculator's
         tags = [t for t in config.get("tags") or [] if t != "nostream"]
         return {
             **config,
