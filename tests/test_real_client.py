@@ -214,6 +214,68 @@ def history(graph: Any, cfg: dict[str, Any]) -> list[tuple[Any, ...]]:
     return out
 
 
+# ---------------------------------------------------------------------- the server and the keys
+
+
+def test_the_server_speaks_openai_to_the_real_client(server: OpenAIServer) -> None:
+    """Streamed and non-streamed replies parse the same through `ChatOpenAI`: text, tool calls
+    (split across deltas), usage (a final usage chunk when asked for); both routes; counts."""
+    tools = Shop().tools()
+    plain = _chat(server, "big").bind_tools(tools)
+    ask = [HumanMessage("Check my order, ann@example.com")]
+    reply = plain.invoke(ask)
+    assert reply.additional_kwargs == {"refusal": None}  # as OpenAI sends it
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("find_customer", {"email": "ann@example.com"})
+    ]
+    streamed = _chat(server, "big", stream_usage=True).bind_tools(tools)
+    chunks = list(streamed.stream(ask))
+    assert sum(bool(c.tool_call_chunks) for c in chunks) >= 3  # name, then argument fragments
+    whole = chunks[0]
+    for c in chunks[1:]:
+        whole += c
+    assert (
+        whole.tool_calls[0]["name"] == "find_customer"
+        and whole.tool_calls[0]["args"] == reply.tool_calls[0]["args"]
+    )
+    assert whole.usage_metadata == reply.usage_metadata
+    no_v1 = ChatOpenAI(
+        model="small", base_url=server.base_url.removesuffix("/v1"), api_key="t", max_retries=0
+    )
+    assert no_v1.invoke([SystemMessage(CLASSIFY), HumanMessage("capital of Chile?")]).content == "geography"
+    assert server.counts() == {"big": 2, "small": 1} and server.streamed("big") == 1
+
+
+def test_guesses_match_real_replies_streamed_or_not(server: OpenAIServer) -> None:
+    """Item 2: the guess `model_call_speculator` builds matches `ChatOpenAI`'s real reply, non-streamed
+    (`refusal: None`, ids, usage) and streamed (merged deltas); a wrong argument does not."""
+    from langgraph_speculative._keys import default_key, default_match
+
+    async def guesses(calls: list[dict[str, Any]]) -> Any:
+        return await model_call_speculator(lambda state: calls)({"messages": []})
+
+    ask = [HumanMessage("Check my order, ann@example.com")]
+    tools = Shop().tools()
+    real = [
+        _chat(server, "big").bind_tools(tools).invoke(ask),
+        _chat(server, "big", streaming=True, stream_usage=True).bind_tools(tools).invoke(ask),
+    ]
+    right, wrong = asyncio.run(
+        guesses(
+            [
+                {"name": "find_customer", "args": {"email": "ann@example.com"}},
+                {"name": "find_customer", "args": {"email": "x@y"}},
+            ]
+        )
+    )
+    for reply in real:
+        assert default_match(right.update, {"messages": [reply]})
+        assert default_key({"messages": [*ask, *right.update["messages"]]}) == default_key(
+            {"messages": [*ask, reply]}
+        )
+        assert not default_match(wrong.update, {"messages": [reply]})
+
+
 # ---------------------------------------------------------------------- a hand-built graph
 
 
@@ -299,7 +361,7 @@ def test_a_hand_built_graph_calling_chat_openai_commits_what_plain_commits(
     if spec_async and not asynchronous:  # the session loop closes under the shared client's pool
         request.applymarker(pytest.mark.xfail(reason="engine: issue 25 item 1", strict=False))
     server.script = Script(small_right=right)
-    big, small = _chat(server, "big"), _chat(server, "small")
+    big, small = _chat(server, "big", stream_usage=True), _chat(server, "small")
     plain = _qa_graph(big, asynchronous).compile(checkpointer=InMemorySaver())
     spec = speculate(
         _qa_graph(big, asynchronous),
@@ -489,7 +551,7 @@ def test_graph_level_tool_patterns_learn_from_finished_runs(
     finished run: after the first conversation it guesses, and its guesses hit."""
     patterns = ToolPatternSpeculator()
     shop, plain_shop = Shop(), Shop()
-    big = _chat(server, "big")
+    big = init_chat_model("openai:big", base_url=server.base_url, api_key="test", max_retries=0)
     plain = create_agent(big, plain_shop.tools())
     agent = speculate(
         create_agent(big, shop.tools()),

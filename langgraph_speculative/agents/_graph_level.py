@@ -166,7 +166,7 @@ def model_call_speculator(
 
     def for_graph(builder: Any, node: str) -> Callable[..., Any]:
         """This speculator for node `node` of `builder`: given the graph's tools if it has none."""
-        if tools is not None:
+        if tools is not None or getattr(speculator, "tools", None):  # given tools win
             return guess
         found = _graph_tools(builder)
         return model_call_speculator(speculator, k=k, tools=found) if found else guess
