@@ -391,7 +391,7 @@ def speculate(
         )
     new = _copy_builder(builder)
     new._spec = {
-        "speculators": speculators,
+        "speculators": {name: _for_graph(fn, builder, name) for name, fn in speculators.items()},
         "keys": keys,
         "matches": matches,
         "policy": policy,
@@ -417,6 +417,13 @@ def _recompile(compiled: CompiledStateGraph, builder: SpeculativeStateGraph) -> 
     graph.retry_policy, graph.cache_policy = compiled.retry_policy, compiled.cache_policy
     graph.step_timeout = compiled.step_timeout
     return graph.with_config(compiled.config) if compiled.config else graph
+
+
+def _for_graph(speculator: Any, builder: StateGraph, name: str) -> Any:  # type: ignore[type-arg]
+    """A speculator that reads the graph it speculates (`speculator.for_graph(builder, node)`,
+    e.g. `model_call_speculator` finding the tools a `model_speculator` offers its model)."""
+    hook = getattr(speculator, "for_graph", None)
+    return hook(builder, name) if callable(hook) else speculator
 
 
 def _mapping(label: str, value: Any) -> dict[str, Any]:

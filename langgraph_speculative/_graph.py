@@ -198,11 +198,17 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                 self._shed_done(session)
             return
         started = time.monotonic()
+        finished = False
         try:
             inner = session.run.graph.stream(input, session.run.config, **kwargs)
             yield from _within(session.main_ctx, inner)
+            finished = True
         finally:
             session.close()
+            if finished:
+                values, key = _finished(session)
+                for name, observe, _ in _observers(self.speculation):
+                    _observe(session, name, lambda o=observe: o(values, key=key))
             self._done(session, started)
 
     async def astream(  # type: ignore[override]
@@ -221,12 +227,14 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             session.loop = asyncio.get_running_loop()
             ctx, inner = session.main_ctx, session.run.graph.astream(input, session.run.config, **kwargs)
         started = time.monotonic()
+        finished = False
         try:
             while True:
                 token = _CURRENT.set(ctx)
                 try:
                     chunk = await inner.__anext__()
                 except StopAsyncIteration:
+                    finished = True
                     break
                 finally:
                     _CURRENT.reset(token)
@@ -239,7 +247,69 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                     self._shed_done(session)
                 else:
                     await session.aclose_all()
+                    if finished:
+                        values, key = _finished(session)
+                        for name, observe, aobserve in _observers(self.speculation):
+                            if aobserve is not None:
+                                await _aobserve(session, name, lambda a=aobserve: a(values, key=key))
+                            else:
+                                _observe(session, name, lambda o=observe: o(values, key=key))
                     self._done(session, started)
+
+
+def _observers(plan: Plan) -> list[tuple[str, Any, Any]]:
+    """`(node, observe, aobserve or None)` of the speculators that learn from finished runs
+    (`ToolPatternSpeculator` through `model_call_speculator`), each once."""
+    out, seen = [], set()
+    for name, b in plan.bindings.items():
+        spec = b.speculator
+        for target in (spec, getattr(spec, "afunc", None), getattr(spec, "func", None)):
+            observe = getattr(target, "observe", None) if target is not None else None
+            if not callable(observe):
+                continue
+            ident = (id(getattr(observe, "__self__", None)), getattr(observe, "__func__", observe))
+            if ident not in seen:
+                seen.add(ident)
+                aobserve = getattr(target, "aobserve", None)
+                out.append((name, observe, aobserve if callable(aobserve) else None))
+            break
+    return out
+
+
+def _finished(session: Session) -> tuple[dict[str, Any], str | None]:
+    """The finished run's state (its last checkpoint's values) and its thread id."""
+    recorder = session.run.recorder
+    with recorder._lock:
+        saved = next(reversed(recorder._saved.values()), None)
+    values = dict(saved.checkpoint.get("channel_values") or {}) if saved is not None else {}
+    return values, session.run.thread_id
+
+
+def _observe_failed(session: Session, name: str, exc: Exception) -> None:
+    session.report.node(name).speculator_errors += 1
+    session.report.add_event(
+        {
+            "type": "speculation",
+            "event": "speculator_error",
+            "node": name,
+            "reason": "observe",
+            "error": repr(exc),
+        }
+    )
+
+
+def _observe(session: Session, name: str, call: Any) -> None:
+    try:
+        call()
+    except Exception as exc:  # learning is the speculator's business: never the run's error
+        _observe_failed(session, name, exc)
+
+
+async def _aobserve(session: Session, name: str, call: Any) -> None:
+    try:
+        await call()
+    except Exception as exc:
+        _observe_failed(session, name, exc)
 
 
 class _Shed:

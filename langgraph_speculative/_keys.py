@@ -1,8 +1,21 @@
 """Default adoption key (a stable hash of a node's input), default matching, and tool-call ids.
 
-Providers give tool calls random ids, so ids are compared by position, not value: the k-th
-distinct tool-call id of a value reads as `tc<k>` wherever it appears (an `AIMessage`'s
-`tool_calls`, its raw `additional_kwargs`, a `ToolMessage`'s `tool_call_id`, a `Send` payload).
+A key and a match compare what the next nodes read, and nothing else:
+
+- **Messages** by their type (a streamed `AIMessageChunk` reads as the `AIMessage` it becomes),
+  content, tool calls (name and arguments), name and the `additional_kwargs` a model sends back;
+  never provider bookkeeping: the message id, `response_metadata`, `usage_metadata`, streaming
+  leftovers (`tool_call_chunks`, `chunk_position`, a content block's `index`), an
+  `additional_kwargs` entry whose value is `None` (a non-streamed OpenAI reply carries
+  `refusal: None`; a streamed one does not) and the raw provider copy of tool calls the message
+  already carries parsed (`additional_kwargs["tool_calls"]`, `["function_call"]`).
+- **Tool-call ids** by position: providers make them up at random, so the k-th distinct tool-call
+  id of a value reads as "tool call k". Only real tool-call ids count: the `id` of an entry of a
+  message's (or a dict's) `tool_calls` list, of a tool-call content block, of the `tool_call` of a
+  `ToolNode`'s `Send` payload, of a `ToolCall` (or a list of them) that is a tool node's whole
+  input or `Send` payload, and a tool message's `tool_call_id`. A domain record such as
+  `{"id": "u-1", "name": "Ann"}` keeps its id.
+
 When an early call is adopted, `remap` puts the main run's ids back into its result.
 """
 
@@ -15,146 +28,261 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.messages import BaseMessage
 from langgraph.types import Command, Send
 
 __all__ = ("default_key", "default_match", "normalize", "remap", "tool_call_ids")
 
 # Message fields no node reads back: the message's own id, what the provider said about the
-# response (token counts, finish reason, model name); chat models never send them as input.
-_MESSAGE_NOISE = ("id", "response_metadata", "usage_metadata")
+# response (token counts, finish reason, model name), what streaming leaves behind.
+_MESSAGE_NOISE = ("id", "response_metadata", "usage_metadata", "tool_call_chunks", "chunk_position")
+_CALL_LISTS = ("tool_calls", "invalid_tool_calls", "tool_call_chunks")
+# content blocks that are a tool call (their "id"/"call_id") or a tool's answer to one
+_CALL_BLOCKS = frozenset(
+    {"tool_call", "tool_call_chunk", "invalid_tool_call", "tool_use", "function_call", "server_tool_call"}
+)
+_RESULT_BLOCKS = frozenset({"tool_result", "function_call_output", "server_tool_result"})
+_RESULT_KEYS = ("tool_call_id", "tool_use_id", "call_id")
+_MESSAGE_TYPES = frozenset({"ai", "human", "tool", "system", "function", "chat", "remove", "developer"})
+_ROLES = frozenset({"assistant", "user", "tool", "system", "function", "developer"})
+_TOOL_CALL_KEYS = frozenset({"name", "args", "id", "type"})
+_CHUNKS = {
+    "AIMessageChunk": "ai",
+    "HumanMessageChunk": "human",
+    "ToolMessageChunk": "tool",
+    "SystemMessageChunk": "system",
+    "ChatMessageChunk": "chat",
+    "FunctionMessageChunk": "function",
+}
 
 
-def _is_tool_call(d: Mapping[str, Any]) -> bool:
-    return "id" in d and (
-        "name" in d or "function" in d or d.get("type") in ("tool_call", "tool_use", "function_call")
+def _is_message(value: Any) -> bool:
+    return isinstance(value, BaseMessage)
+
+
+def _is_tool_call(d: Any) -> bool:
+    """The shape of LangChain's `ToolCall` (`name`, `args`, `id`, optional `type: "tool_call"`)."""
+    return (
+        isinstance(d, Mapping)
+        and {"name", "args", "id"} <= set(d)
+        and set(d) <= _TOOL_CALL_KEYS
+        and d.get("type", "tool_call") == "tool_call"
+        and isinstance(d.get("args"), Mapping)
     )
 
 
+def _message_dict(d: Mapping[str, Any]) -> bool:
+    """A message written as a dict (`{"role": "tool", "content": ..., "tool_call_id": ...}`)."""
+    return "content" in d and (d.get("role") in _ROLES or d.get("type") in _MESSAGE_TYPES)
+
+
+def _id_keys(items: Mapping[str, Any], *, message: bool, block: bool) -> tuple[str, ...]:
+    """The keys of `items` whose string values are tool-call ids (besides a call's own `id`)."""
+    if (message or _message_dict(items)) and (items.get("type") == "tool" or items.get("role") == "tool"):
+        return ("tool_call_id",)
+    kind = items.get("type") if block else None
+    if isinstance(kind, str) and kind in _CALL_BLOCKS:
+        return ("id", "call_id")
+    if isinstance(kind, str) and kind in _RESULT_BLOCKS:
+        return _RESULT_KEYS
+    return ()
+
+
+def _kind(k: Any, v: Any, ids: tuple[str, ...], message: bool) -> str:
+    """How entry `k: v` of a mapping is read: a tool-call id, a list of tool calls, one tool
+    call, a message's content blocks, or plain data."""
+    if k in ids and isinstance(v, str):
+        return "id"
+    if k in _CALL_LISTS and isinstance(v, list):
+        return "calls"
+    if k == "tool_call" and _is_tool_call(v):
+        return "call"
+    if k == "content" and message and isinstance(v, list):
+        return "blocks"
+    return "data"
+
+
+def _message_fields(items: dict[str, Any]) -> dict[str, Any]:
+    """A message's fields as a node reads them (see the module doc)."""
+    for k in _MESSAGE_NOISE:
+        items.pop(k, None)
+    extra = items.get("additional_kwargs")
+    if isinstance(extra, Mapping):
+        parsed = bool(items.get("tool_calls")) or bool(items.get("invalid_tool_calls"))
+        items["additional_kwargs"] = {
+            k: v
+            for k, v in extra.items()
+            if v is not None and not (parsed and k in ("tool_calls", "function_call"))
+        }
+    content = items.get("content")
+    if isinstance(content, list):  # where a stream put each block
+        items["content"] = [
+            {k: v for k, v in b.items() if k != "index"} if isinstance(b, Mapping) and "type" in b else b
+            for b in content
+        ]
+    return items
+
+
+class _Normalizer:
+    """One pass over a value: its canonical JSON form, and its tool-call ids numbered in order."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def value(self, value: Any) -> Any:
+        if value is None or isinstance(value, (bool, int, str)):
+            return value
+        if isinstance(value, float):
+            return {"__float__": repr(value)}
+        if isinstance(value, enum.Enum):
+            return {"__enum__": type(value).__name__, "v": self.value(value.value)}
+        if isinstance(value, Mapping):
+            return self.mapping(value)
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        if isinstance(value, (set, frozenset)):
+            return {"__set__": sorted(json.dumps(self.value(v), sort_keys=True) for v in value)}
+        if isinstance(value, Send):
+            return {"__send__": value.node, "arg": self.send_arg(value.arg)}
+        if _is_message(value):
+            data = value.model_dump()
+            name = type(value).__name__
+            if name in _CHUNKS:  # a streamed reply reads as the message it becomes
+                name, data["type"] = name[: -len("Chunk")], _CHUNKS[name]
+            return {"__model__": name, "v": self.mapping(_message_fields(data), message=True)}
+        dump = getattr(value, "model_dump", None)
+        if callable(dump):  # a pydantic record: every field counts, its id too
+            return {"__model__": type(value).__name__, "v": self.value(dump())}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            return {"__dc__": type(value).__name__, "v": self.value(fields)}
+        return {"__repr__": repr(value)}
+
+    def send_arg(self, arg: Any) -> Any:
+        """A node's input or a `Send` payload: a `ToolCall` (or a list of them) sent to a tool
+        node alone, or any value."""
+        if _is_tool_call(arg):
+            return self.mapping(arg, ids=("id",))
+        if isinstance(arg, list) and arg and all(_is_tool_call(c) for c in arg):
+            return [self.mapping(c, ids=("id",)) for c in arg]
+        return self.value(arg)
+
+    def mapping(
+        self, d: Mapping[Any, Any], *, ids: tuple[str, ...] = (), message: bool = False, block: bool = False
+    ) -> Any:
+        ids = (*ids, *_id_keys(d, message=message, block=block))
+        keyed = sorted((json.dumps(self.value(k), sort_keys=True), k) for k in d)
+        out: list[tuple[str, Any]] = []
+        for nk, k in keyed:  # a fixed order: ids are numbered as they are met
+            v = d[k]
+            kind = _kind(k, v, ids, message)
+            if kind == "id":
+                out.append((nk, {"__tool_call__": self.ids.setdefault(v, len(self.ids))}))
+            elif kind == "calls":
+                out.append(
+                    (
+                        nk,
+                        [
+                            self.mapping(c, ids=("id",)) if isinstance(c, Mapping) else self.value(c)
+                            for c in v
+                        ],
+                    )
+                )
+            elif kind == "call":
+                out.append((nk, self.mapping(v, ids=("id",))))
+            elif kind == "blocks":
+                out.append(
+                    (
+                        nk,
+                        [self.mapping(b, block=True) if isinstance(b, Mapping) else self.value(b) for b in v],
+                    )
+                )
+            else:
+                out.append((nk, self.value(v)))
+        return {"__map__": out}
+
+
 def tool_call_ids(value: Any) -> list[str]:
-    """The distinct tool-call ids in `value`, in order of first appearance."""
-    seen: dict[str, None] = {}
-
-    def walk(v: Any, depth: int = 0) -> None:
-        if depth > 12:
-            return
-        if isinstance(v, Mapping):
-            if _is_tool_call(v) and isinstance(v.get("id"), str):
-                seen.setdefault(v["id"], None)
-            for x in v.values():
-                walk(x, depth + 1)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                walk(x, depth + 1)
-        elif isinstance(v, Send):
-            walk(v.arg, depth + 1)
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-            for f in dataclasses.fields(v):
-                walk(getattr(v, f.name), depth + 1)
-        elif hasattr(v, "model_dump") and hasattr(v, "type"):  # a message
-            if isinstance(getattr(v, "tool_call_id", None), str):
-                seen.setdefault(v.tool_call_id, None)
-            for attr in ("tool_calls", "invalid_tool_calls", "additional_kwargs", "content"):
-                walk(getattr(v, attr, None), depth + 1)
-
-    walk(value)
-    return list(seen)
+    """The distinct tool-call ids in `value`, in the order `normalize` numbers them."""
+    n = _Normalizer()
+    n.send_arg(value)
+    return list(n.ids)
 
 
 def remap(value: Any, ids: Mapping[str, str]) -> Any:
-    """`value` with every tool-call id in `ids` replaced by its image (a copy where changed)."""
+    """`value` with every tool-call id in `ids` replaced by its image (a copy where changed).
+
+    Only the places `normalize` reads as tool-call ids change; a domain value that happens to
+    equal an id stays.
+    """
     if not ids:
         return value
 
-    def swap(v: Any, depth: int = 0) -> Any:
-        if depth > 12:
-            return v
-        if isinstance(v, str):
-            return ids.get(v, v)
+    def mapping(
+        d: Mapping[Any, Any], own: tuple[str, ...] = (), message: bool = False, block: bool = False
+    ) -> Any:
+        keys = (*own, *_id_keys(d, message=message, block=block))
+        out = {}
+        for k, v in d.items():
+            kind = _kind(k, v, keys, message)
+            if kind == "id":
+                out[k] = ids.get(v, v)
+            elif kind == "calls":
+                out[k] = [mapping(c, ("id",)) if isinstance(c, Mapping) else swap(c) for c in v]
+            elif kind == "call":
+                out[k] = mapping(v, ("id",))
+            elif kind == "blocks":
+                out[k] = [mapping(b, block=True) if isinstance(b, Mapping) else swap(b) for b in v]
+            else:
+                out[k] = swap(v)
+        return out if out != d else d
+
+    def swap(v: Any) -> Any:
         if isinstance(v, dict):
-            return {
-                k: swap(x, depth + 1) if k in ("id", "tool_call_id") or not isinstance(x, str) else x
-                for k, x in v.items()
-            }
+            return mapping(v)
         if isinstance(v, list):
-            return [swap(x, depth + 1) for x in v]
+            new = [swap(x) for x in v]
+            return new if new != v else v
         if isinstance(v, tuple):
-            return tuple(swap(x, depth + 1) for x in v)
+            return tuple(swap(x) for x in v)
         if isinstance(v, Send):
-            return Send(v.node, swap(v.arg, depth + 1))
+            return Send(v.node, root(v.arg))
+        if _is_message(v):
+            fields = {
+                a: getattr(v, a)
+                for a in ("type", "tool_call_id", *_CALL_LISTS, "additional_kwargs", "content")
+                if hasattr(v, a)
+            }
+            fields["type"] = _CHUNKS.get(type(v).__name__, fields.get("type"))
+            new = mapping(fields, message=True)
+            update = {a: new[a] for a in fields if a != "type" and new[a] is not fields[a]}
+            return v.model_copy(update=update) if update else v
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             return dataclasses.replace(
-                v, **{f.name: swap(getattr(v, f.name), depth + 1) for f in dataclasses.fields(v) if f.init}
+                v, **{f.name: swap(getattr(v, f.name)) for f in dataclasses.fields(v) if f.init}
             )
-        if hasattr(v, "model_copy") and hasattr(v, "type"):  # a message
-            update: dict[str, Any] = {}
-            if isinstance(getattr(v, "tool_call_id", None), str) and v.tool_call_id in ids:
-                update["tool_call_id"] = ids[v.tool_call_id]
-            for attr in (
-                "tool_calls",
-                "invalid_tool_calls",
-                "tool_call_chunks",
-                "additional_kwargs",
-                "content",
-            ):
-                old = getattr(v, attr, None)
-                if isinstance(old, (list, dict)):
-                    new = swap(old, depth + 1)
-                    if new != old:
-                        update[attr] = new
-            return v.model_copy(update=update) if update else v
         return v
 
-    return swap(value)
+    def root(arg: Any) -> Any:  # a node's input or a Send payload, as `normalize` reads it
+        if _is_tool_call(arg):
+            return mapping(arg, ("id",))
+        if isinstance(arg, list) and arg and all(_is_tool_call(c) for c in arg):
+            return [mapping(c, ("id",)) for c in arg]
+        return swap(arg)
+
+    return root(value)
 
 
-def normalize(value: Any, _ids: Mapping[str, str] | None = None) -> Any:
-    """A JSON-able canonical form of `value`.
-
-    Messages are compared without their `id` (which `add_messages` fills with a random uuid)
-    and without what the provider said about the response (`response_metadata`,
-    `usage_metadata`); tool-call ids by position (see the module doc); pydantic models by
-    their fields, dataclasses (`Command` among them) by theirs, `Send` by its node and
-    argument; other objects by `repr`.
+def normalize(value: Any) -> Any:
+    """A JSON-able canonical form of `value`: equal for two values exactly when a node reads
+    them the same (see the module doc). Pydantic models compare by their fields, dataclasses
+    (`Command` among them) by theirs, `Send` by its node and argument; other objects by `repr`.
     """
-    if _ids is None:
-        _ids = {tid: f"tc{i}" for i, tid in enumerate(tool_call_ids(value))}
-    return _normalize(value, _ids)
-
-
-def _normalize(value: Any, ids: Mapping[str, str]) -> Any:
-    if value is None or isinstance(value, bool) or isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return ids.get(value, value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, enum.Enum):
-        return [type(value).__name__, _normalize(value.value, ids)]
-    if isinstance(value, Mapping):
-        return {"__map__": sorted((str(k), _normalize(v, ids)) for k, v in value.items())}
-    if isinstance(value, (list, tuple)):
-        return [_normalize(v, ids) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return {"__set__": sorted(json.dumps(_normalize(v, ids), sort_keys=True) for v in value)}
-    if isinstance(value, Send):
-        return {"__send__": value.node, "arg": _normalize(value.arg, ids)}
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        data = dump()
-        if isinstance(data, dict):
-            for k in _MESSAGE_NOISE if hasattr(value, "type") else ("id",):
-                data.pop(k, None)
-        return {"__model__": type(value).__name__, "v": _normalize(data, ids)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            "__dc__": type(value).__name__,
-            "v": _normalize({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, ids),
-        }
-    return {"__repr__": repr(value)}
+    return _Normalizer().send_arg(value)
 
 
 def default_key(state: Any) -> str:
-    """Stable hash of a node's full input."""
+    """Stable hash of a node's full input, as `normalize` reads it."""
     blob = json.dumps(normalize(state), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -170,8 +298,8 @@ def canonical_update(value: Any) -> Any:
 
 
 def default_match(guess: Any, actual: Any) -> bool:
-    """A guess hits when it equals what the actor returned, as the next nodes read it: message
-    ids, provider response metadata and tool-call id values aside (see `normalize`)."""
+    """A guess hits when it equals what the actor returned as the next nodes read it: the same
+    comparison as the default key (`normalize`), so provider bookkeeping never makes a miss."""
     if guess == actual:
         return True
     try:

@@ -32,6 +32,7 @@ LIB = "langgraph_speculative"
 SUITES = [
     ["tests/test_conformance.py", "-k", "memory or concurrent"],
     [
+        "tests/test_keys.py",
         "tests/test_api.py",
         "tests/test_faults.py",
         "tests/test_agents_graph.py",
@@ -59,6 +60,22 @@ class Mutation:
 
 
 MUTATIONS = [
+    Mutation(
+        "records-read-as-tool-calls",
+        "issue 27: any dict with an id and a name counts as a tool call, its id by position, so "
+        "{'id': 'u-1', 'name': 'Ann'} and {'id': 'u-2', 'name': 'Ann'} share a key",
+        "_keys.py",
+        '    kind = items.get("type") if block else None\n',
+        '    if "id" in items and "name" in items:\n        return ("id",)\n'
+        '    kind = items.get("type") if block else None\n',
+    ),
+    Mutation(
+        "refusal-none-read",
+        "issue 25 item 2: a non-streamed reply's refusal: None makes every built guess miss",
+        "_keys.py",
+        '            if v is not None and not (parsed and k in ("tool_calls", "function_call"))',
+        '            if not (parsed and k in ("tool_calls", "function_call"))',
+    ),
     Mutation(
         "adopt-on-key-mismatch",
         "the main run adopts any early call of the node, whatever input it was made on",

@@ -1,0 +1,169 @@
+"""The default adoption key and match: what they read of a node's input, and what they leave out.
+
+Property: two inputs that differ in anything a node could read (a domain record's id or name, a
+message's content, a tool call's name or arguments, which call a tool message answers) never
+share a key; two inputs that differ only in provider bookkeeping (message ids, response and usage
+metadata, `refusal: None`, the tool-call id strings a provider makes up) always do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langgraph.types import Send
+
+from langgraph_speculative._keys import default_key, default_match, remap, tool_call_ids
+
+# small pools, so that values (domain ids, tool-call ids, message ids) often coincide
+_TEXT = st.sampled_from(["", "a", "b", "Ann", "u-1", "u-2", "c1", "c2", "tc0"])
+_CALL_IDS = [f"c{i}" for i in range(12)] + [f"call_{i}" for i in range(12)]
+_ARGS = st.dictionaries(st.sampled_from(["q", "id", "n"]), st.one_of(_TEXT, st.integers(0, 3)), max_size=2)
+
+
+@st.composite
+def _readable(draw: Any) -> dict[str, Any]:
+    """What a node reads: domain records, and a conversation with tool calls and their answers."""
+    records = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {"id": _TEXT, "name": _TEXT}, optional={"args": _ARGS, "n": st.integers(0, 3)}
+            ),
+            max_size=3,
+        )
+    )
+    turns = []
+    n_calls = 0
+    for _ in range(draw(st.integers(0, 3))):
+        calls = draw(st.lists(st.tuples(st.sampled_from(["get", "put"]), _ARGS), max_size=2))
+        answers = [draw(st.integers(0, n_calls + len(calls) - 1)) for _ in calls] if calls else []
+        n_calls += len(calls)
+        turns.append({"ask": draw(_TEXT), "say": draw(_TEXT), "calls": calls, "answers": answers})
+    return {"records": records, "turns": turns}
+
+
+@st.composite
+def _noise(draw: Any, n: int = 12) -> dict[str, Any]:
+    """Provider bookkeeping: made-up ids, metadata, `refusal: None`."""
+    return {
+        "call_ids": draw(st.permutations(_CALL_IDS))[:n],
+        "msg_ids": draw(st.lists(_TEXT, min_size=2 * n, max_size=2 * n)),
+        "refusal": draw(st.booleans()),
+        "model": draw(st.sampled_from(["big", "small"])),
+    }
+
+
+def _build(r: dict[str, Any], noise: dict[str, Any]) -> dict[str, Any]:
+    messages: list[Any] = []
+    k = 0
+    ids = noise["call_ids"]
+    mid = iter(noise["msg_ids"])
+    for turn in r["turns"]:
+        messages.append(HumanMessage(turn["ask"], id=next(mid)))
+        calls = [
+            {"name": name, "args": dict(args), "id": ids[k + i], "type": "tool_call"}
+            for i, (name, args) in enumerate(turn["calls"])
+        ]
+        messages.append(
+            AIMessage(
+                turn["say"],
+                tool_calls=calls,
+                id=next(mid),
+                additional_kwargs={"refusal": None} if noise["refusal"] else {},
+                response_metadata={"model_name": noise["model"], "finish_reason": "stop"},
+                usage_metadata={"input_tokens": len(ids), "output_tokens": 1, "total_tokens": 1 + len(ids)},
+            )
+        )
+        k += len(calls)
+        for answer in turn["answers"]:
+            messages.append(ToolMessage(f"result {answer}", tool_call_id=ids[answer]))
+    return {"records": [dict(x) for x in r["records"]], "messages": messages}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_readable(), _readable(), _noise(), _noise())
+def test_inputs_that_read_differently_never_share_a_key(
+    a: dict[str, Any], b: dict[str, Any], na: dict[str, Any], nb: dict[str, Any]
+) -> None:
+    same = default_key(_build(a, na)) == default_key(_build(b, nb))
+    assert same == (a == b), (a, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_readable(), _noise(), _noise())
+def test_tool_call_ids_are_positional_and_remap_restores_them(
+    r: dict[str, Any], na: dict[str, Any], nb: dict[str, Any]
+) -> None:
+    early, main = _build(r, na), _build(r, nb)
+    ids_early, ids_main = tool_call_ids(early), tool_call_ids(main)
+    assert len(ids_early) == len(ids_main)
+    mapping = dict(zip(ids_early, ids_main))
+    back = remap(early["messages"], mapping)
+    assert [getattr(m, "tool_call_id", None) for m in back] == [
+        getattr(m, "tool_call_id", None) for m in main["messages"]
+    ]
+    assert [getattr(m, "tool_calls", None) for m in back] == [
+        getattr(m, "tool_calls", None) for m in main["messages"]
+    ]
+
+
+def test_records_shaped_like_tool_calls_keep_their_ids() -> None:
+    """Issue 27: `{"id", "name"}` records are data, not tool calls."""
+    ann1, ann2 = {"user": {"id": "u-1", "name": "Ann"}}, {"user": {"id": "u-2", "name": "Ann"}}
+    assert default_key(ann1) != default_key(ann2)
+    assert default_key({"users": [{"id": "u-1", "name": "Ann"}]}) != default_key(
+        {"users": [{"id": "u-2", "name": "Ann"}]}
+    )
+    call = {"name": "get_user", "args": {"id": "u-1"}, "id": "call_1", "type": "tool_call"}
+    other = {**call, "id": "call_2"}
+    # a ToolCall sent to a tool node, alone or with its context, is a tool call: its id is positional
+    assert default_key(Send("tools", call)) == default_key(Send("tools", other))
+    assert default_key([call]) == default_key([other])  # a tool node's whole input
+    assert tool_call_ids([call]) == ["call_1"]
+    assert remap([call], {"call_1": "call_2"}) == [other]
+    ctx = {"__type": "tool_call_with_context", "tool_call": call, "state": {}}
+    assert default_key(Send("tools", ctx)) == default_key(Send("tools", {**ctx, "tool_call": other}))
+    # but a record holding that shape as data elsewhere keeps it
+    assert default_key({"user": {"id": "call_1", "name": "x", "args": {}}}) != default_key(
+        {"user": {"id": "call_2", "name": "x", "args": {}}}
+    )
+    # strings equal to a tool-call id elsewhere are still read as they are
+    msg = AIMessage("", tool_calls=[call])
+    assert default_key({"m": [msg], "note": "call_1"}) != default_key({"m": [msg], "note": "call_9"})
+
+
+def test_scalars_of_different_types_never_share_a_key() -> None:
+    assert default_key(1.5) != default_key("1.5")
+    assert default_key({1: "a"}) != default_key({"1": "a"})
+    assert default_key(True) != default_key(1)
+    assert default_key(1) != default_key(1.0)
+
+
+def test_a_model_reply_matches_as_the_next_nodes_read_it() -> None:
+    """Item 2 of issue 25: a non-streamed reply (`refusal: None`, ids, metadata), a streamed one
+    (merged chunks) and a guess built by hand compare equal; a different argument does not."""
+    guess = AIMessage(
+        "", tool_calls=[{"name": "get", "args": {"q": "a"}, "id": "speculative-0", "type": "tool_call"}]
+    )
+    plain = AIMessage(
+        "",
+        tool_calls=[{"name": "get", "args": {"q": "a"}, "id": "call_Xy", "type": "tool_call"}],
+        additional_kwargs={"refusal": None},
+        response_metadata={"model_name": "big", "finish_reason": "tool_calls"},
+        usage_metadata={"input_tokens": 5, "output_tokens": 3, "total_tokens": 8},
+        id="chatcmpl-1",
+    )
+    streamed = AIMessageChunk(
+        "", tool_call_chunks=[{"name": "get", "args": '{"q":', "id": "call_Z", "index": 0}]
+    ) + (AIMessageChunk("", tool_call_chunks=[{"name": None, "args": ' "a"}', "id": None, "index": 0}]))
+    for actual in (plain, streamed):
+        assert default_match({"messages": [guess]}, {"messages": [actual]})
+        assert default_key({"messages": [guess]}) == default_key({"messages": [actual]})
+    wrong = guess.model_copy(update={"tool_calls": [{**guess.tool_calls[0], "args": {"q": "b"}}]})
+    assert not default_match({"messages": [wrong]}, {"messages": [plain]})
+    said = guess.model_copy(update={"content": "Let me look."})
+    assert not default_match({"messages": [said]}, {"messages": [plain]})
+    refused = plain.model_copy(update={"additional_kwargs": {"refusal": "I can't."}})
+    assert not default_match({"messages": [guess]}, {"messages": [refused]})
