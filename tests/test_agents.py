@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
-from langchain.agents import create_agent
+from langchain.agents import AgentState, create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import InjectedToolCallId, ToolException, tool
-from langgraph.prebuilt import InjectedState, InjectedStore
+from langgraph.prebuilt import InjectedState, InjectedStore, ToolRuntime
 from langgraph.store.memory import InMemoryStore
 
 from langgraph_speculative import Guess, SpeculationPolicy
@@ -446,29 +446,112 @@ def test_create_agent_refuses_unknown_read_only_tools() -> None:
         )
 
 
-@pytest.mark.parametrize("marker", ["state", "tool_call_id"])
-def test_a_read_only_tool_with_injected_state_is_refused_at_first_use(marker: str) -> None:
-    if marker == "state":
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_read_only_tool_given_state_or_runtime_gets_the_state_of_the_real_call(mode: str) -> None:
+    """Injected state and `ToolRuntime` are given to an early call as the tool node gives them:
+    the state at the model call (the real call's, less the reply), the run's context; what it
+    writes to its stream writer reaches the custom stream when it is served."""
+    seen: list[Any] = []
 
-        @tool
-        def peek(x: str, state: Annotated[dict, InjectedState]) -> str:
-            """Reads the state."""
-            return "s"
+    @tool
+    def peek(x: str, topic: Annotated[str, InjectedState("topic")]) -> str:
+        """Reads a state field."""
+        time.sleep(0.05)
+        return f"{x}:{topic}"
 
-    else:
+    @tool
+    def count(x: str, runtime: ToolRuntime) -> str:
+        """Reads the state through its runtime."""
+        time.sleep(0.05)
+        seen.append(runtime.tool_call_id)
+        runtime.stream_writer({"counted": x})
+        return f"{x}:{len(runtime.state['messages'])}:{runtime.state['topic']}"
 
-        @tool
-        def peek(x: str, call_id: Annotated[str, InjectedToolCallId]) -> str:  # type: ignore[no-redef]
-            """Reads its call id."""
-            return "s"
+    @tool
+    def label(x: str, runtime: ToolRuntime) -> str:
+        """Reads a state field through its runtime, and streams."""
+        time.sleep(0.05)
+        runtime.stream_writer({"labelled": x})
+        return f"{x}:{runtime.state['topic']}:{runtime.context}"
 
-    agent = create_agent(
-        scripted([[("peek", {"x": "1"})]]),
-        [peek],
-        middleware=[SpeculativeToolCalls(oracle, read_only={"peek"})],
-    )
-    with pytest.raises(ValueError, match="read-only tool 'peek' takes .* Remove 'peek' from"):
-        agent.invoke(ask())
+    class State(AgentState):  # type: ignore[type-arg]
+        topic: str
+
+    calls = [("peek", {"x": "a"}), ("count", {"x": "b"}), ("label", {"x": "c"})]
+    script: list[Any] = [calls, "ok"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": n, "args": a} for n, a in calls] if len(state["messages"]) == 1 else []
+
+    def build(mw: Any) -> Any:
+        return create_agent(
+            scripted(script, delay=0.15, ids="seeded"),
+            [peek, count, label],
+            middleware=mw,
+            state_schema=State,
+            context_schema=str,
+        )
+
+    mw = SpeculativeToolCalls(guess, read_only={"peek", "count", "label"}, policy=SpeculationPolicy(k=3))
+    inputs = {**ask(), "topic": "shoes"}
+
+    async def go(agent: Any) -> tuple[Any, list[Any]]:
+        custom: list[Any] = []
+        final: Any = None
+        async for mode_, chunk in agent.astream(inputs, stream_mode=["custom", "values"], context="ctx"):
+            if mode_ == "custom" and ("counted" in chunk or "labelled" in chunk):
+                custom.append(chunk)
+            elif mode_ == "values":
+                final = chunk
+        return final, custom
+
+    def go_sync(agent: Any) -> tuple[Any, list[Any]]:
+        custom: list[Any] = []
+        final: Any = None
+        for mode_, chunk in agent.stream(inputs, stream_mode=["custom", "values"], context="ctx"):
+            if mode_ == "custom" and ("counted" in chunk or "labelled" in chunk):
+                custom.append(chunk)
+            elif mode_ == "values":
+                final = chunk
+        return final, custom
+
+    run = (lambda a: asyncio.run(go(a))) if mode == "async" else go_sync
+    out, custom = run(build([mw]))
+    early = list(seen)
+    ref, ref_custom = run(build([]))
+    assert same(out, ref)
+    results = [m.content for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert results == ["a:shoes", "b:2:shoes", "c:shoes:ctx"]  # count sees the model's reply too
+    assert mw.report.adopted == 2  # peek and label, given the state at the model call, are served
+    assert [e["call"]["name"] for e in mw.report.events if e.get("reason") == "read_messages"] == ["count"]
+    assert len(early) == 2 and early[0].startswith("speculative-")  # count ran early, then for real
+    # label's early write is streamed when it is served; count's early write never is
+    expected = ["{'counted': 'b'}", "{'labelled': 'c'}"]
+    assert sorted(map(str, custom)) == sorted(map(str, ref_custom)) == expected
+
+
+def test_a_prefetch_whose_result_shows_its_call_id_is_not_served() -> None:
+    calls: list[str] = []
+
+    @tool
+    def echo(x: str, call_id: Annotated[str, InjectedToolCallId]) -> str:
+        """Answers with its own call id."""
+        calls.append(call_id)
+        time.sleep(0.05)
+        return f"{x} from {call_id}"
+
+    script: list[Any] = [[("echo", {"x": "1"})], "ok"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "echo", "args": {"x": "1"}}] if len(state["messages"]) == 1 else []
+
+    mw = SpeculativeToolCalls(guess, read_only={"echo"})
+    out = create_agent(scripted(script, delay=0.15), [echo], middleware=[mw]).invoke(ask())
+    message = next(m for m in out["messages"] if isinstance(m, ToolMessage))
+    assert message.content == f"1 from {message.tool_call_id}"
+    assert len(calls) == 2 and calls[0].startswith("speculative-")
+    assert mw.report.adopted == 0
+    assert any(e.get("reason") == "not_served:shows_call_id" for e in mw.report.events)
 
 
 def test_outside_create_agent_it_warns_that_gates_were_not_checked() -> None:
