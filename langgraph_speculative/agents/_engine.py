@@ -47,7 +47,7 @@ from ._runs import (
     same_state,
 )
 
-__all__ = ("Engine", "copy_state", "reply_calls", "tool_config", "wants_request")
+__all__ = ("Engine", "copy_state", "reply_calls", "same_tool", "tool_config", "wants_request")
 
 _MAX_OPEN_RUNS = 256
 
@@ -361,7 +361,7 @@ class Engine:
         if p is None or p.state != "kept":  # none, or dropped since (the run failed)
             return None
         reason = None
-        if p.tool is not request.tool:
+        if not same_tool(p.tool, request.tool):
             reason = "tool_changed"
         else:
             reply = reply_of(request.state, call_id)
@@ -408,6 +408,23 @@ class Engine:
             runs = list(self._runs.values())
         for run in runs:
             self.close_run(run, "closed")
+
+
+def same_tool(early: Any, real: Any) -> bool:
+    """Whether the tool step runs the tool a prefetch ran: the same object, or a copy that
+    differs in its description only (a middleware may reword a tool for the model, as
+    deepagents does with `grep`)."""
+    if early is real:
+        return True
+    if type(early) is not type(real) or not isinstance(early, BaseTool):
+        return False
+    for name in type(early).model_fields:
+        if name == "description":
+            continue
+        a, b = getattr(early, name, None), getattr(real, name, None)
+        if a is not b and a != b:
+            return False
+    return True
 
 
 def _twins(speculator: Any) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
