@@ -27,6 +27,9 @@ ORDERS = {
     "A1": {"order_id": "A1", "user_id": "ann_1", "status": "delivered", "total": 30},
     "B2": {"order_id": "B2", "user_id": "bob_2", "status": "delivered", "total": 12},
 }
+for _i in range(3, 40):  # more customers, one order each (the benchmark's conversations)
+    USERS[f"user{_i}@example.com"] = f"user_{_i}"
+    ORDERS[f"O{_i}"] = {"order_id": f"O{_i}", "user_id": f"user_{_i}", "status": "delivered", "total": 10 + _i}
 
 
 def serve(port: int, latency: float) -> None:

@@ -190,48 +190,7 @@ def test_without_read_only_and_without_declarations_it_warns_and_runs_nothing_ea
 
 deepagents = pytest.importorskip("deepagents")
 
-from deepagents.backends import StateBackend  # noqa: E402
-from langgraph.config import get_config  # noqa: E402
-
-
-class SlowState(StateBackend):
-    """deepagents' state backend (the agent's files live in its `files` state) with a disk's
-    latency, recording every read and write and whether it ran early (in a prefetch)."""
-
-    def __init__(self, latency: float = LATENCY) -> None:
-        super().__init__()
-        self.latency = latency
-        self.log: list[tuple[str, bool]] = []
-
-    def _note(self, op: str) -> None:
-        early = bool((get_config().get("metadata") or {}).get("speculative"))
-        self.log.append((op, early))
-        time.sleep(self.latency)
-
-    def read(self, file_path: str, offset: int = 0, limit: int = 2000) -> Any:
-        self._note("read")
-        return super().read(file_path, offset, limit)
-
-    def ls(self, path: str) -> Any:
-        self._note("ls")
-        return super().ls(path)
-
-    def grep(self, *a: Any, **k: Any) -> Any:
-        self._note("grep")
-        return super().grep(*a, **k)
-
-    def glob(self, pattern: str, path: str | None = None) -> Any:
-        self._note("glob")
-        return super().glob(pattern, path)
-
-    def write(self, *a: Any, **k: Any) -> Any:
-        self._note("write")
-        return super().write(*a, **k)
-
-    def edit(self, *a: Any, **k: Any) -> Any:
-        self._note("edit")
-        return super().edit(*a, **k)
-
+from .stacks_fakes import SlowState  # noqa: E402
 
 FILES = {
     "/notes.txt": {
