@@ -29,7 +29,12 @@ ORDERS = {
 }
 for _i in range(3, 40):  # more customers, one order each (the benchmark's conversations)
     USERS[f"user{_i}@example.com"] = f"user_{_i}"
-    ORDERS[f"O{_i}"] = {"order_id": f"O{_i}", "user_id": f"user_{_i}", "status": "delivered", "total": 10 + _i}
+    ORDERS[f"O{_i}"] = {
+        "order_id": f"O{_i}",
+        "user_id": f"user_{_i}",
+        "status": "delivered",
+        "total": 10 + _i,
+    }
 
 
 def serve(port: int, latency: float) -> None:

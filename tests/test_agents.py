@@ -530,6 +530,39 @@ def test_a_read_only_tool_given_state_or_runtime_gets_the_state_of_the_real_call
     assert sorted(map(str, custom)) == sorted(map(str, ref_custom)) == expected
 
 
+def test_a_prefetch_given_a_state_that_changed_before_the_tool_step_is_not_served() -> None:
+    """A middleware's after_model hook changes the field a read-only tool reads: the early call
+    saw the old value, so the tool step runs the tool on the new one."""
+    from langchain.agents.middleware import AgentMiddleware
+
+    @tool
+    def peek(x: str, topic: Annotated[str, InjectedState("topic")]) -> str:
+        """Reads a state field."""
+        time.sleep(0.05)
+        return f"{x}:{topic}"
+
+    class State(AgentState):  # type: ignore[type-arg]
+        topic: str
+
+    class Retopic(AgentMiddleware):  # type: ignore[type-arg]
+        state_schema = State
+
+        def after_model(self, state: Any, runtime: Any) -> dict[str, Any]:
+            return {"topic": "hats"}
+
+    script: list[Any] = [[("peek", {"x": "a"})], "ok"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "peek", "args": {"x": "a"}}] if len(state["messages"]) == 1 else []
+
+    mw = SpeculativeToolCalls(guess, read_only={"peek"})
+    inputs = {**ask(), "topic": "shoes"}
+    out = create_agent(scripted(script, delay=0.15), [peek], middleware=[Retopic(), mw]).invoke(inputs)
+    assert next(m for m in out["messages"] if isinstance(m, ToolMessage)).content == "a:hats"
+    assert mw.report.adopted == 0
+    assert any(e.get("reason") == "state_changed" for e in mw.report.events)
+
+
 def test_a_prefetch_whose_result_shows_its_call_id_is_not_served() -> None:
     calls: list[str] = []
 

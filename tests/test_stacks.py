@@ -285,3 +285,27 @@ def test_deep_agent_tools_declare_nothing_so_read_only_must_be_named() -> None:
     assert any('read_only={"read_file", "ls", "glob", "grep"}' in str(w.message) for w in caught)
     agent.invoke({"messages": [HumanMessage("go")], "files": FILES})
     assert launched(mw) == []
+
+
+def test_deep_agent_write_named_read_only_by_mistake_is_never_served() -> None:
+    """A tool that writes the agent's state, named in read_only by mistake: its early call's
+    write never reaches the state (it fails there), so it is not served and the tool step runs
+    it; the files are the plain run's."""
+    calls = [("write_file", {"file_path": "/w.txt", "content": "once"})]
+    script: list[Any] = [[c] for c in calls] + ["ok"]
+    from deepagents import create_deep_agent
+
+    def build(mw: list[Any], backend: SlowState) -> Any:
+        return create_deep_agent(
+            model=scripted(script, delay=0.15, ids="seeded"), middleware=mw, backend=backend
+        )
+
+    inputs = {"messages": [HumanMessage("write")], "files": FILES}
+    backend = SlowState(0.05)
+    mw = SpeculativeToolCalls(scripted_by_turn(calls), read_only={"write_file"})
+    out = build([mw], backend).invoke(inputs)
+    ref = build([], SlowState(0.05)).invoke(inputs)
+    assert transcript(out["messages"], canonical_ids=True) == transcript(ref["messages"], canonical_ids=True)
+    assert contents(out["files"]) == contents(ref["files"]) and out["files"]["/w.txt"]["content"] == "once"
+    assert launched(mw) == ["write_file"] and mw.report.adopted == 0
+    assert backend.log.count(("write", False)) == 1  # the tool step's
