@@ -55,6 +55,24 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
     speculator with an `observe(state, key=...)` (or `aobserve`) method is shown
     every finished run, to learn from (`ToolPatternSpeculator` does).
 
+    `read_only` names the tools that may run early (names or the tools themselves).
+    Without it, the tools decide: a tool is read-only iff it declares so in its
+    metadata, `tool.metadata["readOnlyHint"] is True` (MCP servers declare it in
+    their tools' `ToolAnnotations`, which `langchain-mcp-adapters` copies there;
+    any LangChain tool may declare it the same way); an explicit `read_only`
+    replaces the declarations. (deepagents' file tools declare nothing: pass
+    `read_only={"read_file", "ls", "glob", "grep"}`.)
+
+    An early call gets what the agent's tool node would inject into the real one:
+    the store, the agent's state (a copy taken at the model call), a `ToolRuntime`
+    with that state, the run's context and store and a stream writer whose chunks
+    are written to the real call's when it is served; tools that read the state
+    through LangGraph's config (deepagents' `StateBackend`) read that copy. Its
+    call id is a placeholder. A result that read the messages (the real call
+    would have seen the model's reply too), whose state changed before the tool
+    step, that shows the placeholder id, or that wrote to the state, is not
+    served: the tool step runs the call.
+
     Safety: a tool not in `read_only` never runs early, and `create_agent`
     refuses this middleware when a read-only tool is gated by
     `HumanInTheLoopMiddleware`, when the agent pauses between the model and
