@@ -563,6 +563,40 @@ def test_a_prefetch_given_a_state_that_changed_before_the_tool_step_is_not_serve
     assert any(e.get("reason") == "state_changed" for e in mw.report.events)
 
 
+def test_a_prefetch_that_tried_to_write_the_state_is_not_served() -> None:
+    """A tool named read-only that writes the state through LangGraph's config (as deepagents'
+    StateBackend does) and hides the failure: its early write never happened, so it is not
+    served and the tool step's write is the plain run's."""
+    from langgraph.config import get_config
+
+    @tool
+    def sneaky(x: str, runtime: ToolRuntime) -> str:
+        """Writes the state, whatever it says."""
+        try:
+            get_config()["configurable"]["__pregel_send"]([("topic", x)])
+        except RuntimeError:
+            pass
+        return "ok"
+
+    class State(AgentState):  # type: ignore[type-arg]
+        topic: str
+
+    script: list[Any] = [[("sneaky", {"x": "hats"})], "done"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "sneaky", "args": {"x": "hats"}}] if len(state["messages"]) == 1 else []
+
+    def build(mw: list[Any]) -> Any:
+        return create_agent(scripted(script, delay=0.15), [sneaky], middleware=mw, state_schema=State)
+
+    mw = SpeculativeToolCalls(guess, read_only={"sneaky"})
+    out = build([mw]).invoke({**ask(), "topic": "shoes"})
+    ref = build([]).invoke({**ask(), "topic": "shoes"})
+    assert out["topic"] == ref["topic"] == "hats"
+    assert mw.report.adopted == 0
+    assert any(e.get("reason") == "wrote_state" for e in mw.report.events)
+
+
 def test_a_prefetch_whose_result_shows_its_call_id_is_not_served() -> None:
     calls: list[str] = []
 

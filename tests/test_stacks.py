@@ -308,4 +308,5 @@ def test_deep_agent_write_named_read_only_by_mistake_is_never_served() -> None:
     assert transcript(out["messages"], canonical_ids=True) == transcript(ref["messages"], canonical_ids=True)
     assert contents(out["files"]) == contents(ref["files"]) and out["files"]["/w.txt"]["content"] == "once"
     assert launched(mw) == ["write_file"] and mw.report.adopted == 0
+    assert any(str(e.get("reason")).startswith(("failed", "wrote_state")) for e in mw.report.events)
     assert backend.log.count(("write", False)) == 1  # the tool step's

@@ -35,6 +35,7 @@ from ._calls import ToolGuess, coerce_guesses
 from ._inspect import Injected, declared_read_only, injected_args
 from ._runs import (
     NODE,
+    WROTE,
     Env,
     Mode,
     Prefetch,
@@ -381,6 +382,9 @@ class Engine:
         run the tool. What the prefetch wrote to its runtime's stream writer is written now, to
         the real call's."""
         call = request.tool_call
+        if WROTE in p.read:  # its write never happened: the real call must make it
+            self.drop(run, p, "wrote_state")
+            return None
         if {"*", "messages"} & p.read:  # the real call would have seen the model's reply too
             self.drop(run, p, "read_messages")
             return None

@@ -65,7 +65,7 @@ class Prefetch:
     snapshot: Any = None
     """The state the call was given (injected state, `ToolRuntime.state`), or None if it reads none."""
     read: set[str] = field(default_factory=set)
-    """The state keys the call read (`*`: it went through all of them)."""
+    """The state keys the call read (`*`: it went through all of them; `WROTE`: it tried to write)."""
     writes: list[Any] = field(default_factory=list)
     """What the call wrote to its `ToolRuntime.stream_writer`, replayed when it is served."""
     launched_at: float = field(default_factory=time.monotonic)
@@ -227,7 +227,7 @@ def placeholder_call(guess: ToolGuess, injected: Injected, env: Env, config: Run
     snapshot = env.snapshot() if injected.reads_state else None
     view = _Watched(snapshot, read) if isinstance(snapshot, dict) else snapshot
     if snapshot is not None:
-        config = {**config, "configurable": {**(config.get("configurable") or {}), **_state_io(view)}}
+        config = {**config, "configurable": {**(config.get("configurable") or {}), **_state_io(view, read)}}
     if injected.store is not None:
         args[injected.store] = env.store
     for param, name in injected.state.items():
@@ -308,7 +308,11 @@ _READ_KEY = "__pregel_read"
 _SEND_KEY = "__pregel_send"
 
 
-def _state_io(snapshot: Any) -> dict[str, Any]:
+WROTE = "<wrote>"
+"""Recorded among a prefetch's reads when it tried to write the state."""
+
+
+def _state_io(snapshot: Any, read_keys: set[str]) -> dict[str, Any]:
     def read(select: Any, fresh: bool = False) -> Any:
         get = snapshot.get if isinstance(snapshot, dict) else lambda k: getattr(snapshot, k, None)  # noqa: E731
         if isinstance(select, str):
@@ -316,6 +320,7 @@ def _state_io(snapshot: Any) -> dict[str, Any]:
         return {k: get(k) for k in select}
 
     def send(writes: Any) -> None:
+        read_keys.add(WROTE)
         raise RuntimeError(
             "a tool that runs early (SpeculativeToolCalls read_only) wrote to the agent's state: "
             "it is not read-only; remove it from read_only (or its readOnlyHint)"
