@@ -310,3 +310,31 @@ def test_deep_agent_write_named_read_only_by_mistake_is_never_served() -> None:
     assert launched(mw) == ["write_file"] and mw.report.adopted == 0
     assert any(str(e.get("reason")).startswith(("failed", "wrote_state")) for e in mw.report.events)
     assert backend.log.count(("write", False)) == 1  # the tool step's
+
+
+def test_graph_level_mcp_agent_without_read_only_tools_uses_the_declarations(shop: McpShop) -> None:
+    """`speculate(create_agent(...), {"model": ...})` with no `read_only_tools`: branches run the
+    tools the server declares read-only, never the refund."""
+    from langgraph_speculative import speculate
+    from langgraph_speculative.agents import model_call_speculator
+
+    async def main() -> None:
+        tools = await mcp_tools(shop)
+        ask = {"messages": [HumanMessage("Refund my order A1, I am ann@example.com")]}
+        script: list[Any] = [[c] for c in REFUND] + ["Refunded."]
+        before = shop.calls()
+        plain = await create_agent(scripted(script, delay=LATENCY, ids="seeded"), tools).ainvoke(ask)
+        middle = shop.calls()
+        graph = speculate(
+            create_agent(scripted(script, delay=LATENCY, ids="seeded"), tools),
+            {"model": model_call_speculator(scripted_by_turn(REFUND))},
+        )
+        out = await graph.ainvoke(ask)
+        after = shop.calls()
+        assert plain_transcript(out["messages"]) == plain_transcript(plain["messages"])
+        assert after["issue_refund"] - middle["issue_refund"] == middle["issue_refund"] - before.get(
+            "issue_refund", 0
+        )
+        assert graph.last_report is not None and graph.last_report.node("tools").adopted == 2
+
+    asyncio.run(main())
