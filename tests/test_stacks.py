@@ -17,12 +17,13 @@ import asyncio
 import time
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.tools import StructuredTool
+from langchain_core.tools import InjectedToolCallId, StructuredTool, tool
+from langgraph.prebuilt import InjectedState, InjectedStore, ToolRuntime
 
 from langgraph_speculative import SpeculationPolicy
 from langgraph_speculative.agents import SpeculativeToolCalls
@@ -142,6 +143,63 @@ def test_an_explicit_read_only_replaces_the_declarations(shop: McpShop) -> None:
         )
 
     asyncio.run(main())
+
+
+def _injection_forms() -> list[Any]:
+    @tool
+    def whole(x: str, state: Annotated[dict, InjectedState]) -> str:
+        """whole state"""
+        return x
+
+    @tool
+    def one_field(x: str, topic: Annotated[str, InjectedState("topic")]) -> str:
+        """a field"""
+        return x
+
+    @tool
+    def store(x: str, s: Annotated[Any, InjectedStore()]) -> str:
+        """the store"""
+        return x
+
+    @tool
+    def rt(x: str, runtime: ToolRuntime) -> str:
+        """the runtime"""
+        return x
+
+    @tool
+    def rt_other_name(x: str, env: ToolRuntime[None, dict]) -> str:
+        """the runtime, another name"""
+        return x
+
+    @tool
+    def rt_optional(x: str, rt: Optional[ToolRuntime] = None) -> str:  # noqa: UP045
+        """an optional runtime"""
+        return x
+
+    @tool
+    def call_id(x: str, cid: Annotated[str, InjectedToolCallId]) -> str:
+        """its call id"""
+        return x
+
+    @tool
+    def plain(x: str) -> str:
+        """nothing injected"""
+        return x
+
+    return [whole, one_field, store, rt, rt_other_name, rt_optional, call_id, plain]
+
+
+@pytest.mark.parametrize("tool", _injection_forms(), ids=lambda t: t.name)
+def test_injected_args_are_found_as_the_tool_node_finds_them(tool: Any) -> None:
+    from langgraph.prebuilt import tool_node
+
+    oracle = getattr(tool_node, "_get_all_injected_args", None)
+    if oracle is None:  # pragma: no cover - LangGraph moved it: the test below still checks ours
+        pytest.skip("langgraph.prebuilt.tool_node._get_all_injected_args is gone")
+    theirs = oracle(tool)
+    mine = injected_args(tool)
+    assert (mine.state, mine.store, mine.runtime) == (theirs.state, theirs.store, theirs.runtime)
+    assert mine.call_id == (tool.name == "call_id")
 
 
 # ---------------------------------------------------------------------- readOnlyHint on any tool
