@@ -249,6 +249,8 @@ class Engine:
     ) -> None:
         """Start a prefetch per guess (in the turn's mode), unless the model has replied."""
         run = turn.run
+        if any(g.name in tools and tools[g.name][1].reads_state for g in guesses):
+            env.snapshot()  # the copy of the state, taken before the run's lock is held
         with run.lock:
             if turn.closed:  # the model replied first: settle said "speculator_late"
                 return
