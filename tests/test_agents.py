@@ -460,7 +460,7 @@ def test_a_read_only_tool_given_state_or_runtime_gets_the_state_of_the_real_call
         return f"{x}:{topic}"
 
     @tool
-    def count(x: str, runtime: ToolRuntime) -> str:
+    def count(x: str, runtime: ToolRuntime[str, Any]) -> str:
         """Reads the state through its runtime."""
         time.sleep(0.05)
         seen.append(runtime.tool_call_id)
@@ -468,7 +468,7 @@ def test_a_read_only_tool_given_state_or_runtime_gets_the_state_of_the_real_call
         return f"{x}:{len(runtime.state['messages'])}:{runtime.state['topic']}"
 
     @tool
-    def label(x: str, runtime: ToolRuntime) -> str:
+    def label(x: str, runtime: ToolRuntime[str, Any]) -> str:
         """Reads a state field through its runtime, and streams."""
         time.sleep(0.05)
         runtime.stream_writer({"labelled": x})
