@@ -110,6 +110,13 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         else:
             binding = Binding(name=name, action=runnable)
         tools = _tool_names(binding.action)
+        mine = read_only
+        if tools is not None and mine is None:  # not given: the tools that declare readOnlyHint (MCP's)
+            mine = frozenset(
+                n
+                for n, t in getattr(binding.action, "tools_by_name", {}).items()
+                if isinstance(getattr(t, "metadata", None), dict) and t.metadata.get("readOnlyHint") is True
+            )
         binding = replace(
             binding,
             key_fn=keys.get(name, binding.key_fn),
@@ -119,7 +126,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
             inline=inline,
             read_only_tools=None
             if tools is None
-            else frozenset(read_only or ()) & frozenset(tools) - _asking_tools(binding.action),
+            else frozenset(mine or ()) & frozenset(tools) - _asking_tools(binding.action),
         )
         bindings[name] = binding
     return bindings

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
-from langchain.agents import create_agent
+from langchain.agents import AgentState, create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import InjectedToolCallId, ToolException, tool
-from langgraph.prebuilt import InjectedState, InjectedStore
+from langgraph.prebuilt import InjectedState, InjectedStore, ToolRuntime
 from langgraph.store.memory import InMemoryStore
 
 from langgraph_speculative import Guess, SpeculationPolicy
@@ -446,29 +446,179 @@ def test_create_agent_refuses_unknown_read_only_tools() -> None:
         )
 
 
-@pytest.mark.parametrize("marker", ["state", "tool_call_id"])
-def test_a_read_only_tool_with_injected_state_is_refused_at_first_use(marker: str) -> None:
-    if marker == "state":
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_read_only_tool_given_state_or_runtime_gets_the_state_of_the_real_call(mode: str) -> None:
+    """Injected state and `ToolRuntime` are given to an early call as the tool node gives them:
+    the state at the model call (the real call's, less the reply), the run's context; what it
+    writes to its stream writer reaches the custom stream when it is served."""
+    seen: list[Any] = []
 
-        @tool
-        def peek(x: str, state: Annotated[dict, InjectedState]) -> str:
-            """Reads the state."""
-            return "s"
+    @tool
+    def peek(x: str, topic: Annotated[str, InjectedState("topic")]) -> str:
+        """Reads a state field."""
+        time.sleep(0.05)
+        return f"{x}:{topic}"
 
-    else:
+    @tool
+    def count(x: str, runtime: ToolRuntime[str, Any]) -> str:
+        """Reads the state through its runtime."""
+        time.sleep(0.05)
+        seen.append(runtime.tool_call_id)
+        runtime.stream_writer({"counted": x})
+        return f"{x}:{len(runtime.state['messages'])}:{runtime.state['topic']}"
 
-        @tool
-        def peek(x: str, call_id: Annotated[str, InjectedToolCallId]) -> str:  # type: ignore[no-redef]
-            """Reads its call id."""
-            return "s"
+    @tool
+    def label(x: str, runtime: ToolRuntime[str, Any]) -> str:
+        """Reads a state field through its runtime, and streams."""
+        time.sleep(0.05)
+        runtime.stream_writer({"labelled": x})
+        return f"{x}:{runtime.state['topic']}:{runtime.context}"
 
-    agent = create_agent(
-        scripted([[("peek", {"x": "1"})]]),
-        [peek],
-        middleware=[SpeculativeToolCalls(oracle, read_only={"peek"})],
-    )
-    with pytest.raises(ValueError, match="read-only tool 'peek' takes .* Remove 'peek' from"):
-        agent.invoke(ask())
+    class State(AgentState):  # type: ignore[type-arg]
+        topic: str
+
+    calls = [("peek", {"x": "a"}), ("count", {"x": "b"}), ("label", {"x": "c"})]
+    script: list[Any] = [calls, "ok"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": n, "args": a} for n, a in calls] if len(state["messages"]) == 1 else []
+
+    def build(mw: Any) -> Any:
+        return create_agent(
+            scripted(script, delay=0.15, ids="seeded"),
+            [peek, count, label],
+            middleware=mw,
+            state_schema=State,
+            context_schema=str,
+        )
+
+    mw = SpeculativeToolCalls(guess, read_only={"peek", "count", "label"}, policy=SpeculationPolicy(k=3))
+    inputs = {**ask(), "topic": "shoes"}
+
+    async def go(agent: Any) -> tuple[Any, list[Any]]:
+        custom: list[Any] = []
+        final: Any = None
+        async for mode_, chunk in agent.astream(inputs, stream_mode=["custom", "values"], context="ctx"):
+            if mode_ == "custom" and ("counted" in chunk or "labelled" in chunk):
+                custom.append(chunk)
+            elif mode_ == "values":
+                final = chunk
+        return final, custom
+
+    def go_sync(agent: Any) -> tuple[Any, list[Any]]:
+        custom: list[Any] = []
+        final: Any = None
+        for mode_, chunk in agent.stream(inputs, stream_mode=["custom", "values"], context="ctx"):
+            if mode_ == "custom" and ("counted" in chunk or "labelled" in chunk):
+                custom.append(chunk)
+            elif mode_ == "values":
+                final = chunk
+        return final, custom
+
+    run = (lambda a: asyncio.run(go(a))) if mode == "async" else go_sync
+    out, custom = run(build([mw]))
+    early = list(seen)
+    ref, ref_custom = run(build([]))
+    assert same(out, ref)
+    results = [m.content for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert results == ["a:shoes", "b:2:shoes", "c:shoes:ctx"]  # count sees the model's reply too
+    assert mw.report.adopted == 2  # peek and label, given the state at the model call, are served
+    assert [e["call"]["name"] for e in mw.report.events if e.get("reason") == "read_messages"] == ["count"]
+    assert len(early) == 2 and early[0].startswith("speculative-")  # count ran early, then for real
+    # label's early write is streamed when it is served; count's early write never is
+    expected = ["{'counted': 'b'}", "{'labelled': 'c'}"]
+    assert sorted(map(str, custom)) == sorted(map(str, ref_custom)) == expected
+
+
+def test_a_prefetch_given_a_state_that_changed_before_the_tool_step_is_not_served() -> None:
+    """A middleware's after_model hook changes the field a read-only tool reads: the early call
+    saw the old value, so the tool step runs the tool on the new one."""
+    from langchain.agents.middleware import AgentMiddleware
+
+    @tool
+    def peek(x: str, topic: Annotated[str, InjectedState("topic")]) -> str:
+        """Reads a state field."""
+        time.sleep(0.05)
+        return f"{x}:{topic}"
+
+    class State(AgentState):  # type: ignore[type-arg]
+        topic: str
+
+    class Retopic(AgentMiddleware):  # type: ignore[type-arg]
+        state_schema = State
+
+        def after_model(self, state: Any, runtime: Any) -> dict[str, Any]:
+            return {"topic": "hats"}
+
+    script: list[Any] = [[("peek", {"x": "a"})], "ok"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "peek", "args": {"x": "a"}}] if len(state["messages"]) == 1 else []
+
+    mw = SpeculativeToolCalls(guess, read_only={"peek"})
+    inputs = {**ask(), "topic": "shoes"}
+    out = create_agent(scripted(script, delay=0.15), [peek], middleware=[Retopic(), mw]).invoke(inputs)
+    assert next(m for m in out["messages"] if isinstance(m, ToolMessage)).content == "a:hats"
+    assert mw.report.adopted == 0
+    assert any(e.get("reason") == "state_changed" for e in mw.report.events)
+
+
+def test_a_prefetch_that_tried_to_write_the_state_is_not_served() -> None:
+    """A tool named read-only that writes the state through LangGraph's config (as deepagents'
+    StateBackend does) and hides the failure: its early write never happened, so it is not
+    served and the tool step's write is the plain run's."""
+    from langgraph.config import get_config
+
+    @tool
+    def sneaky(x: str, runtime: ToolRuntime) -> str:
+        """Writes the state, whatever it says."""
+        try:
+            get_config()["configurable"]["__pregel_send"]([("topic", x)])
+        except RuntimeError:
+            pass
+        return "ok"
+
+    class State(AgentState):  # type: ignore[type-arg]
+        topic: str
+
+    script: list[Any] = [[("sneaky", {"x": "hats"})], "done"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "sneaky", "args": {"x": "hats"}}] if len(state["messages"]) == 1 else []
+
+    def build(mw: list[Any]) -> Any:
+        return create_agent(scripted(script, delay=0.15), [sneaky], middleware=mw, state_schema=State)
+
+    mw = SpeculativeToolCalls(guess, read_only={"sneaky"})
+    out = build([mw]).invoke({**ask(), "topic": "shoes"})
+    ref = build([]).invoke({**ask(), "topic": "shoes"})
+    assert out["topic"] == ref["topic"] == "hats"
+    assert mw.report.adopted == 0
+    assert any(e.get("reason") == "wrote_state" for e in mw.report.events)
+
+
+def test_a_prefetch_whose_result_shows_its_call_id_is_not_served() -> None:
+    calls: list[str] = []
+
+    @tool
+    def echo(x: str, call_id: Annotated[str, InjectedToolCallId]) -> str:
+        """Answers with its own call id."""
+        calls.append(call_id)
+        time.sleep(0.05)
+        return f"{x} from {call_id}"
+
+    script: list[Any] = [[("echo", {"x": "1"})], "ok"]
+
+    def guess(state: Any) -> list[dict[str, Any]]:
+        return [{"name": "echo", "args": {"x": "1"}}] if len(state["messages"]) == 1 else []
+
+    mw = SpeculativeToolCalls(guess, read_only={"echo"})
+    out = create_agent(scripted(script, delay=0.15), [echo], middleware=[mw]).invoke(ask())
+    message = next(m for m in out["messages"] if isinstance(m, ToolMessage))
+    assert message.content == f"1 from {message.tool_call_id}"
+    assert len(calls) == 2 and calls[0].startswith("speculative-")
+    assert mw.report.adopted == 0
+    assert any(e.get("reason") == "not_served:shows_call_id" for e in mw.report.events)
 
 
 def test_outside_create_agent_it_warns_that_gates_were_not_checked() -> None:

@@ -32,10 +32,23 @@ from langgraph_speculative._threads import offload, process_pool, sync_only
 from langgraph_speculative._trace import quiet
 
 from ._calls import ToolGuess, coerce_guesses
-from ._inspect import store_arg
-from ._runs import NODE, Mode, Prefetch, Run, Turn, as_served, key_of, placeholder_call, reply_of
+from ._inspect import Injected, declared_read_only, injected_args
+from ._runs import (
+    NODE,
+    WROTE,
+    Env,
+    Mode,
+    Prefetch,
+    Run,
+    Turn,
+    as_served,
+    key_of,
+    placeholder_call,
+    reply_of,
+    same_state,
+)
 
-__all__ = ("Engine", "copy_state", "reply_calls", "tool_config", "wants_request")
+__all__ = ("Engine", "copy_state", "reply_calls", "same_tool", "tool_config", "wants_request")
 
 _MAX_OPEN_RUNS = 256
 
@@ -43,8 +56,10 @@ _MAX_OPEN_RUNS = 256
 class Engine:
     """Speculation for one `SpeculativeToolCalls` instance, across all its runs."""
 
-    def __init__(self, speculator: Any, read_only: frozenset[str], policy: SpeculationPolicy) -> None:
-        self.read_only = read_only
+    def __init__(self, speculator: Any, read_only: frozenset[str] | None, policy: SpeculationPolicy) -> None:
+        self.derived = read_only is None
+        """No `read_only` was given: a tool is read-only iff it declares `readOnlyHint`."""
+        self.read_only: frozenset[str] = read_only or frozenset()
         self.policy = policy
         self.report = SpeculationReport()
         self.last_report: SpeculationReport | None = None
@@ -54,7 +69,7 @@ class Engine:
         self.gated: set[str] = set()  # tools HumanInTheLoopMiddleware may pause before
         self._runs: dict[tuple[Any, int], Run] = {}
         self._lock = threading.RLock()
-        self._checked: dict[int, str | None] = {}  # id(tool) -> its store parameter
+        self._checked: dict[int, tuple[BaseTool, Injected]] = {}  # id(tool) -> what it gets injected
 
     # ------------------------------------------------------------------ telemetry
 
@@ -166,9 +181,24 @@ class Engine:
             turn.counted_out = True
         process_budget().run_ended()
 
-    def _read_only_tools(self, tools: Any) -> dict[str, tuple[BaseTool, str | None]]:
-        """The read-only tools of this model call, with their store parameters (checked once)."""
-        out: dict[str, tuple[BaseTool, str | None]] = {}
+    def declare(self, tools: Any) -> None:
+        """Without an explicit `read_only`: the tools among `tools` that declare `readOnlyHint`
+        (and no `HumanInTheLoopMiddleware` gate) become read-only; those that do not, are not."""
+        if not self.derived:
+            return
+        mine = set(self.read_only)
+        for tool in tools or []:
+            if isinstance(tool, BaseTool):
+                if declared_read_only(tool) and tool.name not in self.gated:
+                    mine.add(tool.name)
+                else:
+                    mine.discard(tool.name)
+        self.read_only = frozenset(mine)
+
+    def _read_only_tools(self, tools: Any) -> dict[str, tuple[BaseTool, Injected]]:
+        """The read-only tools of this model call, with what each gets injected (found once)."""
+        self.declare(tools)
+        out: dict[str, tuple[BaseTool, Injected]] = {}
         names = set()
         for tool in tools or []:
             if not isinstance(tool, BaseTool):
@@ -176,10 +206,11 @@ class Engine:
             names.add(tool.name)
             if tool.name not in self.read_only:
                 continue
-            if id(tool) not in self._checked:
-                self._checked[id(tool)] = store_arg(tool)  # raises for injected state/runtime
-            out[tool.name] = (tool, self._checked[id(tool)])
-        if not self.bound:
+            checked = self._checked.get(id(tool))
+            if checked is None or checked[0] is not tool:
+                checked = self._checked[id(tool)] = (tool, injected_args(tool))
+            out[tool.name] = checked
+        if not self.bound and not self.derived:
             unknown = sorted(self.read_only - names)
             if unknown:
                 raise ValueError(
@@ -212,12 +243,14 @@ class Engine:
         self,
         turn: Turn,
         guesses: list[ToolGuess],
-        tools: dict[str, tuple[BaseTool, str | None]],
-        store: Any,
+        tools: dict[str, tuple[BaseTool, Injected]],
+        env: Env,
         config: RunnableConfig,
     ) -> None:
         """Start a prefetch per guess (in the turn's mode), unless the model has replied."""
         run = turn.run
+        if any(g.name in tools and tools[g.name][1].reads_state for g in guesses):
+            env.snapshot()  # the copy of the state, taken before the run's lock is held
         with run.lock:
             if turn.closed:  # the model replied first: settle said "speculator_late"
                 return
@@ -233,10 +266,10 @@ class Engine:
                     self.count(run, shed=1)
                     self.emit(run, "budget" if why == "budget" else "shed", call=g.as_dict())
                     break
-                tool, store_param = tools[g.name]
-                call = placeholder_call(g, store_param, store)
-                p = Prefetch(g, rank, tool, turn, call)
-                cfg = _prefetch_config(config, g, rank)
+                tool, injected = tools[g.name]
+                ready = placeholder_call(g, injected, env, _prefetch_config(config, g, rank))
+                cfg = ready.config
+                p = Prefetch(g, rank, tool, turn, ready.call, ready.snapshot, ready.read, ready.writes)
                 if turn.mode == "async":
                     p.task = asyncio.get_running_loop().create_task(_arun_tool(p, cfg))
                     p.task.add_done_callback(_retrieve)
@@ -331,7 +364,7 @@ class Engine:
         if p is None or p.state != "kept":  # none, or dropped since (the run failed)
             return None
         reason = None
-        if p.tool is not request.tool:
+        if not same_tool(p.tool, request.tool):
             reason = "tool_changed"
         else:
             reply = reply_of(request.state, call_id)
@@ -339,18 +372,35 @@ class Engine:
                 reason = "reply_not_in_state"
             elif any(c.get("name") not in self.read_only for c in reply.tool_calls):
                 reason = "reply_has_unsafe_call"
+            elif p.snapshot is not None and not same_state(p.snapshot, request.state, reply):
+                reason = "state_changed"  # the tool reads the state, which the real call sees otherwise
         if reason is not None:
             self.drop(run, p, reason)
             return None
         return run, p
 
-    def adopt(self, run: Run, p: Prefetch, result: Any, call: dict[str, Any], asked: float) -> Any:
-        """The ToolMessage to serve for `call` from `p`'s result, or None to run the tool."""
-        message = as_served(result, call["id"])
+    def adopt(self, run: Run, p: Prefetch, result: Any, request: Any, asked: float) -> Any:
+        """The ToolMessage to serve for the tool step's `request` from `p`'s result, or None to
+        run the tool. What the prefetch wrote to its runtime's stream writer is written now, to
+        the real call's."""
+        call = request.tool_call
+        if WROTE in p.read:  # its write never happened: the real call must make it
+            self.drop(run, p, "wrote_state")
+            return None
+        if {"*", "messages"} & p.read:  # the real call would have seen the model's reply too
+            self.drop(run, p, "read_messages")
+            return None
+        message = as_served(result, call["id"], p.call["id"])
         if message is None:
             status = result.status if isinstance(result, ToolMessage) else type(result).__name__
+            if isinstance(result, ToolMessage) and result.status == "success":
+                status = "shows_call_id"
             self.drop(run, p, f"not_served:{status}")
             return None
+        writer = getattr(getattr(request, "runtime", None), "stream_writer", None)
+        if p.writes and callable(writer):
+            for chunk in list(p.writes):
+                writer(chunk)
         hidden = p.hidden_s(asked)
         with run.lock:
             p.state = "adopted"
@@ -364,6 +414,23 @@ class Engine:
             runs = list(self._runs.values())
         for run in runs:
             self.close_run(run, "closed")
+
+
+def same_tool(early: Any, real: Any) -> bool:
+    """Whether the tool step runs the tool a prefetch ran: the same object, or a copy that
+    differs in its description only (a middleware may reword a tool for the model, as
+    deepagents does with `grep`)."""
+    if early is real:
+        return True
+    if type(early) is not type(real) or not isinstance(early, BaseTool):
+        return False
+    for name in type(early).model_fields:
+        if name == "description":
+            continue
+        a, b = getattr(early, name, None), getattr(real, name, None)
+        if a is not b and a != b:
+            return False
+    return True
 
 
 def _twins(speculator: Any) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:

@@ -8,9 +8,12 @@ Two moments give the middleware a look at its agent:
   `create_agent` itself: an unknown tool in `read_only`, a tool gated by
   `HumanInTheLoopMiddleware`, an interrupt between the model and the tools,
   a tool-call middleware listed after this one (a served prefetch would skip it).
-- **First model call.** The request carries the agent's `BaseTool`s: a
-  read-only tool that needs injected state, runtime or a tool-call id (which
-  an early call cannot reproduce) is refused there.
+- **Every model call.** The request carries the agent's `BaseTool`s: what each
+  read-only tool gets injected (state, store, `ToolRuntime`, its call id) is
+  found there (`injected_args`), so an early call gets what the real one would.
+
+A tool declares itself read-only the way MCP servers do (`ToolAnnotations.readOnlyHint`,
+which `langchain-mcp-adapters` copies into `tool.metadata`): `declared_read_only`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,16 @@ from langchain.agents.middleware import AgentMiddleware, HumanInTheLoopMiddlewar
 from langchain_core.tools import BaseTool
 from langchain_core.tools.base import get_all_basemodel_annotations
 
-__all__ = ("AgentView", "agent_being_built", "check_agent", "gated_tools", "store_arg", "tool_name")
+__all__ = (
+    "AgentView",
+    "Injected",
+    "agent_being_built",
+    "check_agent",
+    "declared_read_only",
+    "gated_tools",
+    "injected_args",
+    "tool_name",
+)
 
 
 @dataclass
@@ -151,35 +163,90 @@ def gated_tools(view: AgentView) -> set[str]:
     }
 
 
+def declared_read_only(tool: Any) -> bool:
+    """Whether `tool` declares that it only reads: `tool.metadata["readOnlyHint"] is True`.
+
+    MCP servers declare it in `ToolAnnotations(readOnlyHint=True)`, which
+    `langchain-mcp-adapters` copies into the LangChain tool's `metadata`; any
+    LangChain tool may declare it the same way (`tool.metadata = {"readOnlyHint": True}`).
+    Anything else (no metadata, `None`, `False`, a truthy non-bool) is not a declaration.
+    """
+    metadata = getattr(tool, "metadata", None) if isinstance(tool, BaseTool) else None
+    return isinstance(metadata, dict) and metadata.get("readOnlyHint") is True
+
+
 def _list(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in names)
 
 
-def store_arg(tool: BaseTool) -> str | None:
-    """The parameter a read-only tool takes the store in, if any.
+@dataclass(frozen=True)
+class Injected:
+    """What the agent's tool node injects into one tool's call (as `ToolNode` finds it)."""
 
-    Raises `ValueError` if the tool takes injected state, runtime or its tool-call
-    id: an early call happens before the model's reply is in the state and
-    before the call has its id, so its result could differ from the real one.
-    """
-    try:
-        full = set(getattr(tool.get_input_schema(), "model_fields", {}))
-        visible = set(getattr(tool.tool_call_schema, "model_fields", {}))
-        annotations = get_all_basemodel_annotations(tool.get_input_schema())
-    except Exception:  # JSON-schema tools have nothing injected
-        return None
-    from langgraph.prebuilt import InjectedStore
-
+    state: dict[str, str | None] = field(default_factory=dict)
+    """Parameter -> the state field it gets (`None`: the whole state), from `InjectedState`."""
     store: str | None = None
-    for name in sorted(full - visible):
-        hint = annotations.get(name)
-        marks = typing.get_args(hint) if typing.get_origin(hint) is typing.Annotated else ()
-        if any(isinstance(m, InjectedStore) or m is InjectedStore for m in marks[1:]):
+    """The parameter that gets the store (`InjectedStore`)."""
+    runtime: str | None = None
+    """The parameter that gets the `ToolRuntime` (annotated `ToolRuntime`, or named `runtime`)."""
+    call_id: bool = False
+    """The tool reads its own call id (`InjectedToolCallId`)."""
+
+    @property
+    def reads_state(self) -> bool:
+        """Whether the tool can see the agent's state (through `InjectedState` or its runtime)."""
+        return bool(self.state) or self.runtime is not None
+
+
+def _marks(hint: Any, kind: Any) -> list[Any]:
+    """The `kind` markers in a type hint: `Annotated[..., kind()]`, `kind`, `kind[...]`, in unions."""
+    if isinstance(hint, kind) or (isinstance(hint, type) and issubclass(hint, kind)):
+        return [hint]
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated or origin is typing.Union or _is_union(origin):
+        return [m for arg in typing.get_args(hint) for m in _marks(arg, kind)]
+    if origin is not None and isinstance(origin, type) and issubclass(origin, kind):
+        return [hint]
+    return []
+
+
+def _is_union(origin: Any) -> bool:
+    import types
+
+    return origin is getattr(types, "UnionType", None)
+
+
+def injected_args(tool: BaseTool) -> Injected:
+    """The arguments the agent's tool node injects into `tool`, found the way `ToolNode` finds
+    them: the annotations of the tool's input schema (a pydantic model; a JSON-schema dict, as
+    MCP tools have, declares nothing injected) and of its function's signature."""
+    from langchain_core.tools import InjectedToolCallId
+    from langgraph.prebuilt import InjectedState, InjectedStore, ToolRuntime
+
+    hints: dict[str, Any] = {}
+    func = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
+    if func is not None:
+        try:
+            hints.update(typing.get_type_hints(func, include_extras=True))
+        except Exception:  # unresolvable forward references: the schema still tells
+            pass
+    hints.pop("return", None)
+    if not isinstance(getattr(tool, "args_schema", None), dict):
+        try:
+            hints.update(get_all_basemodel_annotations(tool.get_input_schema()))
+        except Exception:
+            pass
+    state: dict[str, str | None] = {}
+    store: str | None = None
+    runtime: str | None = None
+    call_id = False
+    for name, hint in hints.items():
+        if name == "runtime" or _marks(hint, ToolRuntime):
+            runtime = name
+        for mark in _marks(hint, InjectedState)[:1]:
+            state[name] = mark.field if isinstance(mark, InjectedState) else None
+        if _marks(hint, InjectedStore):
             store = name
-            continue
-        raise ValueError(
-            f"read-only tool {tool.name!r} takes {name!r} injected by the agent (state, runtime or "
-            "tool-call id), which an early call cannot reproduce: its result could differ from the "
-            f"real call's. Remove {tool.name!r} from SpeculativeToolCalls(read_only=...)."
-        )
-    return store
+        if _marks(hint, InjectedToolCallId):
+            call_id = True
+    return Injected(state=state, store=store, runtime=runtime, call_id=call_id)

@@ -19,6 +19,7 @@ from langgraph_speculative._threads import process_pool
 
 from ._engine import Engine, tool_config
 from ._inspect import agent_being_built, check_agent, gated_tools
+from ._runs import Env
 from ._speculate import afailed, afinish, aserve, aspeculate, failed, final_reply, finish, serve, speculate
 
 __all__ = ("SpeculativeToolCalls",)
@@ -53,6 +54,24 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
     ...}, confidence=...)` objects, or an `AIMessage` with tool calls. A
     speculator with an `observe(state, key=...)` (or `aobserve`) method is shown
     every finished run, to learn from (`ToolPatternSpeculator` does).
+
+    `read_only` names the tools that may run early (names or the tools themselves).
+    Without it, the tools decide: a tool is read-only iff it declares so in its
+    metadata, `tool.metadata["readOnlyHint"] is True` (MCP servers declare it in
+    their tools' `ToolAnnotations`, which `langchain-mcp-adapters` copies there;
+    any LangChain tool may declare it the same way); an explicit `read_only`
+    replaces the declarations. (deepagents' file tools declare nothing: pass
+    `read_only={"read_file", "ls", "glob", "grep"}`.)
+
+    An early call gets what the agent's tool node would inject into the real one:
+    the store, the agent's state (a copy taken at the model call), a `ToolRuntime`
+    with that state, the run's context and store and a stream writer whose chunks
+    are written to the real call's when it is served; tools that read the state
+    through LangGraph's config (deepagents' `StateBackend`) read that copy. Its
+    call id is a placeholder. A result that read the messages (the real call
+    would have seen the model's reply too), whose state changed before the tool
+    step, that shows the placeholder id, or that wrote to the state, is not
+    served: the tool step runs the call.
 
     Safety: a tool not in `read_only` never runs early, and `create_agent`
     refuses this middleware when a read-only tool is gated by
@@ -89,7 +108,7 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         self,
         speculator: Callable[..., Any] | Any,
         *,
-        read_only: Iterable[str | BaseTool],
+        read_only: Iterable[str | BaseTool] | None = None,
         policy: SpeculationPolicy | None = None,
     ) -> None:
         if not callable(speculator) and not callable(getattr(speculator, "ainvoke", None)):
@@ -98,24 +117,28 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
                 "(state) -> guesses, sync or async, e.g. ToolPatternSpeculator() or "
                 "model_speculator('openai:gpt-4.1-mini')."
             )
-        if isinstance(read_only, (str, BaseTool)) or not isinstance(read_only, Iterable):
+        if read_only is None:
+            names: set[str] | None = None
+        elif isinstance(read_only, (str, BaseTool)) or not isinstance(read_only, Iterable):
             raise TypeError(
                 f"SpeculativeToolCalls(read_only={read_only!r}) must be a collection of tool names "
                 f"(or tools), e.g. read_only={{{read_only!r}}}."
                 if isinstance(read_only, str)
                 else f"SpeculativeToolCalls(read_only={read_only!r}) must be a collection of tool names."
             )
-        names: set[str] = set()
-        for item in read_only:
-            if isinstance(item, BaseTool):
-                names.add(item.name)
-            elif isinstance(item, str) and item:
-                names.add(item)
-            else:
-                raise TypeError(
-                    f"SpeculativeToolCalls(read_only=...) contains {item!r}: use tool names (str) or tools."
-                )
-        if not names:
+        else:
+            names = set()
+            for item in read_only:
+                if isinstance(item, BaseTool):
+                    names.add(item.name)
+                elif isinstance(item, str) and item:
+                    names.add(item)
+                else:
+                    raise TypeError(
+                        f"SpeculativeToolCalls(read_only=...) contains {item!r}: use tool names (str) "
+                        "or tools."
+                    )
+        if names is not None and not names:
             raise ValueError(
                 "SpeculativeToolCalls(read_only=...) is empty, so nothing could ever run early: name "
                 "the tools that are safe to call ahead of time (reads with no side effects)."
@@ -127,14 +150,15 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
                 f"SpeculativeToolCalls(policy={policy!r}) must be a SpeculationPolicy, "
                 "e.g. SpeculationPolicy(k=3, speculator_timeout=5.0)."
             )
-        self._engine = Engine(speculator, frozenset(names), policy)
+        self._engine = Engine(speculator, None if names is None else frozenset(names), policy)
         self._warned = False
 
     # ------------------------------------------------------------------ public
 
     @property
     def read_only(self) -> frozenset[str]:
-        """The tools that may run before the model asks for them."""
+        """The tools that may run before the model asks for them: the `read_only` given, or
+        (when none was) the agent's tools that declare `readOnlyHint`, once the agent is built."""
         return self._engine.read_only
 
     @property
@@ -162,9 +186,23 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         """No tools of its own. Read by `create_agent`, which is when the agent is checked."""
         view = agent_being_built()
         if view is not None:
-            check_agent(self, self._engine.read_only, view)
-            self._engine.bound = True
-            self._engine.gated |= gated_tools(view)
+            engine = self._engine
+            engine.gated |= gated_tools(view)
+            if engine.derived:
+                others = [t for mw in view.middleware if mw is not self for t in _tools_of(mw)]
+                engine.declare([*view.tools, *others])
+                if not engine.read_only:
+                    warnings.warn(
+                        "SpeculativeToolCalls(read_only=None): none of the agent's tools declares "
+                        "readOnlyHint=True (in tool.metadata, as MCP tools do), so none runs early. "
+                        "Name the tools that only read: SpeculativeToolCalls(..., read_only={...}) "
+                        '(deepagents: read_only={"read_file", "ls", "glob", "grep"}).',
+                        UserWarning,
+                        stacklevel=2,
+                    )
+            if engine.read_only or not engine.derived:
+                check_agent(self, engine.read_only, view)
+            engine.bound = True
         return []
 
     def close(self) -> None:
@@ -194,7 +232,8 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         except RuntimeError:
             config = {}
         turn, tools = self._engine.begin(request, mode)
-        return turn, tools, tool_config(config), getattr(request.runtime, "store", None), _run_tree()
+        env = Env(request.runtime, request.state, [t for t in request.tools or [] if isinstance(t, BaseTool)])
+        return turn, tools, tool_config(config), env, _run_tree()
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
@@ -202,11 +241,11 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         """Run the model call; beside it, the speculator and the prefetches of its guesses."""
         if not self._engine.policy.enabled:
             return handler(request)
-        turn, tools, config, store, tree = self._start(request, "sync")
+        turn, tools, config, env, tree = self._start(request, "sync")
         try:
             if not turn.shed:
                 ctx = contextvars.copy_context()
-                process_pool().submit(ctx.run, speculate, self._engine, turn, request, tools, store, config)
+                process_pool().submit(ctx.run, speculate, self._engine, turn, request, tools, env, config)
             try:
                 response = handler(request)
             except BaseException:
@@ -226,10 +265,10 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         """Async twin of `wrap_model_call`."""
         if not self._engine.policy.enabled:
             return await handler(request)
-        turn, tools, config, store, tree = self._start(request, "async")
+        turn, tools, config, env, tree = self._start(request, "async")
         try:
             if not turn.shed:
-                task = asyncio.ensure_future(aspeculate(self._engine, turn, request, tools, store, config))
+                task = asyncio.ensure_future(aspeculate(self._engine, turn, request, tools, env, config))
                 with turn.run.lock:
                     turn.stopper = task.cancel
             try:
@@ -294,3 +333,10 @@ def _mark_adopted() -> None:
             tree.metadata["spec_adopted"] = True
         except Exception:
             pass
+
+
+def _tools_of(middleware: Any) -> list[Any]:
+    try:
+        return list(getattr(middleware, "tools", None) or [])
+    except Exception:
+        return []

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
+import dataclasses
 import threading
 import time
 import uuid
@@ -23,14 +25,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.prebuilt.tool_node import msg_content_output
 
 from langgraph_speculative import SpeculationReport
 
 from ._calls import ToolGuess, call_key
+from ._inspect import Injected
 
-__all__ = ("NODE", "Prefetch", "Run", "Turn", "as_served", "reply_of")
+__all__ = (
+    "NODE",
+    "Env",
+    "Prefetch",
+    "Run",
+    "Turn",
+    "as_served",
+    "placeholder_call",
+    "reply_of",
+    "same_state",
+)
 
 NODE = "model"
 """The name speculation counters are kept under in a report (create_agent's model node)."""
@@ -47,7 +61,13 @@ class Prefetch:
     tool: BaseTool
     turn: Turn
     call: dict[str, Any]
-    """The tool call as the tool gets it (a placeholder id; the store, if injected)."""
+    """The tool call as the tool gets it (a placeholder id; injected store, state, runtime)."""
+    snapshot: Any = None
+    """The state the call was given (injected state, `ToolRuntime.state`), or None if it reads none."""
+    read: set[str] = field(default_factory=set)
+    """The state keys the call read (`*`: it went through all of them; `WROTE`: it tried to write)."""
+    writes: list[Any] = field(default_factory=list)
+    """What the call wrote to its `ToolRuntime.stream_writer`, replayed when it is served."""
     launched_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     future: concurrent.futures.Future[Any] | None = None
@@ -137,24 +157,192 @@ def reply_of(state: Any, call_id: str) -> AIMessage | None:
     return None
 
 
-def as_served(result: Any, call_id: str) -> ToolMessage | None:
+def as_served(result: Any, call_id: str, placeholder: str | None = None) -> ToolMessage | None:
     """A prefetch's result as the ToolMessage of the real call, or None if it may not be served.
 
     Only a successful `ToolMessage` is served: the tool node would have produced
     the same message (its content normalized the same way) under the real call's
-    id. Errors, commands and anything else make the tool step run the call itself.
+    id. Errors, commands and anything else make the tool step run the call itself,
+    and so does a result that shows the prefetch's `placeholder` call id (the real
+    call would have shown its own).
     """
     if not isinstance(result, ToolMessage) or result.status != "success":
+        return None
+    if placeholder is not None and placeholder in f"{result.content}{result.artifact!r}":
         return None
     return result.model_copy(update={"tool_call_id": call_id, "content": msg_content_output(result.content)})
 
 
-def placeholder_call(guess: ToolGuess, store_arg: str | None, store: Any) -> dict[str, Any]:
-    """The tool call a prefetch runs: the guess, a throwaway id, the agent's store if injected."""
-    args = dict(guess.args)
-    if store_arg is not None:
-        args[store_arg] = store
-    return {"name": guess.name, "args": args, "id": f"speculative-{uuid.uuid4().hex}", "type": "tool_call"}
+class Env:
+    """What a model call knows of its agent run, for the arguments its tools get injected:
+    the node's `Runtime` (context, store, stream writer, execution and server info), the
+    agent's state at the model call and the agent's tools."""
+
+    def __init__(self, runtime: Any, state: Any, tools: list[BaseTool]) -> None:
+        self.runtime = runtime
+        self.state = state
+        self.tools = tools
+        self.store = getattr(runtime, "store", None)
+        self._snapshot: Any = None
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> Any:
+        """A deep copy of the state (taken once): what tools that read the state are given."""
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = _deep_copy(self.state)
+            return self._snapshot
+
+
+def _deep_copy(state: Any) -> Any:
+    try:
+        return copy.deepcopy(state)
+    except Exception:
+        return dict(state) if isinstance(state, dict) else state
+
+
+@dataclass
+class Prepared:
+    """A prefetch's tool call and config, and what it is given to read and write."""
+
+    call: dict[str, Any]
+    config: RunnableConfig
+    snapshot: Any
+    read: set[str]
+    writes: list[Any]
+
+
+def placeholder_call(guess: ToolGuess, injected: Injected, env: Env, config: RunnableConfig) -> Prepared:
+    """The tool call a prefetch runs and its config, as the agent's tool node would build them
+    for the real call: the guessed arguments, a throwaway id, and what the tool gets injected
+    (the store; the state, a copy taken at the model call, whose reads are recorded; a
+    `ToolRuntime` with that state, the run's context and store, a stream writer that buffers)."""
+    from langgraph.prebuilt import ToolRuntime
+
+    call_id = f"speculative-{uuid.uuid4().hex}"
+    hidden = set(injected.state) | {n for n in (injected.store, injected.runtime) if n is not None}
+    args = {k: v for k, v in guess.args.items() if k not in hidden}
+    writes: list[Any] = []
+    read: set[str] = set()
+    snapshot = env.snapshot() if injected.reads_state else None
+    view = _Watched(snapshot, read) if isinstance(snapshot, dict) else snapshot
+    if snapshot is not None:
+        config = {**config, "configurable": {**(config.get("configurable") or {}), **_state_io(view, read)}}
+    if injected.store is not None:
+        args[injected.store] = env.store
+    for param, name in injected.state.items():
+        if name is None:
+            args[param] = view
+        else:
+            read.add(name)
+            if isinstance(snapshot, dict) and name in snapshot:
+                args[param] = snapshot[name]
+            elif hasattr(snapshot, name):
+                args[param] = getattr(snapshot, name)
+    if injected.runtime is not None:
+        given: dict[str, Any] = {
+            "state": view,
+            "context": getattr(env.runtime, "context", None),
+            "config": config,
+            "stream_writer": writes.append,
+            "tool_call_id": call_id,
+            "store": env.store,
+            "tools": list(env.tools),
+            "execution_info": getattr(env.runtime, "execution_info", None),
+            "server_info": getattr(env.runtime, "server_info", None),
+        }
+        known = {f.name for f in dataclasses.fields(ToolRuntime)}
+        args[injected.runtime] = ToolRuntime(**{k: v for k, v in given.items() if k in known})
+    call = {"name": guess.name, "args": args, "id": call_id, "type": "tool_call"}
+    return Prepared(call, config, snapshot, read, writes)
+
+
+class _Watched(dict):  # type: ignore[type-arg]
+    """The state as a prefetch sees it: a dict that records which keys are read (`*`: all)."""
+
+    def __init__(self, data: dict[str, Any], read: set[str]) -> None:
+        super().__init__(data)
+        self.read = read
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: Any) -> bool:
+        self.read.add(key)
+        return super().__contains__(key)
+
+    def __iter__(self) -> Any:
+        self.read.add("*")
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self.read.add("*")
+        return super().keys()
+
+    def values(self) -> Any:
+        self.read.add("*")
+        return super().values()
+
+    def items(self) -> Any:
+        self.read.add("*")
+        return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        self.read.add("*")
+        return dict(super().items())
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        self.read.add("*")
+        return (dict, (dict(super().items()),))
+
+
+# LangGraph's config keys for a task's reads and writes of channels. Tools that keep their data in
+# the agent's state read it through them (deepagents' `StateBackend` reads `files` so): a prefetch
+# reads the state copy it was given, and a write makes it fail (it is then never served).
+_READ_KEY = "__pregel_read"
+_SEND_KEY = "__pregel_send"
+
+
+WROTE = "<wrote>"
+"""Recorded among a prefetch's reads when it tried to write the state."""
+
+
+def _state_io(snapshot: Any, read_keys: set[str]) -> dict[str, Any]:
+    def read(select: Any, fresh: bool = False) -> Any:
+        get = snapshot.get if isinstance(snapshot, dict) else lambda k: getattr(snapshot, k, None)  # noqa: E731
+        if isinstance(select, str):
+            return get(select)
+        return {k: get(k) for k in select}
+
+    def send(writes: Any) -> None:
+        read_keys.add(WROTE)
+        raise RuntimeError(
+            "a tool that runs early (SpeculativeToolCalls read_only) wrote to the agent's state: "
+            "it is not read-only; remove it from read_only (or its readOnlyHint)"
+        )
+
+    return {_READ_KEY: read, _SEND_KEY: send}
+
+
+def same_state(snapshot: Any, real: Any, reply: AIMessage) -> bool:
+    """Whether the state a prefetch was given is the real call's state before the model's reply:
+    every key equal, and the real messages are the given ones and then the reply. (A prefetch
+    that read the messages is never served: the real call would have seen the reply too.)"""
+    if not isinstance(snapshot, dict) or not isinstance(real, dict):
+        return bool(snapshot == real)
+    for key in set(snapshot) | set(real):
+        if key == "messages":
+            continue
+        mine, theirs = snapshot.get(key), real.get(key)
+        if mine is not theirs and mine != theirs:
+            return False
+    messages = list(real.get("messages") or [])
+    return bool(messages == [*(snapshot.get("messages") or []), reply])
 
 
 def key_of(call: dict[str, Any]) -> str | None:

@@ -21,7 +21,8 @@ from langgraph_speculative._threads import offload, process_loop
 
 from ._calls import describe_error
 from ._engine import Engine, copy_state, reply_calls, wants_request
-from ._runs import NODE, Run, Turn
+from ._inspect import Injected
+from ._runs import NODE, Env, Run, Turn
 
 __all__ = (
     "afailed",
@@ -36,7 +37,7 @@ __all__ = (
     "quiet_speculator",
 )
 
-Tools = dict[str, tuple[BaseTool, "str | None"]]
+Tools = dict[str, tuple[BaseTool, Injected]]
 
 
 def _timed_out(engine: Engine, run: Run, turn: Turn | None = None) -> None:
@@ -79,7 +80,7 @@ def quiet_speculator(config: RunnableConfig) -> Iterator[None]:
 
 
 def speculate(
-    engine: Engine, turn: Turn, request: Any, tools: Tools, store: Any, config: RunnableConfig
+    engine: Engine, turn: Turn, request: Any, tools: Tools, env: Env, config: RunnableConfig
 ) -> None:
     """Sync agents: call the speculator and launch its guesses (on the process pool; an async
     speculator on the process loop)."""
@@ -109,7 +110,7 @@ def speculate(
         if timeout is not None and elapsed > timeout:
             _timed_out(engine, run, turn)
         else:
-            engine.launch(turn, engine.guesses_of(run, raw, elapsed), tools, store, config)
+            engine.launch(turn, engine.guesses_of(run, raw, elapsed), tools, env, config)
     finally:
         turn.speculator_done = True
 
@@ -138,7 +139,7 @@ async def _awaited(awaitable: Any) -> Any:
 
 
 async def aspeculate(
-    engine: Engine, turn: Turn, request: Any, tools: Tools, store: Any, config: RunnableConfig
+    engine: Engine, turn: Turn, request: Any, tools: Tools, env: Env, config: RunnableConfig
 ) -> None:
     """Async agents: call the speculator and launch its guesses (a task beside the model call;
     a sync speculator on the process pool)."""
@@ -167,7 +168,7 @@ async def aspeculate(
     except Exception as exc:
         _failed(engine, run, exc)
     else:
-        engine.launch(turn, engine.guesses_of(run, raw, time.monotonic() - t0), tools, store, config)
+        engine.launch(turn, engine.guesses_of(run, raw, time.monotonic() - t0), tools, env, config)
     finally:
         turn.speculator_done = True
 
@@ -193,7 +194,7 @@ def serve(engine: Engine, request: Any) -> ToolMessage | None:
     except BaseException as exc:
         engine.drop(run, p, f"failed:{type(exc).__name__}")
         return None
-    return engine.adopt(run, p, result, request.tool_call, asked)  # type: ignore[no-any-return]
+    return engine.adopt(run, p, result, request, asked)  # type: ignore[no-any-return]
 
 
 async def aserve(engine: Engine, request: Any) -> ToolMessage | None:
@@ -220,7 +221,7 @@ async def aserve(engine: Engine, request: Any) -> ToolMessage | None:
     if work.cancelled() or work.exception() is not None:
         engine.drop(run, p, "failed")
         return None
-    return engine.adopt(run, p, work.result(), request.tool_call, asked)  # type: ignore[no-any-return]
+    return engine.adopt(run, p, work.result(), request, asked)  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------- the run's end
