@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -34,14 +34,6 @@ _SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), databas
 
 def domain_specs() -> st.SearchStrategy[DomainSpec]:
     return st.randoms(use_true_random=False).map(random_domain_spec)
-
-
-def known_key_bug(spec: DomainSpec) -> bool:
-    """The default key's known bug (issue #27, `_keys.py`, being fixed elsewhere): a record with
-    `id` and `name` is taken for a tool call and its id read by position, so a guess that differs
-    only in that id shares the key and its early call is adopted. `test_default_key_*` below pins
-    it (xfail); the property leaves exactly that shape out until the fix lands."""
-    return spec.id_field == "id" and spec.guess == "nearly" and spec.nearly_field == "record"
 
 
 def _turns(spec: DomainSpec) -> list[Any]:
@@ -127,7 +119,6 @@ def check(spec: DomainSpec) -> int:
 @settings(max_examples=examples(25), **_SETTINGS)  # type: ignore[arg-type]
 @given(spec=domain_specs())
 def test_lossless_domain_apps(spec: DomainSpec) -> None:
-    assume(not known_key_bug(spec))
     check(spec)
 
 
@@ -146,7 +137,6 @@ def test_domain_apps_adopt_often() -> None:
     assert tried == 6 and adopted >= 3, (adopted, tried)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: default key treats any dict with 'id' and 'name' as a tool call")
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_default_key_tells_records_apart_by_their_ids(asynchronous: bool) -> None:
     """Records `{"id": "u-1", "name": "Ann"}` and `{"id": "u-3", "name": "Ann"}` are different
