@@ -71,9 +71,9 @@ class AdaptivePolicy:
         for name in ("max_calls", "max_tokens"):
             value = getattr(self, name)
             if value is not None:
-                _check_int(name, value, 0)
-        _check_int("window", self.window, 1)
-        _check_int("seed", self.seed, -(2**63))
+                check_int("AdaptivePolicy", name, value, 0)
+        check_int("AdaptivePolicy", "window", self.window, 1)
+        check_int("AdaptivePolicy", "seed", self.seed, -(2**63))
 
 
 def _check_number(name: str, value: Any, low: float, high: float) -> None:
@@ -87,6 +87,7 @@ def _check_number(name: str, value: Any, low: float, high: float) -> None:
         raise ValueError(f"AdaptivePolicy({name}={value!r}) is invalid: use a finite number {bound}.")
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
+def check_int(owner: str, name: str, value: Any, low: int) -> None:
+    """Raise a `ValueError` naming `owner(name=value)` unless `value` is a whole number >= `low`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"AdaptivePolicy({name}={value!r}) is invalid: use a whole number >= {low}.")
+        raise ValueError(f"{owner}({name}={value!r}) is invalid: use a whole number >= {low}.")

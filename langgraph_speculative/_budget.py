@@ -67,10 +67,6 @@ class ProcessBudget:
         with self._lock:
             self.inflight = max(0, self.inflight - 1)
 
-    def run_started(self) -> None:
-        with self._lock:
-            self.active_runs += 1
-
     def run_ended(self) -> None:
         with self._lock:
             self.active_runs = max(0, self.active_runs - 1)

@@ -12,36 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 import time
-from collections.abc import Callable
 from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 
+from ._node import as_runnable
 from ._policy import SpeculationPolicy
 from ._report import SpeculationReport
+from ._trace import stream_writer
 
 __all__ = ("LossyNode",)
-
-
-def _runnable(fn: Any, name: str) -> Runnable[Any, Any]:
-    if isinstance(fn, Runnable):
-        return fn
-    if not callable(fn):
-        raise TypeError(f"LossyNode {name} must be callable or a Runnable, got {type(fn).__name__}")
-    if inspect.iscoroutinefunction(fn):
-        return RunnableLambda(lambda s: s, afunc=fn, name=name)  # type: ignore[arg-type]
-    return RunnableLambda(fn, name=name)
-
-
-def _writer() -> Callable[[Any], None] | None:
-    try:
-        from langgraph.config import get_stream_writer
-
-        return get_stream_writer()
-    except Exception:  # outside a graph run
-        return None
 
 
 class LossyNode(Runnable[Any, dict[str, Any]]):
@@ -72,8 +53,8 @@ class LossyNode(Runnable[Any, dict[str, Any]]):
         if actor is None and speculator is None:
             raise ValueError("LossyNode needs an actor, a speculator, or both")
         self.name = name
-        self.actor = None if actor is None else _runnable(actor, "lossy_actor")
-        self.speculator = None if speculator is None else _runnable(speculator, "lossy_speculator")
+        self.actor = None if actor is None else as_runnable(actor, "lossy_actor")
+        self.speculator = None if speculator is None else as_runnable(speculator, "lossy_speculator")
         self.policy = policy or SpeculationPolicy()
         self.report = SpeculationReport()
         self._task: asyncio.Task[Any] | None = None
@@ -85,8 +66,8 @@ class LossyNode(Runnable[Any, dict[str, Any]]):
 
     def _event(self, kind: str, **data: Any) -> None:
         event = {"event": kind, "node": self.name, "t": round(time.monotonic() - self._t0, 4), **data}
-        self.report.events.append(event)
-        writer = _writer()
+        self.report.add_event(event)
+        writer = stream_writer()
         if writer is not None:
             try:
                 writer(dict(event))

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._adaptive_policy import AdaptivePolicy
+from ._adaptive_policy import AdaptivePolicy, check_int
 
 __all__ = ("Guess", "SpeculationPolicy")
 
@@ -52,9 +52,9 @@ class SpeculationPolicy:
             raise TypeError(
                 f"SpeculationPolicy(adaptive={self.adaptive!r}): use AdaptivePolicy(...), True or None"
             )
-        _check_int("k", self.k, 1)
-        _check_int("depth", self.depth, 1)
-        _check_int("max_inflight", self.max_inflight, 1)
+        check_int("SpeculationPolicy", "k", self.k, 1)
+        check_int("SpeculationPolicy", "depth", self.depth, 1)
+        check_int("SpeculationPolicy", "max_inflight", self.max_inflight, 1)
         if self.min_confidence is not None and not (
             isinstance(self.min_confidence, (int, float)) and 0.0 <= self.min_confidence <= 1.0
         ):
@@ -74,11 +74,6 @@ class SpeculationPolicy:
             )
         if not isinstance(self.enabled, bool):
             raise TypeError(f"SpeculationPolicy(enabled={self.enabled!r}) must be True or False.")
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"SpeculationPolicy({name}={value!r}) is invalid: use a whole number >= {low}.")
 
 
 @dataclass(frozen=True)

@@ -202,8 +202,6 @@ class SpeculationReport:
                 self.dropped_events += 1
         return event
 
-    _record = add_event
-
 
 def graph_report() -> SpeculationReport:
     """An empty report for a graph's merged runs (bounded to its most recent events)."""

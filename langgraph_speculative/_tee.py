@@ -145,11 +145,6 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
         with self._lock:
             return next(reversed(self._saved.values()), None)
 
-    def pending(self, checkpoint_id: str) -> Saved | None:
-        """The recorded checkpoint, if it has arrived (no waiting)."""
-        with self._lock:
-            return self._saved.get(checkpoint_id)
-
     # ---------------------------------------------------------------- the saver interface
 
     @property

@@ -9,7 +9,11 @@ import time
 
 from langgraph_speculative import _threads
 
-_PROCESS_THREADS = (f"{_threads.PREFIX}-loop", f"{_threads.PREFIX}-work-")
+_PROCESS_THREADS = (
+    f"{_threads.PREFIX}-loop",
+    f"{_threads.PREFIX}-work-",
+    f"{_threads.PREFIX}-graphs",  # the ready-made graphs' commands: one loop for the process
+)
 
 
 def _loop_tasks() -> int:

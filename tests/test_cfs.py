@@ -112,7 +112,7 @@ def test_bad_speculators_cost_an_event_not_an_error() -> None:
         assert any(e["event"] == kind for e in node.report.events)
     with pytest.raises(ValueError, match="needs an actor, a speculator, or both"):
         LossyNode()
-    with pytest.raises(TypeError, match="must be callable"):
+    with pytest.raises(TypeError, match="must be a function .sync or async. or a Runnable"):
         LossyNode(3)
 
 

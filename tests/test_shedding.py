@@ -102,7 +102,7 @@ def test_a_run_that_starts_on_a_busy_process_runs_as_the_plain_graph(
     plain_out, plain_history = _invoke(_plain(asynchronous), asynchronous)
     graph = _graph(asynchronous, speculative_node=True)
     set_process_budget(busy=1e-9)
-    budget.run_started()  # another run is active
+    budget.shed_run()  # another run is active
     try:
         time.sleep(0.01)  # a load sample is due
         with warnings.catch_warnings():
@@ -126,7 +126,7 @@ def test_a_run_already_speculating_sheds_its_calls_when_the_process_gets_busy(
     def busy_from_now() -> None:  # on the main run's first call: another run arrives, the process is busy
         if budget.active_runs == 1:
             set_process_budget(busy=1e-9)
-            budget.run_started()
+            budget.shed_run()
 
     graph = _graph(asynchronous, speculated="bc", on_a=busy_from_now)  # a: nothing speculated yet
     try:
@@ -145,7 +145,7 @@ def test_a_run_already_speculating_sheds_its_calls_when_the_process_gets_busy(
 
 def test_a_quiet_process_with_other_runs_still_speculates(budget: ProcessBudget) -> None:
     set_process_budget(busy=float("inf"))
-    budget.run_started()
+    budget.shed_run()
     try:
         out, _ = _invoke(_graph(True), True)
     finally:
@@ -243,7 +243,7 @@ def test_an_async_consumer_that_stops_early_closes_the_run_cleanly(budget: Proce
     graph = _graph(True)
     if shed:
         set_process_budget(busy=1e-9)
-        budget.run_started()
+        budget.shed_run()
         time.sleep(0.01)
 
     async def main() -> None:

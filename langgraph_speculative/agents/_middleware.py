@@ -16,6 +16,7 @@ from langgraph.types import Command
 
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
 from langgraph_speculative._threads import process_pool
+from langgraph_speculative._trace import current_run_tree
 
 from ._engine import Engine, tool_config
 from ._inspect import agent_being_built, check_agent, gated_tools
@@ -233,7 +234,7 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
             config = {}
         turn, tools = self._engine.begin(request, mode)
         env = Env(request.runtime, request.state, [t for t in request.tools or [] if isinstance(t, BaseTool)])
-        return turn, tools, tool_config(config), env, _run_tree()
+        return turn, tools, tool_config(config), env, current_run_tree()
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
@@ -317,17 +318,8 @@ class SpeculativeToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         return served
 
 
-def _run_tree() -> Any:
-    """The LangSmith span of this hook, when tracing is on."""
-    try:
-        from langsmith.run_helpers import get_current_run_tree
-    except ImportError:  # pragma: no cover - langsmith ships with langchain-core
-        return None
-    return get_current_run_tree()
-
-
 def _mark_adopted() -> None:
-    tree = _run_tree()
+    tree = current_run_tree()
     if tree is not None:
         try:
             tree.metadata["spec_adopted"] = True
