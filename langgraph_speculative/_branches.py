@@ -232,7 +232,7 @@ class Forks:
         except BaseException as exc:
             self.s.emit("key_error", b.name, error=describe(exc), branch=branch.bid)
             raise BranchStop() from None
-        entry = self._launch(b, key, state, config, branch, info)
+        entry = self.launch(b, key, state, config, branch, info)
         if entry is None or role == "speculative":
             raise BranchStop()
         result = await wait(entry.result)
@@ -240,7 +240,7 @@ class Forks:
             raise BranchStop()
         return result
 
-    def _launch(
+    def launch(
         self, b: Binding, key: str, state: Any, config: RunnableConfig, branch: Branch, info: Any
     ) -> Entry | None:
         """Launch `b` on `branch` as a call the main run may adopt (or reuse an equal one)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -45,7 +46,7 @@ class SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         plain = StateGraph.compile(self, checkpointer=checkpointer, **kwargs)
         _refuse_delta_channels(plain)
         bindings = _bind(self, plain)
-        active = any(b.speculative for b in bindings.values())
+        active = any(b.speculative or b.prefetching for b in bindings.values())
         if active:
             wrapped = _copy_builder(self)
             for name, binding in bindings.items():
@@ -124,6 +125,9 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
             unsafe=name in unsafe,
             gate=calls_interrupt(binding.action) if tools is None else False,
             inline=inline,
+            prefetch=spec.get("prefetch", {}).get(name, ()),
+            policy=binding.policy
+            or (policy or SpeculationPolicy() if name in spec.get("prefetch", {}) else None),
             read_only_tools=None
             if tools is None
             else frozenset(mine or ()) & frozenset(tools) - _asking_tools(binding.action),
@@ -264,6 +268,7 @@ def speculate(
     keys: Mapping[str, Callable[[Any], Any]] | None = None,
     matches: Mapping[str, Callable[[Any, Any], bool]] | None = None,
     read_only_tools: Iterable[str] | None = None,
+    prefetch: Iterable[str] | None = None,
 ) -> SpeculativeStateGraph: ...
 
 
@@ -277,6 +282,7 @@ def speculate(
     keys: Mapping[str, Callable[[Any], Any]] | None = None,
     matches: Mapping[str, Callable[[Any, Any], bool]] | None = None,
     read_only_tools: Iterable[str] | None = None,
+    prefetch: Iterable[str] | None = None,
 ) -> SpeculativeCompiledGraph: ...
 
 
@@ -289,6 +295,7 @@ def speculate(
     keys: Mapping[str, Callable[[Any], Any]] | None = None,
     matches: Mapping[str, Callable[[Any, Any], bool]] | None = None,
     read_only_tools: Iterable[str] | None = None,
+    prefetch: Iterable[str] | None = None,
 ) -> Any:
     """Make the named nodes of a graph speculative.
 
@@ -312,6 +319,11 @@ def speculate(
         keys: node name -> key function for adoption (default: hash of the node's input).
         matches: node name -> `match(guess, actual)` (default: equality).
         read_only_tools: tools (by name) that only read, which a branch may call early.
+        prefetch: nodes whose successors are launched early, while the node runs, on its input
+            state: speculation without a speculator (every node that can follow it, from the
+            graph's edges and path maps, at most `policy.k` of them). An early call is adopted
+            when its key on the real input equals its key on the listed node's input, so give
+            the successors `keys=` that read only what the listed node does not write.
 
     Raises:
         TypeError: `builder` is not a graph, an argument has the wrong type, a speculator, key
@@ -329,6 +341,7 @@ def speculate(
                 keys=keys,
                 matches=matches,
                 read_only_tools=read_only_tools,
+                prefetch=prefetch,
             ),
         )
     if not isinstance(builder, StateGraph):
@@ -396,8 +409,10 @@ def speculate(
             f"speculate(read_only_tools=...) names {unknown}, which no ToolNode of this graph runs; "
             f"its tools are {sorted(known_tools)}"
         )
+    prefetched = _prefetch_targets(builder, prefetch, unsafe_set, keys)
     new = _copy_builder(builder)
     new._spec = {
+        "prefetch": prefetched,
         "speculators": {name: _for_graph(fn, builder, name) for name, fn in speculators.items()},
         "keys": keys,
         "matches": matches,
@@ -406,6 +421,48 @@ def speculate(
         "read_only_tools": None if read_only_tools is None else frozenset(read_only_tools),
     }
     return new
+
+
+def _prefetch_targets(
+    builder: StateGraph,  # type: ignore[type-arg]
+    prefetch: Iterable[str] | None,
+    unsafe: frozenset[str],
+    keys: Mapping[str, Any],
+) -> dict[str, tuple[str, ...]]:
+    """`prefetch=`: node -> the successors launched early while it runs (checked here)."""
+    if prefetch is None:
+        return {}
+    if isinstance(prefetch, (str, Mapping)) or not isinstance(prefetch, Iterable):
+        raise TypeError(
+            f"prefetch must be a set of node names, got {type(prefetch).__name__}; "
+            "write prefetch={'router'}"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for name in prefetch:
+        if not isinstance(name, str) or name not in builder.nodes:
+            raise ValueError(
+                f"speculate(prefetch=...) names {name!r}, which is not a node of this graph; "
+                f"its nodes are {sorted(builder.nodes)}"
+            )
+        nexts = _successors(builder, name)
+        if nexts is None:
+            raise ValueError(
+                f"speculate(prefetch={{{name!r}}}): the graph cannot tell which nodes follow {name!r} "
+                "(a conditional edge without a path map, or a node returning Command without "
+                "`destinations`); give add_conditional_edges(...) its list of targets"
+            )
+        targets = tuple(sorted(n for n in nexts if n in builder.nodes and n not in unsafe))
+        unkeyed = [n for n in targets if n not in keys]
+        if unkeyed:
+            warnings.warn(
+                f"speculate(prefetch={{{name!r}}}): {unkeyed} have no key, so an early call made on "
+                f"{name!r}'s input is adopted only if {name!r} changes nothing of the state; give "
+                "them keys that read only what they need, e.g. keys={'target': lambda s: s['query']}",
+                UserWarning,
+                stacklevel=3,
+            )
+        out[name] = targets
+    return out
 
 
 def _recompile(compiled: CompiledStateGraph, builder: SpeculativeStateGraph) -> SpeculativeCompiledGraph:  # type: ignore[type-arg]

@@ -16,10 +16,13 @@ import uuid
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
 
 from ._futures import cancelling, contained, unwrap
 from ._guesses import coerce_guesses, describe, jsonable
-from ._state import Branch, Entry, Run
+from ._policy import Guess
+from ._state import Binding, Branch, Entry, Run
+from ._stores import BranchStore
 from ._threads import has_sync_path
 from ._trace import quiet
 
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from ._plan import Plan
     from ._report import SpeculationReport
 
-__all__ = ("GuessHost", "Guesser")
+__all__ = ("GuessHost", "Guesser", "step_of")
 
 _NO_GUESS = object()  # the speculator failed, timed out or was cancelled (an event says which)
 
@@ -63,12 +66,61 @@ class GuessHost(Protocol):
 
     def call(self, runnable: Any, arg: Any, config: RunnableConfig) -> Any: ...
 
+    def _cancel_branch(self, branch: Branch, why: str) -> None: ...
+
 
 class Guesser:
-    """Runs speculators and branches out on their guesses, for one run."""
+    """Runs speculators and branches out on their guesses, for one run; and launches the
+    successors of `prefetch=` nodes early, without a speculator."""
 
     def __init__(self, session: GuessHost) -> None:
         self.s = session
+        self.groups: list[tuple[int | None, Branch]] = []  # prefetch groups, by the step they began
+
+    # ------------------------------------------------------------------ prefetch
+
+    def prefetch(self, b: Binding, state: Any, config: RunnableConfig) -> None:
+        """On the loop: `b` (listed in `prefetch=`) starts on the main run: launch the nodes that
+        can follow it early on its input (at most `policy.k`), each keyed by its own key; the
+        main run adopts the one whose key matches on its real input."""
+        s = self.s
+        if s.closed or b.policy is None or s.budget.shedding():
+            return
+        step = step_of(config)
+        parent = Entry(b, None, s.main_level, state, config, None, owner=None)
+        bid = f"{s.run.thread_id or 'run'}:prefetch:{uuid.uuid4().hex[:12]}"
+        group = Branch(parent, Guess({}), 0, s.main_level + 1, bid, slot=False)
+        launched: list[str] = []
+        for name in b.prefetch:
+            if len(launched) >= b.policy.k:
+                break
+            t = s.plan.bindings.get(name)
+            if t is None or not _may_prefetch(t, s.run, s.plan.gates):
+                continue
+            try:
+                key = t.key(state)
+            except BaseException:  # a key that cannot read this input: nothing to launch
+                continue
+            cfg = _prefetch_config(config, name, s.run)
+            if s.forks.launch(t, key, state, cfg, group, None) is not None:
+                launched.append(name)
+        if group.entries:
+            s.branches[group.bid] = group
+            self.groups.append((step, group))
+            s.emit("prefetch", b.name, launched=launched, thread=group.bid)
+
+    def expire(self, step: int | None) -> None:
+        """On the loop: the main run started a call at `step`: prefetches begun two or more steps
+        before were not wanted (their successor step has passed): cancel what is left of them."""
+        if step is None or not self.groups:
+            return
+        keep = []
+        for began, group in self.groups:
+            if began is not None and step > began + 1:
+                self.s._cancel_branch(group, "prefetch_unused")
+            else:
+                keep.append((began, group))
+        self.groups = keep
 
     def _eligible(self, entry: Entry) -> bool:
         """May `entry` branch now? Branches reach at most `depth` speculative nodes ahead."""
@@ -213,3 +265,37 @@ class Guesser:
             self.s.branches[branch.bid] = branch
             stats.guesses += 1
             branch.task = self.s.spawn(self.s.forks.run_branch(branch), holder=branch)
+
+
+def step_of(config: RunnableConfig) -> int | None:
+    """The superstep a node's call belongs to (LangGraph's `langgraph_step` metadata)."""
+    step = (config.get("metadata") or {}).get("langgraph_step")
+    return step if isinstance(step, int) else None
+
+
+def _may_prefetch(t: Binding, run: Run, gates: set[str]) -> bool:
+    """May `t` be launched early on its predecessor's input? Not a node with side effects, one
+    that asks a person or is interrupted around, a tool node (it would read the predecessor's
+    tool calls), or one holding a subgraph (whose checkpoints belong in the main thread)."""
+    return not (
+        t.unsafe
+        or t.gate
+        or t.inline
+        or t.read_only_tools is not None
+        or t.name in run.before
+        or t.name in run.after
+        or t.name in gates
+    )
+
+
+def _prefetch_config(config: RunnableConfig, name: str, run: Run) -> RunnableConfig:
+    """The config of an early call of `name` made on its predecessor's input: the predecessor's,
+    named for `name`, with a store whose writes wait for adoption."""
+    conf = dict(config.get("configurable") or {})
+    if run.store is not None:
+        for k, v in conf.items():
+            if isinstance(v, Runtime):
+                conf[k] = v.override(store=BranchStore(run.store.inner))
+                break
+    metadata = {**(config.get("metadata") or {}), "langgraph_node": name}
+    return {**config, "configurable": conf, "metadata": metadata}

@@ -36,7 +36,7 @@ from ._concurrency import SharedLimit
 from ._context import Ctx, exec_info
 from ._futures import Stale, flush, raised_by, settle, wait
 from ._guesses import describe
-from ._guessing import Guesser
+from ._guessing import Guesser, step_of
 from ._keys import remap, tool_call_ids
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
@@ -203,6 +203,8 @@ class Session(Lifecycle):
         info, fut, over = self._enter()
         if over:
             self._soon(self._make_room, over)
+        if self.guesser.groups:
+            self._soon(self.guesser.expire, step_of(config))
         try:
             result = self._main_sync(b, state, config, info)
         except BaseException as exc:
@@ -237,6 +239,8 @@ class Session(Lifecycle):
         call = self._fresh(b, state, config, info)
         if call is not None:
             self._soon(self._begin_fresh, call, ctx=contextvars.copy_context())
+        if b.prefetching and not self.closed:
+            self._soon(self.guesser.prefetch, b, state, config)
         try:
             result = b.action.invoke(state, config)
         except BaseException as exc:
@@ -257,6 +261,8 @@ class Session(Lifecycle):
         info, fut, over = self._enter()
         if over:
             self._make_room(over)
+        if self.guesser.groups:
+            self.guesser.expire(step_of(config))
         try:
             result = await self._main_async(b, state, config, info)
         except BaseException as exc:
@@ -323,6 +329,8 @@ class Session(Lifecycle):
         call = self._fresh(b, state, config, info)
         if call is not None:
             self._begin_fresh(call)
+        if b.prefetching and not self.closed:
+            self.guesser.prefetch(b, state, config)
         try:
             result = await b.action.ainvoke(state, config)
         except BaseException as exc:

@@ -40,6 +40,9 @@ class Binding:
     inline: bool = False
     """Holds a subgraph: runs on a branch as it is (its own nodes launch early), never adopted
     whole (the subgraph's checkpoints belong in the main thread)."""
+    prefetch: tuple[str, ...] = ()
+    """Nodes that can follow this one, launched early on its input while it runs (`prefetch=`):
+    speculation without a speculator, adopted by their keys."""
     read_only_tools: frozenset[str] | None = None
     """For a node that runs tools (a `ToolNode`): the tools a branch may run; a call of any
     other tool stops the branch. None: not a tool node."""
@@ -62,6 +65,11 @@ class Binding:
             and not self.gate
             and not self.unsafe
         )
+
+    @property
+    def prefetching(self) -> bool:
+        """Launches its successors early while it runs (`prefetch=`), with an enabled policy."""
+        return bool(self.prefetch) and self.policy is not None and self.policy.enabled and not self.unsafe
 
     def key(self, state: Any) -> str:
         """The adoption key of `state` for this node.
