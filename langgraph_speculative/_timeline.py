@@ -100,9 +100,12 @@ def layout(report: SpeculationReport) -> Picture:
     pic.end = max(
         [report.wall_time_s, *(float(e["t"]) for e in events), *(float(s["end"]) for s in spans)], default=0.0
     )
+    why = report.refused or ("the process was busy with other runs (shed)" if report.shed_runs else "")
+    if why:
+        pic.note = f"this run did not speculate: {why}"
+    events = [e for e in events if e.get("event") not in ("refused", "shed_run")]
     if not events and not spans:
-        why = report.refused or ("the process was busy (shed)" if report.shed_runs else "")
-        pic.note = f"this run did not speculate: {why}" if why else "nothing was recorded for this run"
+        pic.note = pic.note or "nothing was recorded for this run"
         return pic
 
     # Lanes of the main run, one per node in the order the run reached them, each followed by
@@ -320,7 +323,8 @@ def draw(
         ax.axvline(plain_s, color="#6a1b9a", linestyle="--", linewidth=1.4, zorder=5)
         handles.append(Line2D([], [], color="#6a1b9a", linestyle="--", label=f"plain run: {plain_s:.2f} s"))
     if pic.note:
-        ax.text(0.5, 0.5, pic.note, transform=ax.transAxes, ha="center", va="center", fontsize=10)
+        ax.text(0.5, 0.5, pic.note, transform=ax.transAxes, ha="center", va="center", fontsize=10,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#bdbdbd"}, zorder=6)  # fmt: skip
     ax.set_yticks(range(len(lanes)), lanes, fontsize=8)
     ax.set_ylim(len(lanes) - 0.4, -0.75)
     ax.set_xlim(0, span * 1.03)
