@@ -169,15 +169,14 @@ def test_a_merged_report_is_not_drawn_and_matplotlib_missing_is_one_line(
 
 def test_the_middleware_report_draws_prefetches_and_the_model_call() -> None:
     report = SpeculationReport(runs=1, wall_time_s=1.0)
+    one, two = {"name": "find", "args": {"q": 1}}, {"name": "find", "args": {"q": 2}}
     for ev in [  # a create_agent run's events as SpeculativeToolCalls records them
         {"event": "guesses", "node": "model", "speculator_s": 0.05, "t": 0.06},
-        {"event": "launch", "node": "model", "call": {"name": "find", "args": {"q": 1}}, "rank": 1, "t": 0.07},
-        {"event": "launch", "node": "model", "call": {"name": "find", "args": {"q": 2}}, "rank": 2, "t": 0.07},
-        {"event": "cancelled", "node": "model", "call": {"name": "find", "args": {"q": 2}}, "rank": 2,
-         "reason": "miss", "running": True, "t": 0.4},  # fmt: skip
+        {"event": "launch", "node": "model", "call": one, "rank": 1, "t": 0.07},
+        {"event": "launch", "node": "model", "call": two, "rank": 2, "t": 0.07},
+        {"event": "cancelled", "node": "model", "call": two, "rank": 2, "reason": "miss", "running": True, "t": 0.4},
         {"event": "hit", "node": "model", "t": 0.4},
-        {"event": "adopted", "node": "model", "call": {"name": "find", "args": {"q": 1}}, "hidden_s": 0.2,
-         "t": 0.45},  # fmt: skip
+        {"event": "adopted", "node": "model", "call": one, "hidden_s": 0.2, "t": 0.45},
     ]:
         report.add_event({"type": "speculation", **ev})
     pic = layout(report)
