@@ -174,7 +174,7 @@ def test_the_middleware_report_draws_prefetches_and_the_model_call() -> None:
         {"event": "guesses", "node": "model", "speculator_s": 0.05, "t": 0.06},
         {"event": "launch", "node": "model", "call": one, "rank": 1, "t": 0.07},
         {"event": "launch", "node": "model", "call": two, "rank": 2, "t": 0.07},
-        {"event": "cancelled", "node": "model", "call": two, "rank": 2, "reason": "miss", "running": True, "t": 0.4},
+        {"event": "cancelled", "node": "model", "call": two, "rank": 2, "reason": "miss", "t": 0.4},
         {"event": "hit", "node": "model", "t": 0.4},
         {"event": "adopted", "node": "model", "call": one, "hidden_s": 0.2, "t": 0.45},
     ]:
