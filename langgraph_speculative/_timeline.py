@@ -274,7 +274,7 @@ def draw(
     from matplotlib.patches import Patch
 
     lanes = pic.lanes or ["(no lanes)"]
-    fig = Figure(figsize=(12, 1.9 + 0.42 * len(lanes)))
+    fig = Figure(figsize=(11, 2.2 + 0.42 * len(lanes)))
     ax = fig.subplots()
     seen: list[str] = []
     span = max(pic.end, plain_s or 0.0, 1e-3)
@@ -334,10 +334,10 @@ def draw(
         f"{report.wall_time_s:.2f} s; calls {report.calls}, hits {report.hits}, misses {report.misses}, "
         f"adopted {report.adopted}, wasted {report.wasted}, speculator errors {report.speculator_errors}"
     )
-    ax.set_title(f"{title or 'Speculation timeline'}: {stats}", fontsize=9, loc="left")
-    if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32 - 0.6 / len(lanes)),
-                  ncol=2, fontsize=7.5, frameon=True, title="legend", title_fontsize=8)  # fmt: skip
+    ax.set_title(f"{title or 'Speculation timeline'}\n{stats}", fontsize=9, loc="left")
+    if handles:  # beside the lanes, whatever their number
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=True,
+                  title="legend", title_fontsize=8, borderaxespad=0.0)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
