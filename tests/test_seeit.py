@@ -27,8 +27,8 @@ class S(TypedDict, total=False):
     answer: str
 
 
-async def plan(state: S) -> dict[str, Any]:
-    await asyncio.sleep(0.15)
+async def plan(state: S) -> dict[str, Any]:  # slow enough for a branch to start under load
+    await asyncio.sleep(0.4)
     return {"country": "japan"}
 
 
