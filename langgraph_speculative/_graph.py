@@ -182,7 +182,10 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         self._local.report = report
         self.speculation.keep(session.run_id, report)
         session.release()
-        warn_problems(report, self.speculation.warned, self.speculation._lock)  # at the user's call
+        plan = self.speculation
+        warn_problems(
+            report, plan.warned, plan._lock, lambda: {n: b.speculator for n, b in plan.bindings.items()}
+        )
 
     def _shed_done(self, shed: _Shed) -> None:
         """A run that did not speculate (the process was busy, or speculation refused it): its

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -324,9 +325,10 @@ _LIBRARY = ("langgraph", "langgraph_speculative", "langchain_core", "langchain",
             "concurrent", "threading", "functools", "warnings")  # fmt: skip
 
 
-def user_stacklevel() -> int:
+def user_stacklevel() -> int | None:
     """The `stacklevel` for `warnings.warn`, called from this function's caller, that names the
-    first frame outside the library, LangGraph, LangChain and asyncio: the user's call."""
+    first frame outside the library, LangGraph, LangChain and asyncio: the user's call. None when
+    no such frame is on the stack (code run by a worker thread or a task of LangGraph's)."""
     import sys
 
     frame = sys._getframe(2)  # the caller of our caller, i.e. stacklevel 2 of the caller
@@ -337,14 +339,36 @@ def user_stacklevel() -> int:
             return level
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
-    return 2
+    return None
 
 
-def warn_problems(report: SpeculationReport, warned: set[str], lock: Any = None) -> None:
+def _where(obj: Any) -> tuple[str, int] | None:
+    """The file and first line of `obj`'s code (a function, a method, a callable object), if any."""
+    import inspect
+
+    for target in (obj, getattr(obj, "func", None), getattr(obj, "afunc", None), type(obj)):
+        if target is None:
+            continue
+        try:
+            target = inspect.unwrap(target)
+            return inspect.getsourcefile(target) or "", inspect.getsourcelines(target)[1]
+        except (TypeError, OSError):
+            continue
+    return None
+
+
+def warn_problems(
+    report: SpeculationReport,
+    warned: set[str],
+    lock: Any = None,
+    speculators: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     """Warn (`UserWarning`, at the user's call site) about each speculator problem of `report`
     not yet in `warned` (a graph's set, guarded by `lock`), and add it there. Problems are also
     read from the report's events (`speculator_error`, `speculator_timeout`, `invalid_guess`,
     a node whose every `guesses` event was empty), so a session that does not note them still warns.
+    Called where no user code is on the stack (a LangGraph worker thread, a task), the warning
+    points at the node's speculator in `speculators()` (node -> the speculator), if given.
     """
     found = dict(report.problems)
     answered: dict[str, bool] = {}
@@ -381,7 +405,12 @@ def warn_problems(report: SpeculationReport, warned: set[str], lock: Any = None)
             continue
         else:
             warned.add(key)
-        warnings.warn(problem_message(key, detail), UserWarning, stacklevel=user_stacklevel())
+        level = user_stacklevel()
+        where = _where(speculators().get(key.rpartition(":")[0])) if level is None and speculators else None
+        if where is not None:
+            warnings.warn_explicit(problem_message(key, detail), UserWarning, where[0], where[1])
+        else:
+            warnings.warn(problem_message(key, detail), UserWarning, stacklevel=level or 2)
 
 
 _PLAIN_RUN: ContextVar[SpeculationReport | None] = ContextVar("langgraph_speculative_plain_run", default=None)

@@ -309,3 +309,19 @@ def test_a_merged_report_counts_the_calls_of_shed_runs() -> None:
     assert shed.shed_runs == 1 and shed.calls == 1 and shed.shed == 1
     assert [s["node"] for s in shed.spans] == ["plan", "lookup", "answer"]
     assert graph.report.runs == 2 and graph.report.calls == 2  # every actor call of plan made
+
+
+def test_with_no_user_code_on_the_stack_the_warning_points_at_the_speculator() -> None:
+    import threading
+
+    from langgraph_speculative._report import warn_problems
+
+    report = SpeculationReport()
+    report.speculator_problem("plan", "raised", "RuntimeError: down")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        worker = threading.Thread(target=warn_problems, args=(report, set(), None, lambda: {"plan": raises}))
+        worker.start()
+        worker.join()
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert caught[0].lineno == raises.__code__.co_firstlineno
