@@ -183,9 +183,8 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         self.speculation.keep(session.run_id, report)
         session.release()
         plan = self.speculation
-        warn_problems(
-            report, plan.warned, plan._lock, lambda: {n: b.speculator for n, b in plan.bindings.items()}
-        )
+        speculators = lambda: {n: b.speculator for n, b in plan.bindings.items()}  # noqa: E731
+        warn_problems(report, plan.warned, plan._lock, speculators, history=plan.report)
 
     def _shed_done(self, shed: _Shed) -> None:
         """A run that did not speculate (the process was busy, or speculation refused it): its

@@ -305,7 +305,7 @@ def problem_message(key: str, detail: str) -> str:
         "raised": "it raised",
         "timeout": "it did not answer within the policy's speculator_timeout",
         "invalid": "it returned something that is not a guess",
-        "no_guess": "none of its answers held a guess (or one above policy.min_confidence)",
+        "no_guess": "none of its recent answers held a guess (or one above policy.min_confidence)",
     }.get(reason, reason)
     fix = {
         "invalid": " Return a list of update dicts (or Guess objects), best first: a chat model's "
@@ -320,6 +320,9 @@ def problem_message(key: str, detail: str) -> str:
         f"report's events).{fix} This warning is shown once per graph, node and reason."
     )
 
+
+NO_GUESS_AFTER = 3
+"""Answers without a single guess, in a row, after which a speculator is warned about."""
 
 _LIBRARY = ("langgraph", "langgraph_speculative", "langchain_core", "langchain", "asyncio", "contextlib",
             "concurrent", "threading", "functools", "warnings")  # fmt: skip
@@ -362,6 +365,7 @@ def warn_problems(
     warned: set[str],
     lock: Any = None,
     speculators: Callable[[], dict[str, Any]] | None = None,
+    history: SpeculationReport | None = None,
 ) -> None:
     """Warn (`UserWarning`, at the user's call site) about each speculator problem of `report`
     not yet in `warned` (a graph's set, guarded by `lock`), and add it there. Problems are also
@@ -369,6 +373,8 @@ def warn_problems(
     a node whose every `guesses` event was empty), so a session that does not note them still warns.
     Called where no user code is on the stack (a LangGraph worker thread, a task), the warning
     points at the node's speculator in `speculators()` (node -> the speculator), if given.
+    `history` (the graph's merged report) tells a speculator that never guesses from one that
+    abstained in this run.
     """
     found = dict(report.problems)
     answered: dict[str, bool] = {}
@@ -392,9 +398,15 @@ def warn_problems(
             detail = "; ".join(map(str, detail[:3]))
         found.setdefault(f"{node}:{reason}", str(detail))
     for node, any_guess in answered.items():
-        if not any_guess and not any(k.startswith(f"{node}:") for k in found):
-            n = sum(1 for e in report.events if e.get("event") == "guesses" and e.get("node") == node)
-            found[f"{node}:no_guess"] = f"{n} answer{'s' if n != 1 else ''} in this run"
+        if any_guess or any(k.startswith(f"{node}:") for k in found):
+            continue
+        # A speculator may abstain now and then: only one that never gave a guess in its last
+        # NO_GUESS_AFTER answers (this run's, or the graph's recent ones in `history`) is warned about.
+        seen = [
+            e for e in (history or report).events if e.get("event") == "guesses" and e.get("node") == node
+        ]
+        if len(seen) >= NO_GUESS_AFTER and not any(e.get("guesses") for e in seen[-NO_GUESS_AFTER:]):
+            found[f"{node}:no_guess"] = f"its last {NO_GUESS_AFTER} answers"
     for key, detail in found.items():
         if lock is not None:
             with lock:

@@ -215,7 +215,7 @@ def nothing(state: S) -> Any:
         (raises, "it raised.*the small model is down"),
         (text, "not a guess.*returned str"),
         (message, "not a guess.*AIMessage.*\\[\\{'messages': \\[message\\]\\}\\]"),
-        (nothing, "none of its answers held a guess"),
+        (nothing, "none of its recent answers held a guess"),
     ],
 )
 @pytest.mark.parametrize("asynchronous", [False, True])
@@ -225,8 +225,8 @@ def test_a_speculator_that_gives_nothing_usable_warns_once_at_the_users_call(
     graph = speculate(_builder(asynchronous), {"plan": speculator}).compile(checkpointer=InMemorySaver())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _run(graph, asynchronous)
-        _run(graph, asynchronous)  # a second run: no second warning
+        for _ in range(4):  # more runs, no second warning (a speculator that abstains: from its 3rd answer)
+            _run(graph, asynchronous)
     ours = [w for w in caught if "speculator of node" in str(w.message)]
     assert len(ours) == 1, [str(w.message) for w in caught]
     assert ours[0].category is UserWarning
