@@ -43,8 +43,8 @@ LABELS = {
     "branch_hit": "branch of a right guess",
     "branch_lost": "branch of a wrong guess (cancelled)",
     "adopted": "early call adopted by the main run",
-    "cancelled": "early call cancelled (its guess was wrong)",
-    "wasted": "early call wasted (finished or stopped, never adopted)",
+    "cancelled": "early call of a wrong guess (never adopted)",
+    "wasted": "early call never adopted (the run ended or moved on)",
 }
 
 
@@ -209,6 +209,11 @@ def layout(report: SpeculationReport) -> Picture:
                 kind = "cancelled" if stop.get("reason") == "miss" and stop.get("running", True) else "wasted"
             else:
                 end, kind = pic.end, "wasted"
+            # It may have finished long before it was given up: no event says when, but the node's
+            # wasted seconds do (exact for a node with one wasted call, its mean otherwise).
+            stats = report.nodes.get(node)
+            if stats is not None and stats.wasted and stats.wasted_s > 0:
+                end = min(end, t + stats.wasted_s / stats.wasted)
         if branch is not None:
             group = f"{branch['node']}: branch of guess #{branch['rank']}"
         else:  # the middleware: a prefetch is its own branch

@@ -325,3 +325,18 @@ def test_with_no_user_code_on_the_stack_the_warning_points_at_the_speculator() -
         worker.join()
     assert len(caught) == 1 and caught[0].filename == __file__
     assert caught[0].lineno == raises.__code__.co_firstlineno
+
+
+def test_a_create_agent_run_with_the_middleware_draws_its_prefetches() -> None:
+    pytest.importorskip("langchain.agents")
+    from .test_agents import speculative
+
+    _, _, mw = speculative("ainvoke")
+    report = mw.last_report
+    assert report is not None and report.adopted == 4
+    pic = layout(report)
+    assert pic.lanes[:2] == ["model (main run)", "model: speculator"]
+    adopted = [b for b in pic.bars if b.kind == "adopted"]
+    assert len(adopted) == 4 and all(b.lane.startswith("model: prefetch of guess #") for b in adopted)
+    assert sorted({b.label for b in adopted}) == ["find_user", "get_order", "get_user"]
+    assert [k for _, _, k in pic.marks] == ["hit"] * 4
