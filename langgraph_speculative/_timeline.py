@@ -169,6 +169,10 @@ def layout(report: SpeculationReport) -> Picture:
     for e in events:
         if e.get("event") == "adopted":
             adoptions.setdefault(_call_key(e), []).append(e)
+    wasted: dict[str, list[dict[str, Any]]] = {}  # early calls given up, with how long they ran
+    for e in events:
+        if e.get("event") == "wasted":
+            wasted.setdefault(_call_key(e), []).append(e)
     ended: dict[str, dict[str, Any]] = {}  # middleware: prefetch key -> its cancelled event
     for e in events:
         if e.get("event") == "cancelled" and e.get("thread") is None and e.get("call") is not None:
@@ -209,10 +213,15 @@ def layout(report: SpeculationReport) -> Picture:
                 kind = "cancelled" if stop.get("reason") == "miss" and stop.get("running", True) else "wasted"
             else:
                 end, kind = pic.end, "wasted"
-            # It may have finished long before it was given up: no event says when, but the node's
-            # wasted seconds do (exact for a node with one wasted call, its mean otherwise).
+            # It may have finished long before it was given up: a `wasted` event says how long it
+            # ran (`ran_s`); else the node's wasted seconds do (exact for a node with one wasted
+            # call, their mean otherwise).
+            ran = next((w for w in wasted.get(key, []) if float(w["t"]) >= t - 1e-6), None)
             stats = report.nodes.get(node)
-            if stats is not None and stats.wasted and stats.wasted_s > 0:
+            if ran is not None and ran.get("ran_s") is not None:
+                wasted[key].remove(ran)
+                end = min(end, t + float(ran["ran_s"]))
+            elif stats is not None and stats.wasted and stats.wasted_s > 0:
                 end = min(end, t + stats.wasted_s / stats.wasted)
         if branch is not None:
             group = f"{branch['node']}: branch of guess #{branch['rank']}"

@@ -340,3 +340,21 @@ def test_a_create_agent_run_with_the_middleware_draws_its_prefetches() -> None:
     assert len(adopted) == 4 and all(b.lane.startswith("model: prefetch of guess #") for b in adopted)
     assert sorted({b.label for b in adopted}) == ["find_user", "get_order", "get_user"]
     assert [k for _, _, k in pic.marks] == ["hit"] * 4
+
+
+def test_an_early_call_never_adopted_is_drawn_as_long_as_it_ran() -> None:
+    report = SpeculationReport(runs=1, wall_time_s=1.0)
+    report.node("lookup").wasted, report.node("lookup").wasted_s = 2, 0.5  # a mean of 0.25 s
+    for ev in [
+        {"event": "branch", "node": "plan", "thread": "b1", "rank": 1, "t": 0.1},
+        {"event": "launch", "node": "lookup", "key": "k1", "branch": "b1", "t": 0.1},
+        {"event": "branch", "node": "plan", "thread": "b2", "rank": 2, "t": 0.1},
+        {"event": "launch", "node": "lookup", "key": "k2", "branch": "b2", "t": 0.1},
+        {"event": "wasted", "node": "lookup", "key": "k2", "branch": "b2", "ran_s": 0.05, "t": 0.9},
+        {"event": "cancelled", "node": "plan", "thread": "b1", "reason": "miss", "t": 0.9},
+        {"event": "cancelled", "node": "plan", "thread": "b2", "reason": "closed", "t": 0.9},
+    ]:
+        report.add_event({"type": "speculation", **ev})
+    calls = {b.owner: b for b in layout(report).bars if b.label == "lookup"}
+    assert calls["b1"].kind == "cancelled" and calls["b1"].end == pytest.approx(0.35)  # the node's mean
+    assert calls["b2"].kind == "wasted" and calls["b2"].end == pytest.approx(0.15)  # its own `ran_s`
