@@ -292,8 +292,7 @@ def plot(path: str, workloads: dict[str, Any], draws: dict[str, list[Draws]]) ->
         ax.plot(*zip(*static), "s--", color="0.6", label="static k=1, 2, 3: simulated on the same draws")
         sweep = [_on(draws[w], "adaptive", cw) for cw in SWEEP]
         ax.plot(*zip(*sweep), "o-", color="#fb6a4a", alpha=0.7, label="adaptive by cost_weight: simulated")
-        for cw, (x, y) in zip(SWEEP, sweep):
-            ax.annotate(f"{cw:g}", (x, y), fontsize=7, xytext=(4, -9), textcoords="offset points")
+        ax.sweep = sweep  # type: ignore[attr-defined]  # labelled once the layout is final
         for name, marker in zip(POLICIES, ("v", "^", "D", "*")):
             m = row[name]
             ax.plot(
@@ -309,7 +308,7 @@ def plot(path: str, workloads: dict[str, Any], draws: dict[str, list[Draws]]) ->
         ax.set_title(f"{w} ({len(WORKLOADS[w])} steps)", fontsize=10)
         ax.set_xlabel("wasted actor calls per step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("wall-clock saved (1 - ratio)")
+        ax.set_ylabel("wall-clock saved (1 - ratio)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(
@@ -317,8 +316,63 @@ def plot(path: str, workloads: dict[str, Any], draws: dict[str, list[Draws]]) ->
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0.1, 1, 1))
+    for ax in axes:
+        _label_cost_weights(fig, ax, ax.sweep)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _label_cost_weights(fig: Any, ax: Any, sweep: list[tuple[float, float]]) -> None:
+    """Label the simulated adaptive points with their cost_weight: points that fall within a few
+    pixels of each other share one label, and each label goes where it overlaps no other label,
+    no marker, and stays inside the panel."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    screen = [ax.transData.transform(p) for p in sweep]
+    groups: list[list[int]] = []
+    for i, (px, py) in enumerate(screen):
+        for g in groups:
+            gx, gy = screen[g[0]]
+            if abs(px - gx) < 14 and abs(py - gy) < 14:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    markers = [(x, y) for line in ax.lines for x, y in ax.transData.transform(line.get_xydata())]
+    box = ax.get_window_extent(renderer)
+    offsets = [(dx, dy) for dy in (-14, 8, -28, 22, -42, -56) for dx in (8, -8)]
+    placed: list[Any] = []
+    for g in groups:
+        names = ", ".join(f"{SWEEP[i]:g}" for i in g)
+        text = f"cost_weight {names}"
+        best: tuple[float, int, int] | None = None
+        for dx, dy in offsets:  # the first clear place, else the least crowded one
+            ann = ax.annotate(
+                text, sweep[g[0]], xytext=(dx, dy), textcoords="offset points", fontsize=7,
+                ha="left" if dx > 0 else "right", color="#a50f15",
+                arrowprops={"arrowstyle": "-", "color": "#fb6a4a", "lw": 0.6},
+            )  # fmt: skip
+            ann.update_positions(renderer)
+            bb = Text.get_window_extent(ann, renderer).expanded(1.05, 1.15)  # the text, not its leader line
+            ann.remove()
+            outside = not (box.x0 <= bb.x0 and bb.x1 <= box.x1 and box.y0 <= bb.y0 and bb.y1 <= box.y1)
+            crowd = 10 * outside + 5 * sum(bb.overlaps(p) for p in placed)
+            crowd += sum(bb.contains(mx, my) for mx, my in markers)
+            if best is None or crowd < best[0]:
+                best = (crowd, dx, dy)
+            if crowd == 0:
+                break
+        assert best is not None
+        _, dx, dy = best
+        ann = ax.annotate(
+            text, sweep[g[0]], xytext=(dx, dy), textcoords="offset points", fontsize=7,
+            ha="left" if dx > 0 else "right", color="#a50f15",
+            arrowprops={"arrowstyle": "-", "color": "#fb6a4a", "lw": 0.6},
+        )  # fmt: skip
+        ann.update_positions(renderer)
+        placed.append(Text.get_window_extent(ann, renderer))
 
 
 def main() -> None:

@@ -6,11 +6,13 @@ thinks, a branch runs the lookup and the answer on the guess. When the guess is 
 run adopts both instead of waiting for them.
 
     python examples/quickstart.py
+    python examples/quickstart.py --timeline run.png   # and draw the run (needs the plot extra)
 
 LangGraph Server serves this file's `graph` and `plain_graph` as they are (`langgraph dev` at
 the repository root; see langgraph.json).
 """
 
+import argparse
 import asyncio
 import time
 from typing import Annotated, Any, TypedDict
@@ -73,7 +75,7 @@ graph = speculate(builder(), SPECULATORS).compile()
 plain_graph = builder().compile()
 
 
-async def main() -> None:
+async def main(timeline: str | None = None) -> None:
     question = {"messages": [HumanMessage("What is the capital of Japan?")]}
     plain = builder().compile(checkpointer=InMemorySaver())
     fast = speculate(builder(), SPECULATORS).compile(checkpointer=InMemorySaver())
@@ -97,6 +99,12 @@ async def main() -> None:
         f"early calls wasted {report.wasted}, actor time hidden {report.time_saved_s:.3f} s"
     )
 
+    if timeline:  # a lane per node, its speculator, the branch; the plain run as a reference line
+        report.timeline(timeline, plain_s=t_plain, title="Quickstart")
+        print(f"timeline:     {timeline}")
+
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    cli = argparse.ArgumentParser(description="The quickstart agent, plain and speculative.")
+    cli.add_argument("--timeline", metavar="FILE.png", help="draw the speculative run's timeline")
+    asyncio.run(main(cli.parse_args().timeline))

@@ -90,6 +90,12 @@ def _branches() -> Callable[[Any], None]:
     return add_parser
 
 
+def _timeline() -> Callable[[Any], None]:
+    from ._cli_timeline import add_parser
+
+    return add_parser
+
+
 def parser() -> argparse.ArgumentParser:
     """The command's argument parser (every subcommand registered)."""
     p = argparse.ArgumentParser(
@@ -98,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
         "Everything runs offline by default; chat models (openai:gpt-5, ...) only when you name them.",
     )
     p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{chess,cfs,eval,branches}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{chess,cfs,eval,branches,timeline}")
     _add(sub, "chess", "chess", _chess, "speculative chess self-play")
     _add(sub, "cfs", "dev", _cfs, "lossy speculation: live scheduler-slice tuning")
     evaluate = sub.add_parser("eval", help="evaluate a speculator on recorded runs").add_subparsers(
@@ -107,6 +113,7 @@ def parser() -> argparse.ArgumentParser:
     _add(evaluate, "tau-retail", "dev", _tau, "next-call accuracy on tau-bench retail", "eval")
     _add(evaluate, "hotpotqa", "hotpotqa", _hotpotqa, "next-action accuracy on recorded ReAct runs", "eval")
     _branches()(sub)
+    _timeline()(sub)
     return p
 
 

@@ -27,7 +27,7 @@ from langgraph.types import Command
 from ._budget import process_budget
 from ._context import _CURRENT, SHED, Ctx
 from ._plan import Plan, clone
-from ._report import SpeculationReport
+from ._report import _PLAIN_RUN, SpeculationReport, warn_problems
 from ._session import Session
 from ._state import Run
 from ._stores import MainStore
@@ -81,9 +81,15 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
     def _open(
         self, input: Any, config: RunnableConfig | None, kwargs: dict[str, Any], mode: str
     ) -> Session | _Shed | None:
+        """The run's session; or `_Shed` (a plain run that says why) when the process is busy or
+        speculation refuses the run; None inside this graph's own run (the outer run reports)."""
         plan = self.speculation
+
+        def refuse(why: str) -> _Shed:
+            return _Shed(str((config or {}).get("run_id") or ""), why)
+
         if not plan.active:
-            return None
+            return refuse("no node of this graph has a speculator (or every policy is enabled=False)")
         ctx = _CURRENT.get()
         if ctx is not None and ctx.session is not None and ctx.session.plan is plan:
             return None  # this graph inside its own run: the outer session speculates for both
@@ -97,18 +103,19 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                 "branches run into subgraphs and adopt their SpeculativeNode calls",
                 stacklevel=5,
             )
-            return None
+            return refuse("it runs as a subgraph: speculate the parent graph instead")
         durability = kwargs.get("durability")
         if durability is None and kwargs.get("checkpoint_during") is False:
             durability = "exit"
         before = kwargs.get("interrupt_before") or self.interrupt_before_nodes
         after = kwargs.get("interrupt_after") or self.interrupt_after_nodes
         if before == "*" or after == "*":
-            return None
+            which = "interrupt_before" if before == "*" else "interrupt_after"
+            return refuse(f'{which}="*" stops at every node: a branch could never run')
         saver: Any = conf.get(CONFIG_KEY_CHECKPOINTER, self.checkpointer)
         lent = CONFIG_KEY_CHECKPOINTER in conf
         if saver is True or saver is False:
-            return None
+            return refuse(f"checkpointer={saver}: the graph runs inside another graph's checkpoints")
         thread_id = conf.get("thread_id")
         if isinstance(saver, BaseCheckpointSaver):
             if durability == "exit":
@@ -118,15 +125,15 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                     "one: this run does not speculate. Use durability='async' (the default) or 'sync'",
                     stacklevel=5,
                 )
-                return None
-            if thread_id is None:
-                return None  # LangGraph says what is missing
-        elif isinstance(input, Command):
-            return None  # as without a checkpointer: LangGraph says what is missing
+                return refuse('durability="exit" saves no checkpoint for a branch to fork')
+            if thread_id is None:  # LangGraph says what is missing
+                return refuse("no thread_id in config['configurable'] (the checkpointer needs one)")
+        elif isinstance(input, Command):  # as without a checkpointer: LangGraph says what is missing
+            return refuse("a Command input without a checkpointer")
         run_id = str(merged.get("run_id") or uuid.uuid4())
         budget = process_budget()
         if budget.shed_run():  # the process is busy with other runs: this one runs plain
-            return _Shed(run_id)
+            return _Shed(run_id, shed=True)
         try:
             if isinstance(saver, BaseCheckpointSaver):
                 recorder = RecordingSaver(saver)
@@ -176,14 +183,24 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         self._local.report = report
         self.speculation.keep(session.run_id, report)
         session.release()
+        plan = self.speculation
+        speculators = lambda: {n: b.speculator for n, b in plan.bindings.items()}  # noqa: E731
+        warn_problems(report, plan.warned, plan._lock, speculators, history=plan.report)
 
     def _shed_done(self, shed: _Shed) -> None:
-        """A run that did not speculate (the process was busy): its report says so."""
-        process_budget().run_ended()
-        report = SpeculationReport(runs=1, shed_runs=1, wall_time_s=time.monotonic() - shed.started)
-        report.add_event({"type": "speculation", "event": "shed_run", "node": ""})
+        """A run that did not speculate (the process was busy, or speculation refused it): its
+        report says so, and counts the calls it made."""
+        report = shed.report
+        report.wall_time_s = time.monotonic() - shed.started
+        if shed.shed:
+            process_budget().run_ended()
+            report.add_event({"type": "speculation", "event": "shed_run", "node": ""})
+        else:
+            report.add_event(
+                {"type": "speculation", "event": "refused", "node": "", "reason": report.refused}
+            )
         self._local.report = report
-        self.speculation.keep(shed.run_id, report)
+        self.speculation.keep(shed.run_id or str(uuid.uuid4()), report)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
         """`CompiledStateGraph.stream`, with a speculation session around the run."""
@@ -193,7 +210,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             return
         if isinstance(session, _Shed):
             try:
-                yield from _within(SHED, super().stream(input, config, **kwargs))
+                yield from _within(session.ctx, super().stream(input, config, **kwargs), session.report)
             finally:
                 self._shed_done(session)
             return
@@ -221,8 +238,9 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                 yield chunk
             return
         ctx: Ctx | None
+        plain: SpeculationReport | None = None
         if isinstance(session, _Shed):
-            ctx, inner = SHED, super().astream(input, config, **kwargs)
+            ctx, inner, plain = session.ctx, super().astream(input, config, **kwargs), session.report
         else:
             session.loop = asyncio.get_running_loop()
             ctx, inner = session.main_ctx, session.run.graph.astream(input, session.run.config, **kwargs)
@@ -230,13 +248,14 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         finished = False
         try:
             while True:
-                token = _CURRENT.set(ctx)
+                token, counting = _CURRENT.set(ctx), _PLAIN_RUN.set(plain)
                 try:
                     chunk = await inner.__anext__()
                 except StopAsyncIteration:
                     finished = True
                     break
                 finally:
+                    _PLAIN_RUN.reset(counting)
                     _CURRENT.reset(token)
                 yield chunk
         finally:
@@ -311,26 +330,34 @@ async def _aobserve(session: Session, name: str, call: Any) -> None:
 
 
 class _Shed:
-    """A run that does not speculate: the process was busy with other runs when it started."""
+    """A run that does not speculate: the process was busy with other runs when it started
+    (`shed`), or speculation refused it (`reason`). It runs as the plain graph; its report
+    says which, and counts its calls."""
 
-    __slots__ = ("run_id", "started")
+    __slots__ = ("ctx", "report", "run_id", "shed", "started")
 
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
+    def __init__(self, run_id: str, reason: str = "", *, shed: bool = False) -> None:
+        self.run_id, self.shed = run_id, shed
         self.started = time.monotonic()
+        self.report = SpeculationReport(runs=1, shed_runs=1 if shed else 0, refused=reason)
+        # A busy process's run: the graph's nodes know it sheds (SHED). A refused run keeps the
+        # caller's context (a subgraph's parent run goes on speculating around it).
+        self.ctx: Ctx | None = SHED if shed else _CURRENT.get()
 
 
-def _within(ctx: Ctx | None, inner: Iterator[Any]) -> Iterator[Any]:
+def _within(ctx: Ctx | None, inner: Iterator[Any], plain: SpeculationReport | None = None) -> Iterator[Any]:
     """`inner`'s chunks, each computed with the speculation context `ctx` (and only then: the
-    caller's code between chunks does not see it); `inner` is closed at the end."""
+    caller's code between chunks does not see it), in a run that counts its calls in `plain`
+    when it runs plain; `inner` is closed at the end."""
     try:
         while True:
-            token = _CURRENT.set(ctx)
+            token, counting = _CURRENT.set(ctx), _PLAIN_RUN.set(plain)
             try:
                 chunk = next(inner)
             except StopIteration:
                 return
             finally:
+                _PLAIN_RUN.reset(counting)
                 _CURRENT.reset(token)
             yield chunk
     finally:

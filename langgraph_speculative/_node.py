@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ from langchain_core.runnables.config import ensure_config
 from ._context import _CURRENT, SHED, Contained, Ctx
 from ._keys import default_match
 from ._policy import SpeculationPolicy
+from ._report import note_plain_call, note_span, plain_run_report
 from ._state import Binding
 
 __all__ = ("Bound", "SpeculativeNode", "as_runnable")
@@ -58,7 +60,14 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
         ctx = self._ctx()
         if ctx is None:
             self._unbound()
-            return self.binding.action.invoke(input, config, **kwargs)
+            plain = plain_run_report()
+            if plain is None:
+                return self.binding.action.invoke(input, config, **kwargs)
+            started = time.monotonic()
+            try:
+                return self.binding.action.invoke(input, config, **kwargs)
+            finally:
+                note_plain_call(plain, self.binding.name, self.binding.speculative, started)
         config = config if config is not None else ensure_config()  # as LangGraph gave it
         binding = self._binding(config)
         session = ctx.session
@@ -67,21 +76,36 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
             assert session.loop is not None
             coro = session.branch_node(binding, input, config, ctx.branch)
             return asyncio.run_coroutine_threadsafe(coro, session.loop).result()
-        return session.main_sync(binding, input, config)
+        started = time.monotonic()
+        try:
+            return session.main_sync(binding, input, config)
+        finally:
+            note_span(session, binding.name, started)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node (async)."""
         ctx = self._ctx()
         if ctx is None:
             self._unbound()
-            return await self.binding.action.ainvoke(input, config, **kwargs)
+            plain = plain_run_report()
+            if plain is None:
+                return await self.binding.action.ainvoke(input, config, **kwargs)
+            started = time.monotonic()
+            try:
+                return await self.binding.action.ainvoke(input, config, **kwargs)
+            finally:
+                note_plain_call(plain, self.binding.name, self.binding.speculative, started)
         config = config if config is not None else ensure_config()  # as LangGraph gave it
         binding = self._binding(config)
         session = ctx.session
         assert session is not None  # the run holds it while its nodes run
         if ctx.branch is not None:
             return await session.branch_node(binding, input, config, ctx.branch)
-        return await session.main_async(binding, input, config)
+        started = time.monotonic()
+        try:
+            return await session.main_async(binding, input, config)
+        finally:
+            note_span(session, binding.name, started)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         """Run the node (sync), yielding its output once; LangGraph streams each node this way
@@ -210,7 +234,7 @@ class SpeculativeNode(Bound):
         return binding
 
     def _unbound(self) -> None:
-        if _CURRENT.get() is SHED:  # a speculative graph's run that sheds speculation
+        if _CURRENT.get() is SHED or plain_run_report() is not None:  # a run that sheds or was refused
             return
         if self.policy.enabled and not self._warned:
             self._warned = True

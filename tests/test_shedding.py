@@ -114,7 +114,8 @@ def test_a_run_that_starts_on_a_busy_process_runs_as_the_plain_graph(
     assert history == plain_history
     report = graph.last_report
     assert report.shed_runs == 1 and report.runs == 1
-    assert report.calls == 0 and not report.nodes and not report.branches
+    assert report.calls == report.shed == 3 and not report.branches  # a, b, c: every call counted
+    assert [s["node"] for s in report.spans] == ["a", "b", "c", "d"]
     assert [e["event"] for e in report.events] == ["shed_run"]
     assert graph.report.shed_runs == 1 and graph.report.summary()["shed_runs"] == 1
 

@@ -236,17 +236,28 @@ def plot(
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.4), sharex=True)
-    colors = {"actor_only": "#1565c0", "speculator_only": "#757575", "actor_speculator": "#2e7d32"}
-    styles = {"actor_only": "-", "speculator_only": "--", "actor_speculator": "-"}
+    colors = {"actor_only": "#1565c0", "speculator_only": "#e65100", "actor_speculator": "#2e7d32"}
+    styles = {"actor_only": "-", "speculator_only": (0, (4, 3)), "actor_speculator": "-"}
+    # Where speculator-only and actor+speculator agree their lines coincide: the speculator's is
+    # drawn last, dashed and thinner, over a wider translucent actor+speculator line, so both show.
+    widths = {"actor_only": 1.4, "speculator_only": 1.5, "actor_speculator": 3.2}
+    alphas = {"actor_only": 1.0, "speculator_only": 1.0, "actor_speculator": 0.55}
     labels = {
         "actor_only": f"actor only (slow: {deliberation_s:g} s per decision)",
-        "speculator_only": "speculator only (fast: a greedy step each window)",
+        "speculator_only": "speculator only (fast: a greedy step each window; dashed, on top)",
         "actor_speculator": "actor + speculator (lossy: last write wins)",
     }
-    for name, res in results.items():
+    order = ["actor_only", "actor_speculator", "speculator_only"]
+    for name, res in sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9):
         h = res["history"]
         t = [r["t"] for r in h]
-        style = {"color": colors[name], "linestyle": styles[name], "linewidth": 1.4}
+        style = {
+            "color": colors[name],
+            "linestyle": styles[name],
+            "linewidth": widths[name],
+            "alpha": alphas[name],
+            "zorder": 2 + order.index(name) if name in order else 2,
+        }
         top.plot(t, [r["p95"] for r in h], label=labels[name], **style)
         bottom.step(t, [r["setting"] for r in h], where="post", **style)
         acted = [

@@ -292,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeline:
         from ._timeline import draw
 
-        draw(spec, args.timeline)
+        draw(spec, args.timeline, sequential_s=seq["elapsed"] if seq is not None else None)
         log(f"timeline written to {args.timeline}")
     if args.json:
         print(json.dumps(out))
