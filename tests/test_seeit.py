@@ -298,7 +298,7 @@ def test_a_merged_report_counts_the_calls_of_shed_runs() -> None:
     budget = _budget.process_budget()
     limit, busy = budget.limit, budget.busy
     set_process_budget(busy=1e-9)
-    budget.run_started()  # another run is active: the process is busy
+    budget.shed_run()  # another run is active: the process is busy
     try:
         time.sleep(0.01)
         _run(graph, True)

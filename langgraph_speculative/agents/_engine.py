@@ -28,6 +28,7 @@ from langchain_core.tools import BaseTool
 
 from langgraph_speculative import SpeculationPolicy, SpeculationReport
 from langgraph_speculative._budget import process_budget
+from langgraph_speculative._report import warn_problems
 from langgraph_speculative._threads import offload, process_pool, sync_only
 from langgraph_speculative._trace import quiet
 
@@ -69,6 +70,7 @@ class Engine:
         self.gated: set[str] = set()  # tools HumanInTheLoopMiddleware may pause before
         self._runs: dict[tuple[Any, int], Run] = {}
         self._lock = threading.RLock()
+        self.warned: set[str] = set()  # speculator problems already warned about
         self._checked: dict[int, tuple[BaseTool, Injected]] = {}  # id(tool) -> what it gets injected
 
     # ------------------------------------------------------------------ telemetry
@@ -134,9 +136,12 @@ class Engine:
         for p in live:
             self.drop(run, p, reason)
         run.report.wall_time_s = time.monotonic() - run.started_at
+        run.report.runs = 1
         with self._lock:
             self.report.wall_time_s += run.report.wall_time_s
+            self.report.runs += 1
         self.last_report = run.report
+        warn_problems(run.report, self.warned, self._lock, lambda: {NODE: self.speculator})
         return live
 
     def drop(self, run: Run, p: Prefetch, reason: str) -> None:
