@@ -225,8 +225,8 @@ class Forks:
             raise BranchStop()
         if b.read_only_tools is not None and not only_reads(state, self.s.plan.read_only(b)):
             raise BranchStop()  # a tool call that may write: never on a branch
-        if role == "inline":
-            return await self.s.call(b.action, state, config)
+        if role == "inline":  # a subgraph: its own nodes reach this session and launch early
+            return await b.action.ainvoke(state, config)
         try:
             key = b.key(state)
         except BaseException as exc:
