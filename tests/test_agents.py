@@ -282,7 +282,9 @@ def test_events_reach_the_custom_stream_as_json() -> None:
     gate = Latch(shop)
     model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
     shop.model = model
-    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    mw = SpeculativeToolCalls(
+        gate.wrap(oracle), read_only=READS, policy=SpeculationPolicy(stream_events=True)
+    )
     agent = create_agent(model, shop.tools(), middleware=[mw])
     events = [chunk for chunk in agent.stream(ask(), stream_mode="custom")]
     assert events and all(e["type"] == "speculation" and e["node"] == "model" for e in events)
