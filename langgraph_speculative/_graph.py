@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -30,7 +30,7 @@ from ._plan import Plan, clone
 from ._report import SpeculationReport
 from ._session import Run, Session
 from ._stores import MainStore
-from ._tee import RecordingSaver
+from ._tee import CopySerde, RecordingSaver
 
 __all__ = ("SpeculativeCompiledGraph",)
 
@@ -54,11 +54,28 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
     run's thread.
     """
 
-    def __init__(self, *, speculation: Plan, **kwargs: Any) -> None:
+    def __init__(
+        self, *, speculation: Plan, drawing: CompiledStateGraph | None = None, **kwargs: Any
+    ) -> None:  # type: ignore[type-arg]
         kwargs.pop("_local", None)  # `copy()` hands every attribute back
+        drawing = kwargs.pop("_drawing", drawing)
         super().__init__(**kwargs)
         self.speculation = speculation
         self._local = threading.local()
+        self._drawing = drawing
+
+    def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False) -> Any:
+        """The graph's drawing: the plain graph's (the user's nodes, not the wrappers that
+        speculate), as LangGraph Studio and notebooks show it."""
+        if self._drawing is None:
+            return super().get_graph(config, xray=xray)
+        return _plain_nodes(self._drawing.get_graph(config, xray=xray))
+
+    async def aget_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False) -> Any:
+        """`get_graph`, async."""
+        if self._drawing is None:
+            return await super().aget_graph(config, xray=xray)
+        return _plain_nodes(await self._drawing.aget_graph(config, xray=xray))
 
     @property
     def last_report(self) -> SpeculationReport | None:
@@ -130,7 +147,11 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             if isinstance(saver, BaseCheckpointSaver):
                 recorder = RecordingSaver(saver)
             else:
-                recorder = RecordingSaver(InMemorySaver(), implicit=None if thread_id is not None else "run")
+                recorder = RecordingSaver(
+                    InMemorySaver(serde=CopySerde()),  # type: ignore[arg-type]
+                    implicit=None if thread_id is not None else "run",
+                    private=True,
+                )
                 if kwargs.pop("durability", None) is not None:
                     warnings.warn("`durability` has no effect when no checkpointer is present.", stacklevel=5)
             run_config: dict[str, Any] = dict(config or {})
@@ -198,7 +219,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         started = time.monotonic()
         try:
             inner = session.run.graph.stream(input, session.run.config, **kwargs)
-            yield from _within(session.main_ctx, inner)
+            yield from _hide_checkpoints(self, session, kwargs, _within(session.main_ctx, inner))
         finally:
             session.close()
             self._done(session, started)
@@ -218,6 +239,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         else:
             session.loop = asyncio.get_running_loop()
             ctx, inner = session.main_ctx, session.run.graph.astream(input, session.run.config, **kwargs)
+        hidden = None if isinstance(session, _Shed) else _checkpoint_filter(self, session, kwargs)
         started = time.monotonic()
         try:
             while True:
@@ -228,7 +250,8 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                     break
                 finally:
                     _CURRENT.reset(token)
-                yield chunk
+                if hidden is None or not hidden(chunk):
+                    yield chunk
         finally:
             try:
                 await inner.aclose()  # type: ignore[attr-defined]
@@ -240,6 +263,15 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                     self._done(session, started)
 
 
+def _plain_nodes(drawing: Any) -> Any:
+    """`drawing` with every speculative subgraph shown as its plain graph (as a node's data)."""
+    for key, node in list(drawing.nodes.items()):
+        data = node.data
+        if isinstance(data, SpeculativeCompiledGraph) and data._drawing is not None:
+            drawing.nodes[key] = node._replace(data=data._drawing)
+    return drawing
+
+
 class _Shed:
     """A run that does not speculate: the process was busy with other runs when it started."""
 
@@ -248,6 +280,58 @@ class _Shed:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.started = time.monotonic()
+
+
+def _checkpoint_filter(graph: Any, session: Session, kwargs: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """For a run on the session's private saver (the graph has no checkpointer): a predicate
+    true of the chunks LangGraph streams only because a checkpointer is there ("checkpoints"
+    events, "checkpoint" debug events), which the plain graph never streams. None: no such chunk
+    can come."""
+    if not session.run.recorder.private:
+        return None
+    requested = kwargs.get("stream_mode") or graph.stream_mode
+    single = isinstance(requested, str)
+    modes = [requested] if single else list(requested)
+    if "checkpoints" not in modes and "debug" not in modes:
+        return None
+    subgraphs = bool(kwargs.get("subgraphs"))
+    v2 = kwargs.get("version") == "v2"
+
+    def hidden(chunk: Any) -> bool:
+        if v2:
+            if not isinstance(chunk, dict):
+                return False
+            mode, payload = chunk.get("type"), chunk.get("data")
+        elif single:
+            mode = modes[0]
+            payload = chunk[-1] if subgraphs and isinstance(chunk, tuple) else chunk
+        elif isinstance(chunk, tuple) and len(chunk) >= 2:
+            mode, payload = chunk[-2], chunk[-1]
+        else:
+            return False
+        if mode == "checkpoints":
+            return True
+        return mode == "debug" and isinstance(payload, dict) and payload.get("type") == "checkpoint"
+
+    return hidden
+
+
+def _hide_checkpoints(
+    graph: Any, session: Session, kwargs: dict[str, Any], chunks: Iterator[Any]
+) -> Iterator[Any]:
+    """`chunks` without those `_checkpoint_filter` hides."""
+    hidden = _checkpoint_filter(graph, session, kwargs)
+    if hidden is None:
+        yield from chunks
+        return
+    try:
+        for chunk in chunks:
+            if not hidden(chunk):
+                yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _within(ctx: Ctx | None, inner: Iterator[Any]) -> Iterator[Any]:
