@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if path:
         with open(path) as f:
             S.refusals = [re.compile(p) for p in json.load(f)]
-    StateGraph.compile = _patched_compile  # type: ignore[method-assign]
+    StateGraph.compile = _patched_compile  # type: ignore[method-assign,assignment]
 
 
 def pytest_plugin_registered(plugin: Any, manager: Any) -> None:
@@ -101,7 +101,7 @@ def pytest_plugin_registered(plugin: Any, manager: Any) -> None:
     for name in ("tests.conftest_checkpointer", "tests.conftest_store"):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "DEFAULT_POSTGRES_URI"):
-            module.DEFAULT_POSTGRES_URI = uri
+            setattr(module, "DEFAULT_POSTGRES_URI", uri)  # noqa: B010
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -116,7 +116,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     with open(path) as f:
         chosen = json.load(f)
     tests, files = set(chosen.get("tests", ())), set(chosen.get("files", ()))
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         (keep if item.nodeid in tests or item.nodeid.split("::")[0] in files else drop).append(item)
     if drop:
@@ -217,9 +218,9 @@ def _patched_compile(self: StateGraph, *args: Any, **kwargs: Any) -> Any:  # typ
             if not any(p.search(str(exc)) for p in S.refusals):
                 raise
             if S.current is not None:
-                S.results.setdefault(S.current, {"outcome": "passed", "unraisable": []})["refused"] = str(exc)[
-                    :300
-                ]
+                S.results.setdefault(S.current, {"outcome": "passed", "unraisable": []})["refused"] = str(
+                    exc
+                )[:300]
     finally:
         _inside.reset(token)
     return _ORIGINAL_COMPILE(self, *args, **kwargs)  # a documented refusal: this graph runs plain

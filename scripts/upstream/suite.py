@@ -35,9 +35,10 @@ import sys
 import tarfile
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -109,7 +110,12 @@ def run_mode(
     # whole session (CPython 3.11 "AST constructor recursion depth mismatch") after a test failed.
     cmd = [sys.executable, "-m", "pytest", "-q", "--tb=native", "-p", "lgs_upstream_plugin"]
     cmd += [f"--lgs-mode={mode}"]
-    cmd += [f"--lgs-out={out}", f"--lgs-refusals={out_dir / 'refusals.json'}", "-W", "ignore::DeprecationWarning"]
+    cmd += [
+        f"--lgs-out={out}",
+        f"--lgs-refusals={out_dir / 'refusals.json'}",
+        "-W",
+        "ignore::DeprecationWarning",
+    ]
     if select is not None:
         path = out_dir / f"select-{mode}{tag}.json"
         path.write_text(json.dumps(select))
@@ -150,7 +156,9 @@ def differences(ref: dict[str, Any], got: dict[str, Any], selected: set[str] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--modes", nargs="+", default=list(SPECULATIVE), choices=SPECULATIVE)
     parser.add_argument("--cache", default=os.environ.get("LGS_UPSTREAM_CACHE", "~/.cache/lgs-upstream"))
     parser.add_argument("--out", default=None, help="where logs and results go (default: a temp dir)")
