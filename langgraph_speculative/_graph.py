@@ -34,6 +34,9 @@ from ._tee import CopySerde, RecordingSaver
 
 __all__ = ("SpeculativeCompiledGraph",)
 
+# What `StateGraph.compile` sets on the compiled graph after building it (the v2 stream's state
+# and output types), which `Pregel.__init__` would drop.
+_SET_AFTER_INIT = ("_output_mapper", "_state_mapper")
 _SKIP = ("checkpoint_id", "checkpoint_ns", "checkpoint_map")  # configurable keys branches do not take
 
 
@@ -59,7 +62,9 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
     ) -> None:  # type: ignore[type-arg]
         kwargs.pop("_local", None)  # `copy()` hands every attribute back
         drawing = kwargs.pop("_drawing", drawing)
+        mappers = {k: kwargs.pop(k) for k in _SET_AFTER_INIT if k in kwargs}
         super().__init__(**kwargs)
+        self.__dict__.update(mappers)  # Pregel's __init__ drops them; StateGraph.compile sets them after
         self.speculation = speculation
         self._local = threading.local()
         self._drawing = drawing
@@ -218,7 +223,9 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             return
         started = time.monotonic()
         try:
-            inner = session.run.graph.stream(input, session.run.config, **kwargs)
+            # The class's method, not the attribute: the run's graph is a copy of this one's
+            # attributes, a `stream` patched onto this instance (a test's spy) among them.
+            inner = CompiledStateGraph.stream(session.run.graph, input, session.run.config, **kwargs)
             yield from _hide_checkpoints(self, session, kwargs, _within(session.main_ctx, inner))
         finally:
             session.close()
@@ -238,7 +245,8 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             ctx, inner = SHED, super().astream(input, config, **kwargs)
         else:
             session.loop = asyncio.get_running_loop()
-            ctx, inner = session.main_ctx, session.run.graph.astream(input, session.run.config, **kwargs)
+            ctx = session.main_ctx  # the class's method, as in `stream`
+            inner = CompiledStateGraph.astream(session.run.graph, input, session.run.config, **kwargs)
         hidden = None if isinstance(session, _Shed) else _checkpoint_filter(self, session, kwargs)
         started = time.monotonic()
         try:
