@@ -307,9 +307,21 @@ def _instrument(name: str, spec: Any) -> Any:
     twin = copy.copy(runnable)
     if func is not None and not inspect.iscoroutinefunction(func):
         twin.func = _wrap_sync(name, func, slow, remember)
-    if afunc is not None and inspect.iscoroutinefunction(afunc):
+    if isinstance(afunc, functools.partial):
+        # A sync function run on a thread (`partial(run_in_executor, None, func)`): LangGraph
+        # tells sync nodes by this very shape, so it stays a partial, of the wrapped function.
+        args = tuple(twin.func if a is func else a for a in afunc.args)
+        twin.afunc = functools.update_wrapper(functools.partial(afunc.func, *args, **afunc.keywords), func)
+    elif afunc is not None and inspect.iscoroutinefunction(afunc):
         twin.afunc = _wrap_async(name, afunc, slow, remember)
     return dataclasses.replace(spec, runnable=twin)
+
+
+def _as_seen(wrapped: Any, fn: Any) -> Any:
+    """`wrapped` (around `fn`) unwrapping to what `fn` unwraps to: LangGraph looks one
+    `__wrapped__` deep for the subgraphs a node function holds."""
+    wrapped.__wrapped__ = getattr(fn, "__wrapped__", fn)
+    return wrapped
 
 
 def _wrap_sync(name: str, fn: Any, slow: bool, remember: bool) -> Any:
@@ -323,7 +335,7 @@ def _wrap_sync(name: str, fn: Any, slow: bool, remember: bool) -> Any:
             _remember(name, key, out)
         return out
 
-    return wrapped
+    return _as_seen(wrapped, fn)
 
 
 def _wrap_async(name: str, fn: Any, slow: bool, remember: bool) -> Any:
@@ -337,4 +349,4 @@ def _wrap_async(name: str, fn: Any, slow: bool, remember: bool) -> Any:
             _remember(name, key, out)
         return out
 
-    return wrapped
+    return _as_seen(wrapped, fn)
