@@ -307,7 +307,7 @@ def _instrument(name: str, spec: Any) -> Any:
     twin = copy.copy(runnable)
     if func is not None and not inspect.iscoroutinefunction(func):
         twin.func = _wrap_sync(name, func, slow, remember)
-    if isinstance(afunc, functools.partial):
+    if isinstance(afunc, functools.partial) and func is not None:
         # A sync function run on a thread (`partial(run_in_executor, None, func)`): LangGraph
         # tells sync nodes by this very shape, so it stays a partial, of the wrapped function.
         args = tuple(twin.func if a is func else a for a in afunc.args)
