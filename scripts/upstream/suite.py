@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(line)
         for t, d in sorted(being_fixed.items()):
             item = next(e["item"] for e in known if matches(e, t, mode, kinds[t]))
-            print(f"  KNOWN, BEING FIXED (issue 26 item {item}) {t}\n      {d[:300]}", flush=True)
+            label = item if isinstance(item, str) else f"issue 26 item {item}"
+            print(f"  KNOWN, BEING FIXED ({label}) {t}\n      {d[:300]}", flush=True)
         for t, d in sorted(new.items()):
             print(f"  DIFFERENCE {t}\n      {d[:600]}", flush=True)
         failed = failed or bool(new)
