@@ -22,7 +22,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
-from langgraph_speculative import speculate
+from langgraph_speculative import SpeculationPolicy, speculate
 
 CAPITALS = {"france": "Paris", "japan": "Tokyo", "kenya": "Nairobi", "peru": "Lima"}
 
@@ -71,7 +71,8 @@ SPECULATORS = {"plan": guess_plan}
 
 # For LangGraph Server (langgraph.json: "./examples/quickstart.py:graph"), written as its docs write
 # graphs: compiled at module level, without a checkpointer; the server lends its own to every run.
-graph = speculate(builder(), SPECULATORS).compile()
+# Its speculation events go to the custom stream too (stream_mode="custom"), for Studio to show.
+graph = speculate(builder(), SPECULATORS, policy=SpeculationPolicy(stream_events=True)).compile()
 plain_graph = builder().compile()
 
 

@@ -43,12 +43,20 @@ class SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         the main run's thread), stop before `unsafe` nodes and before every interrupt you
         configure here or at run time.
         """
-        plain = StateGraph.compile(self, checkpointer=checkpointer, **kwargs)
+        # LangGraph's compile changes the builder it compiles (it adds the node of
+        # `set_node_defaults(error_handler=...)` and writes the defaults into the node specs):
+        # each compile here gets a copy of its own, so this builder compiles again and again.
+        base = _copy_builder(self, specs=True)
+        plain = StateGraph.compile(base, checkpointer=checkpointer, **kwargs)
         _refuse_delta_channels(plain)
-        bindings = _bind(self, plain)
+        bindings = _bind(base, plain)
         active = any(b.speculative or b.prefetching for b in bindings.values())
         if active:
-            wrapped = _copy_builder(self)
+            _refuse_root_channel(plain, bindings)
+            wrapped = _copy_builder(base, specs=True)
+            defaults = getattr(wrapped, "_node_defaults", None)
+            if getattr(defaults, "error_handler", None) is not None:  # its node is there already
+                wrapped._node_defaults = replace(defaults, error_handler=None)  # type: ignore[type-var,assignment]
             for name, binding in bindings.items():
                 wrapped.nodes[name] = replace(wrapped.nodes[name], runnable=Bound(binding))
             graph = StateGraph.compile(wrapped, checkpointer=checkpointer, **kwargs)
@@ -56,15 +64,15 @@ class SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
             graph = plain
         plan = Plan(
             bindings=bindings,
-            channels=frozenset(self.channels),
-            node_names=frozenset(n for n in self.nodes if n != START),
+            channels=frozenset(base.channels),
+            node_names=frozenset(n for n in base.nodes if n != START),
             max_inflight=max((b.policy.max_inflight for b in bindings.values() if b.policy), default=1),
             active=active,
         )
         if active:
-            _warn_at_compile(self, plan, kwargs)
+            _warn_at_compile(base, plan, kwargs)
         attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
-        return SpeculativeCompiledGraph(speculation=plan, **attrs)
+        return SpeculativeCompiledGraph(speculation=plan, drawing=plain, **attrs)
 
 
 def _tool_names(runnable: Any) -> list[str] | None:
@@ -134,6 +142,22 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         )
         bindings[name] = binding
     return bindings
+
+
+def _refuse_root_channel(plain: Any, bindings: dict[str, Binding]) -> None:
+    if "__root__" in plain.channels:
+        nodes = sorted(n for n, b in bindings.items() if b.speculative)
+        raise ValueError(
+            f"speculate(): this graph's state is a single root value (StateGraph({_type_name(plain)})), "
+            f"so what nodes {nodes} return replaces the whole state and a guess could not be told "
+            "from an update of state keys. Give the state keys (e.g. a TypedDict with one key), or "
+            "compile without speculate()"
+        )
+
+
+def _type_name(plain: Any) -> str:
+    schema = getattr(getattr(plain, "builder", None), "state_schema", None)
+    return getattr(schema, "__name__", None) or repr(schema)
 
 
 def _refuse_delta_channels(plain: Any) -> None:
@@ -501,11 +525,17 @@ def _mapping(label: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _copy_builder(builder: StateGraph) -> SpeculativeStateGraph:  # type: ignore[type-arg]
+def _copy_builder(builder: StateGraph, *, specs: bool = False) -> SpeculativeStateGraph:  # type: ignore[type-arg]
+    """A copy of `builder` whose containers are its own; with `specs`, its node specs too (a
+    compile writes into them)."""
     new = SpeculativeStateGraph.__new__(SpeculativeStateGraph)
     for k, v in builder.__dict__.items():
         if k == "branches":
             v = defaultdict(dict, {n: dict(b) for n, b in v.items()})
+        elif k == "nodes" and specs:
+            v = {n: copy.copy(s) for n, s in v.items()}
+        elif k == "_node_defaults":
+            v = copy.copy(v)
         elif isinstance(v, (dict, set, list)):
             v = copy.copy(v)
         new.__dict__[k] = v

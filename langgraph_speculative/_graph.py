@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -31,10 +31,13 @@ from ._report import _PLAIN_RUN, SpeculationReport, warn_problems
 from ._session import Session
 from ._state import Run
 from ._stores import MainStore
-from ._tee import RecordingSaver
+from ._tee import CopySerde, RecordingSaver
 
 __all__ = ("SpeculativeCompiledGraph",)
 
+# What `StateGraph.compile` sets on the compiled graph after building it (the v2 stream's state
+# and output types), which `Pregel.__init__` would drop.
+_SET_AFTER_INIT = ("_output_mapper", "_state_mapper")
 _SKIP = ("checkpoint_id", "checkpoint_ns", "checkpoint_map")  # configurable keys branches do not take
 
 
@@ -55,11 +58,30 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
     run's thread.
     """
 
-    def __init__(self, *, speculation: Plan, **kwargs: Any) -> None:
+    def __init__(
+        self, *, speculation: Plan, drawing: CompiledStateGraph | None = None, **kwargs: Any
+    ) -> None:  # type: ignore[type-arg]
         kwargs.pop("_local", None)  # `copy()` hands every attribute back
+        drawing = kwargs.pop("_drawing", drawing)
+        mappers = {k: kwargs.pop(k) for k in _SET_AFTER_INIT if k in kwargs}
         super().__init__(**kwargs)
+        self.__dict__.update(mappers)  # Pregel's __init__ drops them; StateGraph.compile sets them after
         self.speculation = speculation
         self._local = threading.local()
+        self._drawing = drawing
+
+    def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False) -> Any:
+        """The graph's drawing: the plain graph's (the user's nodes, not the wrappers that
+        speculate), as LangGraph Studio and notebooks show it."""
+        if self._drawing is None:
+            return super().get_graph(config, xray=xray)
+        return _plain_nodes(self._drawing.get_graph(config, xray=xray))
+
+    async def aget_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False) -> Any:
+        """`get_graph`, async."""
+        if self._drawing is None:
+            return await super().aget_graph(config, xray=xray)
+        return _plain_nodes(await self._drawing.aget_graph(config, xray=xray))
 
     @property
     def last_report(self) -> SpeculationReport | None:
@@ -138,7 +160,11 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             if isinstance(saver, BaseCheckpointSaver):
                 recorder = RecordingSaver(saver)
             else:
-                recorder = RecordingSaver(InMemorySaver(), implicit=None if thread_id is not None else "run")
+                recorder = RecordingSaver(
+                    InMemorySaver(serde=CopySerde()),  # type: ignore[arg-type]
+                    implicit=None if thread_id is not None else "run",
+                    private=True,
+                )
                 if kwargs.pop("durability", None) is not None:
                     warnings.warn("`durability` has no effect when no checkpointer is present.", stacklevel=5)
             run_config: dict[str, Any] = dict(config or {})
@@ -217,8 +243,10 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         started = time.monotonic()
         finished = False
         try:
-            inner = session.run.graph.stream(input, session.run.config, **kwargs)
-            yield from _within(session.main_ctx, inner)
+            # The class's method, not the attribute: the run's graph is a copy of this one's
+            # attributes, a `stream` patched onto this instance (a test's spy) among them.
+            inner = CompiledStateGraph.stream(session.run.graph, input, session.run.config, **kwargs)
+            yield from _hide_checkpoints(self, session, kwargs, _within(session.main_ctx, inner))
             finished = True
         finally:
             session.close()
@@ -243,7 +271,9 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
             ctx, inner, plain = session.ctx, super().astream(input, config, **kwargs), session.report
         else:
             session.loop = asyncio.get_running_loop()
-            ctx, inner = session.main_ctx, session.run.graph.astream(input, session.run.config, **kwargs)
+            ctx = session.main_ctx  # the class's method, as in `stream`
+            inner = CompiledStateGraph.astream(session.run.graph, input, session.run.config, **kwargs)
+        hidden = None if isinstance(session, _Shed) else _checkpoint_filter(self, session, kwargs)
         started = time.monotonic()
         finished = False
         try:
@@ -257,7 +287,8 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                 finally:
                     _PLAIN_RUN.reset(counting)
                     _CURRENT.reset(token)
-                yield chunk
+                if hidden is None or not hidden(chunk):
+                    yield chunk
         finally:
             try:
                 await inner.aclose()  # type: ignore[attr-defined]
@@ -329,6 +360,15 @@ async def _aobserve(session: Session, name: str, call: Any) -> None:
         _observe_failed(session, name, exc)
 
 
+def _plain_nodes(drawing: Any) -> Any:
+    """`drawing` with every speculative subgraph shown as its plain graph (as a node's data)."""
+    for key, node in list(drawing.nodes.items()):
+        data = node.data
+        if isinstance(data, SpeculativeCompiledGraph) and data._drawing is not None:
+            drawing.nodes[key] = node._replace(data=data._drawing)
+    return drawing
+
+
 class _Shed:
     """A run that does not speculate: the process was busy with other runs when it started
     (`shed`), or speculation refused it (`reason`). It runs as the plain graph; its report
@@ -343,6 +383,58 @@ class _Shed:
         # A busy process's run: the graph's nodes know it sheds (SHED). A refused run keeps the
         # caller's context (a subgraph's parent run goes on speculating around it).
         self.ctx: Ctx | None = SHED if shed else _CURRENT.get()
+
+
+def _checkpoint_filter(graph: Any, session: Session, kwargs: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """For a run on the session's private saver (the graph has no checkpointer): a predicate
+    true of the chunks LangGraph streams only because a checkpointer is there ("checkpoints"
+    events, "checkpoint" debug events), which the plain graph never streams. None: no such chunk
+    can come."""
+    if not session.run.recorder.private:
+        return None
+    requested = kwargs.get("stream_mode") or graph.stream_mode
+    single = isinstance(requested, str)
+    modes = [requested] if single else list(requested)
+    if "checkpoints" not in modes and "debug" not in modes:
+        return None
+    subgraphs = bool(kwargs.get("subgraphs"))
+    v2 = kwargs.get("version") == "v2"
+
+    def hidden(chunk: Any) -> bool:
+        if v2:
+            if not isinstance(chunk, dict):
+                return False
+            mode, payload = chunk.get("type"), chunk.get("data")
+        elif single:
+            mode = modes[0]
+            payload = chunk[-1] if subgraphs and isinstance(chunk, tuple) else chunk
+        elif isinstance(chunk, tuple) and len(chunk) >= 2:
+            mode, payload = chunk[-2], chunk[-1]
+        else:
+            return False
+        if mode == "checkpoints":
+            return True
+        return mode == "debug" and isinstance(payload, dict) and payload.get("type") == "checkpoint"
+
+    return hidden
+
+
+def _hide_checkpoints(
+    graph: Any, session: Session, kwargs: dict[str, Any], chunks: Iterator[Any]
+) -> Iterator[Any]:
+    """`chunks` without those `_checkpoint_filter` hides."""
+    hidden = _checkpoint_filter(graph, session, kwargs)
+    if hidden is None:
+        yield from chunks
+        return
+    try:
+        for chunk in chunks:
+            if not hidden(chunk):
+                yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _within(ctx: Ctx | None, inner: Iterator[Any], plain: SpeculationReport | None = None) -> Iterator[Any]:

@@ -12,7 +12,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBinding,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableParallel,
+)
 from langchain_core.runnables.config import ensure_config
 
 from ._context import _CURRENT, SHED, Contained, Ctx
@@ -28,6 +34,35 @@ _INJECTED = ("runtime", "writer", "store", "config")
 
 def _unused(_: Any) -> Any:  # pragma: no cover - Bound overrides invoke, ainvoke and their streams
     raise NotImplementedError
+
+
+async def _aunused(_: Any) -> Any:  # pragma: no cover - as `_unused`
+    raise NotImplementedError
+
+
+def native_async(runnable: Any) -> bool:
+    """Does `runnable` run natively async (not a sync function on a thread)? As LangGraph asks
+    of a node with a `TimeoutPolicy`: sequences and bindings are looked through, a function
+    node is async when its async function is not the executor wrapper of a sync one, any other
+    Runnable when it overrides `ainvoke`."""
+    while isinstance(runnable, RunnableBinding):
+        runnable = runnable.bound
+    if isinstance(runnable, Bound):
+        return native_async(runnable.binding.action)
+    steps = getattr(runnable, "steps", None)  # RunnableSequence and LangGraph's own sequence
+    if isinstance(steps, list) and steps and all(isinstance(s, Runnable) for s in steps):
+        return all(native_async(s) for s in steps)
+    if isinstance(runnable, RunnableParallel):
+        return all(native_async(s) for s in runnable.steps__.values())
+    if hasattr(runnable, "func_accepts") and hasattr(runnable, "afunc"):  # LangGraph's function node
+        afunc = runnable.afunc
+        if afunc is None:
+            return False
+        inner = getattr(afunc, "func", None) if isinstance(afunc, functools.partial) else None
+        return getattr(inner, "__name__", "") != "run_in_executor"
+    if isinstance(runnable, RunnableLambda):
+        return bool(getattr(runnable, "afunc", False))
+    return isinstance(runnable, Runnable) and type(runnable).ainvoke is not Runnable.ainvoke
 
 
 class Bound(RunnableLambda):  # type: ignore[type-arg]
@@ -46,6 +81,14 @@ class Bound(RunnableLambda):  # type: ignore[type-arg]
     @property
     def deps(self) -> list[Runnable[Any, Any]]:  # type: ignore[override]
         return [self.binding.action]
+
+    @property
+    def afunc(self) -> Callable[[Any], Any]:  # type: ignore[override]
+        """Present exactly when the actor is natively async: LangGraph reads it to tell an async
+        node (a node timeout needs one) from a sync one."""
+        if native_async(self.binding.action):
+            return _aunused
+        raise AttributeError("afunc")
 
     def _ctx(self) -> Ctx | None:
         ctx = _CURRENT.get()

@@ -41,6 +41,12 @@ class SpeculationPolicy:
     enabled: bool = True
     """When False the node runs its actor only, exactly like a plain node."""
 
+    stream_events: bool = False
+    """Also send speculation events (`{"type": "speculation", ...}`) to LangGraph's `custom`
+    stream, beside your own. Off by default: a run's custom stream carries only what its nodes
+    write. On for any node of a graph, it holds for every event of that graph's runs.
+    `graph.last_report` keeps the events either way."""
+
     adaptive: AdaptivePolicy | bool | None = None
     """Learn where guesses pay (`AdaptivePolicy`; True: its defaults). `k` and `depth` are then
     upper bounds, and each step branches only the guesses worth their cost. None: static."""
@@ -72,8 +78,9 @@ class SpeculationPolicy:
                 f"SpeculationPolicy(speculator_timeout={self.speculator_timeout!r}) is "
                 "invalid: use a positive number of seconds, or None for no timeout."
             )
-        if not isinstance(self.enabled, bool):
-            raise TypeError(f"SpeculationPolicy(enabled={self.enabled!r}) must be True or False.")
+        for name in ("enabled", "stream_events"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"SpeculationPolicy({name}={getattr(self, name)!r}) must be True or False.")
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,12 @@ class Session(Lifecycle):
     def emit(self, event: str, node: str, **data: Any) -> None:
         """Record an event and send it to the run's custom stream (on the session's loop)."""
         ev = self.report.add_event({"type": "speculation", "event": event, "node": node, **data})
-        if self.writer is not None and self.writer_ctx is not None and not self.closed:
+        if (
+            self.writer is not None
+            and self.writer_ctx is not None
+            and not self.closed
+            and any(b.policy is not None and b.policy.stream_events for b in self.plan.bindings.values())
+        ):
             try:
                 self.writer_ctx.run(self.writer, dict(ev))
             except Exception:  # the stream may be gone; the report keeps the event

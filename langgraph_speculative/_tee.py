@@ -8,11 +8,15 @@ the recorder sees it the moment LangGraph's writer hands it over and wakes whoev
 
 With no saver of the user's, the run gets a private `InMemorySaver` whose thread id nodes never
 see (`implicit=True`): the recorder adds it to every call and removes it from what it returns.
+That saver keeps copies of the values (`CopySerde`), not their serialized form: a graph without a
+checkpointer runs any Python value through its state, serializable or not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -29,7 +33,7 @@ from langgraph.checkpoint.base import (
     copy_checkpoint,
 )
 
-__all__ = ("RecordingSaver", "Saved")
+__all__ = ("CopySerde", "RecordingSaver", "Saved")
 
 _KEEP = 6  # root checkpoints kept per run: the one a running node read is among the newest
 
@@ -43,6 +47,31 @@ class Saved:
     writes: list[tuple[str, Any, str]] = field(default_factory=list)  # (task_id, writes, task_path)
 
 
+class CopySerde:
+    """A checkpoint "serializer" that keeps deep copies of the values themselves.
+
+    For the private saver of a run without a checkpointer: LangGraph never serializes such a
+    run's state, so any value must do. A value that cannot be copied is kept as it is.
+    """
+
+    _TYPE = "lgs-copy"
+
+    def dumps_typed(self, obj: Any) -> tuple[str, Any]:
+        """`obj`, copied."""
+        return self._TYPE, _copied(obj)
+
+    def loads_typed(self, data: tuple[str, Any]) -> Any:
+        """A fresh copy of what `dumps_typed` kept."""
+        return _copied(data[1])
+
+
+def _copied(value: Any) -> Any:
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # a lock, a client, a generator: shared as LangGraph would share it
+        return value
+
+
 def _conf(config: RunnableConfig | None) -> dict[str, Any]:
     return dict((config or {}).get("configurable") or {})
 
@@ -50,10 +79,13 @@ def _conf(config: RunnableConfig | None) -> dict[str, Any]:
 class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
     """A pass-through checkpointer that remembers the run's root checkpoints (see module doc)."""
 
-    def __init__(self, inner: BaseCheckpointSaver, *, implicit: str | None = None) -> None:
+    def __init__(
+        self, inner: BaseCheckpointSaver, *, implicit: str | None = None, private: bool = False
+    ) -> None:
         super().__init__(serde=inner.serde)
         self.inner = inner
         self.implicit = implicit
+        self.private = private  # the run's own saver (the graph has none): LangGraph would save nothing
         self.start_step: int | None = None  # the step the run starts at (from the checkpoint it loaded)
         self._saved: OrderedDict[str, Saved] = OrderedDict()
         self._lock = threading.Lock()
@@ -193,7 +225,10 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
         if self._root(config):
             self._record_writes(config, writes, task_id, task_path)
         self.round_trips += 1
-        self.inner.put_writes(self._in(config), writes, task_id, task_path)
+        if _takes_task_path(self.inner.put_writes):
+            self.inner.put_writes(self._in(config), writes, task_id, task_path)
+        else:  # a saver written before `task_path` existed: LangGraph would not pass it either
+            self.inner.put_writes(self._in(config), writes, task_id)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
@@ -201,7 +236,10 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
         if self._root(config):
             self._record_writes(config, writes, task_id, task_path)
         self.round_trips += 1
-        await self.inner.aput_writes(self._in(config), writes, task_id, task_path)
+        if _takes_task_path(self.inner.aput_writes):
+            await self.inner.aput_writes(self._in(config), writes, task_id, task_path)
+        else:
+            await self.inner.aput_writes(self._in(config), writes, task_id)
 
     def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[CheckpointTuple]:
         for tup in self.inner.list(self._in(config) if config else config, **kwargs):
@@ -215,7 +253,9 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
         return self.inner.get_next_version(current, channel)
 
     def with_allowlist(self, allowlist: Any) -> RecordingSaver:
-        twin = RecordingSaver(self.inner.with_allowlist(allowlist), implicit=self.implicit)
+        twin = RecordingSaver(
+            self.inner.with_allowlist(allowlist), implicit=self.implicit, private=self.private
+        )
         twin.__dict__.update({k: v for k, v in self.__dict__.items() if k != "inner"})
         return twin
 
@@ -241,6 +281,14 @@ def _delegate(name: str) -> Any:
 for _name, _value in vars(BaseCheckpointSaver).items():
     if callable(_value) and not _name.startswith("_") and _name not in vars(RecordingSaver):
         setattr(RecordingSaver, _name, _delegate(_name))
+
+
+def _takes_task_path(put_writes: Any) -> bool:
+    """Does a saver's `put_writes`/`aput_writes` take `task_path`? (LangGraph asks the same.)"""
+    try:
+        return inspect.signature(put_writes).parameters.get("task_path") is not None
+    except (TypeError, ValueError):
+        return True
 
 
 def _resolve(fut: asyncio.Future[Saved], saved: Saved) -> None:

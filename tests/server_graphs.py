@@ -37,7 +37,7 @@ def _quickstart() -> Any:
 
 
 qs = _quickstart()
-POLICY = SpeculationPolicy(k=2, depth=2)
+POLICY = SpeculationPolicy(k=2, depth=2, stream_events=True)
 
 
 def _speculative() -> Any:
@@ -47,7 +47,7 @@ def _speculative() -> Any:
 builder = _speculative()
 """An uncompiled speculative builder: the server compiles it."""
 
-depth1 = speculate(qs.builder(), qs.SPECULATORS, policy=SpeculationPolicy(k=2)).compile()
+depth1 = speculate(qs.builder(), qs.SPECULATORS, policy=SpeculationPolicy(k=2, stream_events=True)).compile()
 """The quickstart's own policy (k=2, depth 1), for the timing report."""
 
 

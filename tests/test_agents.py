@@ -278,7 +278,9 @@ def test_events_reach_the_custom_stream_as_json() -> None:
     gate = Latch(shop)
     model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
     shop.model = model
-    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    mw = SpeculativeToolCalls(
+        gate.wrap(oracle), read_only=READS, policy=SpeculationPolicy(stream_events=True)
+    )
     agent = create_agent(model, shop.tools(), middleware=[mw])
     events = [chunk for chunk in agent.stream(ask(), stream_mode="custom")]
     assert events and all(e["type"] == "speculation" and e["node"] == "model" for e in events)
@@ -288,6 +290,17 @@ def test_events_reach_the_custom_stream_as_json() -> None:
     adopted = [e for e in events if e["event"] == "adopted"]
     assert all(e["hidden_s"] >= 0 and e["tool_call_id"].startswith("call_") for e in adopted)
     assert [e["event"] for e in mw.report.events if e["event"] in kinds] == [e["event"] for e in events]
+
+
+def test_the_custom_stream_carries_no_speculation_events_by_default() -> None:
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+    mw = SpeculativeToolCalls(gate.wrap(oracle), read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+    assert [chunk for chunk in agent.stream(ask(), stream_mode="custom")] == []
+    assert {"guesses", "hit", "adopted"} <= {e["event"] for e in mw.report.events}  # the report keeps them
 
 
 def test_disabled_policy_is_a_plain_agent() -> None:

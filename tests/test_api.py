@@ -154,7 +154,9 @@ def _latched_chain() -> StateGraph:  # type: ignore[type-arg]
 
 
 def test_report_and_custom_stream_events() -> None:
-    graph = speculate(_latched_chain(), {"a": right, "b": right}).compile(checkpointer=InMemorySaver())
+    graph = speculate(
+        _latched_chain(), {"a": right, "b": right}, policy=SpeculationPolicy(stream_events=True)
+    ).compile(checkpointer=InMemorySaver())
     chunks = list(
         graph.stream({"n": 0}, {"configurable": {"thread_id": "1"}}, stream_mode=["values", "custom"])
     )

@@ -79,7 +79,7 @@ class Engine:
         """One event: to the run's report, the middleware's report and the custom stream."""
         ev = run.report.add_event({"type": "speculation", "event": event, "node": NODE, **data})
         self.report.add_event(dict(ev))
-        if run.writer is not None:
+        if run.writer is not None and self.policy.stream_events:
             try:
                 run.writer(dict(ev))
             except Exception:  # outside the run's context, or the stream is gone

@@ -103,7 +103,7 @@ def make_graph(
         builder = speculate(
             builder,
             {"white": guess, "black": guess},
-            policy=SpeculationPolicy(k=k, depth=depth, max_inflight=4 * k * depth + 4),
+            policy=SpeculationPolicy(k=k, depth=depth, max_inflight=4 * k * depth + 4, stream_events=True),
             keys={"white": position_key, "black": position_key},
         )
     builder.chess_players = players  # type: ignore[attr-defined]

@@ -230,7 +230,7 @@ def make_graph(
                     else (lambda s: [])
                 ),
             },
-            policy=SpeculationPolicy(k=k, depth=depth, adaptive=adaptive),
+            policy=SpeculationPolicy(k=k, depth=depth, adaptive=adaptive, stream_events=True),
             keys={"tool": _tool_key},
             matches={"agent": _same_action},
         )

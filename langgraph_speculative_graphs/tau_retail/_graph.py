@@ -246,7 +246,7 @@ def make_graph(
         builder = speculate(
             builder,
             speculators,
-            policy=SpeculationPolicy(k=k, depth=2 if user_turns else 1),
+            policy=SpeculationPolicy(k=k, depth=2 if user_turns else 1, stream_events=True),
             unsafe={"write_tools"},
             keys={"read_tools": _read_key},
             read_only_tools=set(READ_TOOLS),
