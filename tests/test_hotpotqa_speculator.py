@@ -283,6 +283,20 @@ def test_speculator_after_a_failed_search_and_on_yes_no() -> None:
     assert {("Finish", "no"), ("Finish", "yes")} & set(SPECULATOR.guess(q, steps))
 
 
+def test_a_comparison_question_is_finished_only_in_its_own_form() -> None:
+    """A yes/no question is answered yes or no, an either/or question by one of its sides: the other
+    Finish candidates (names and dates of the page) are not proposed for them."""
+    page = "Hadley Crane (born 4 May 1961) is an English novelist from Leeds."
+    steps = [_step("I need to search Hadley Crane.", "Search", "Hadley Crane", page)]
+    _, options = _ranker.candidates("Are Lirien Vosk and Hadley Crane both painters?", steps)
+    assert {a for a in options if a[0] == "Finish"} == {("Finish", "yes"), ("Finish", "no")}
+    _, options = _ranker.candidates("Who was born first, Lirien Vosk or Hadley Crane?", steps)
+    finish = {a[1] for a in options if a[0] == "Finish"}
+    assert {"Lirien Vosk", "Hadley Crane"} <= finish <= {"Lirien Vosk", "Hadley Crane", "yes", "no"}
+    _, options = _ranker.candidates("Where was Hadley Crane born?", steps)
+    assert ("Finish", "Leeds") in options  # an open question keeps the page's names
+
+
 def test_lookup_guesses_question_keywords_missing_from_the_page() -> None:
     q = "What is the name of the mascot of Tarrow College?"
     steps = [

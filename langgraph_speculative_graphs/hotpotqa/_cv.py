@@ -308,8 +308,8 @@ class Design:
     def score(self, which: Iterable[int], w: np.ndarray, off: Iterable[str], k: int) -> dict[str, Any]:
         """Top-1/top-k hits and the log-likelihood of the agent's actions, over steps `which`, per tool."""
         zo, zt = self.scores(w, off)
-        total = {"steps": 0, "top1": 0, "topk": 0, "ll": 0.0}
-        per_tool: dict[str, dict[str, int]] = {}
+        total: dict[str, Any] = {"steps": 0, "top1": 0, "topk": 0, "ll": 0.0}
+        per_tool: dict[str, dict[str, Any]] = {}
         for i in which:
             rows, lp = self.log_probs(int(i), zo, zt, off)
             order = sorted(range(len(rows)), key=lambda j: (-lp[j], j))[:k]
@@ -547,7 +547,8 @@ def nested_cv(
     design = Design(featurize(runs))
     groups = {r: question_key(str(run["question"])) for r, run in enumerate(runs)}
     keys = [groups[r] for r in range(len(runs))]
-    repeat_rows, fold_rows = [], []
+    repeat_rows: list[dict[str, Any]] = []
+    fold_rows: list[dict[str, Any]] = []
     for rep in range(repeats):
         folds = group_folds(keys, n_folds, seed + rep)
         totals = {"steps": 0, "top1": 0, "topk": 0}

@@ -44,8 +44,9 @@ class ActionSpeculator:
         off: tuple[str, ...] | None = None,
     ) -> None:
         self._wiki = wiki
+        file_off: tuple[str, ...] = ()
         if isinstance(weights, Mapping):
-            loaded, file_off = dict(weights), ()
+            loaded = dict(weights)
         else:
             loaded, file_off = load_model(weights)
         self.ranker = Ranker(loaded)
