@@ -12,7 +12,7 @@ same checkpoint history.
 
 The offline speculator's weights were fitted on these same runs (and its
 candidate rules written while reading them), so these are in-sample figures;
-`langgraph-speculative eval hotpotqa --cv 5` gives the cross-validated accuracy.
+`langgraph-speculative eval hotpotqa --cv 5` gives the nested, question-grouped cross-validated accuracy.
 
 `--adaptive` also replays every run on one speculative graph with an adaptive policy
 (`SpeculationPolicy(k=k, adaptive=True)`), shared by all the runs in order (its estimates carry

@@ -1,4 +1,4 @@
-"""HotpotQA next-action speculator: cross-validation without leaks, unseen-style inputs, the chat model.
+"""HotpotQA next-action speculator: nested CV grouped by question, unseen-style inputs, the chat model.
 
 The chat-model speculator runs through the real `langchain-openai` client
 against an OpenAI-compatible stub server on 127.0.0.1 that the test starts.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import statistics
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -21,18 +22,20 @@ from langgraph_speculative._cli import main as cli
 from langgraph_speculative_graphs.hotpotqa import (
     ActionSpeculator,
     ReplayReAct,
+    _cv,
     _ranker,
     initial_state,
     make_graph,
 )
 from langgraph_speculative_graphs.hotpotqa._chat import ChatActionSpeculator, parse_guesses
-from langgraph_speculative_graphs.hotpotqa._ranker import (
-    choose_l2,
-    cross_validate,
-    featurize,
-    fit,
-    load_weights,
+from langgraph_speculative_graphs.hotpotqa._cv import (
+    group_folds,
+    in_sample,
+    nested_cv,
+    question_key,
+    restrict_candidates,
 )
+from langgraph_speculative_graphs.hotpotqa._ranker import load_model, load_weights
 from langgraph_speculative_graphs.hotpotqa._wiki import LocalWiki, RecordedWiki, parse_action
 
 RUNS = "langgraph_speculative_graphs/hotpotqa/data/react_trajectories_dev.json"
@@ -41,77 +44,150 @@ with open(RUNS) as f:
 SPECULATOR = ActionSpeculator()
 
 
-def test_cv_folds_partition_the_runs_and_no_fit_sees_its_held_out_fold(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    runs = RECORDED[:20]
+def _runs_with_a_repeated_question() -> list[dict[str, Any]]:
+    """12 recorded runs, and two more runs of two of their questions (spacing and case changed)."""
+    runs = copy.deepcopy(RECORDED[:12])
+    for r in (runs[2], runs[7]):
+        again = copy.deepcopy(r)
+        again["question"] = "  " + r["question"].upper().replace(" ", "  ")
+        again["steps"] = again["steps"][:-1] or again["steps"]
+        runs.append(again)
+    return runs
+
+
+def test_group_folds_keep_each_question_on_one_side_and_are_deterministic_per_seed() -> None:
+    runs = _runs_with_a_repeated_question()
+    keys = [question_key(r["question"]) for r in runs]
+    assert len(set(keys)) == 12 and len(keys) == 14
+    folds = group_folds(keys, 4, seed=3)
+    assert sorted(i for f in folds for i in f) == list(range(14))  # a partition of the runs
+    for fold in folds:
+        inside = {keys[i] for i in fold}
+        outside = {keys[i] for f in folds if f is not fold for i in f}
+        assert not inside & outside  # no question on both sides
+    assert group_folds(keys, 4, seed=3) == folds
+    assert group_folds(keys, 4, seed=4) != folds
+    with pytest.raises(ValueError, match="--cv needs 2 <= folds <= 12"):
+        group_folds(keys, 13, seed=0)
+
+
+def test_nested_cv_never_fits_on_a_held_out_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fit made for an outer fold (inner folds, L2 and family choices, the final weights) sees
+    only the other folds' questions; the repeated question's two runs are held out together."""
+    runs = _runs_with_a_repeated_question()
+    keys = [question_key(r["question"]) for r in runs]
     events: list[tuple[str, frozenset[int]]] = []
-    real_fit, real_score = _ranker.fit, _ranker.score_steps
+    real_fit, real_fs = _cv.Design.fit, _cv.fit_speculator
 
-    def spy_fit(steps: Any, l2: float = 1.0) -> dict[str, float]:
-        events.append(("fit", frozenset(s.run for s in steps)))
-        return real_fit(steps, l2)
+    def spy_fit(self: Any, which: Any, off: Any, l2: Any) -> Any:
+        events.append(("fit", frozenset(int(r) for r in self.run[which])))
+        return real_fit(self, which, off, l2)
 
-    def spy_score(steps: Any, ranker: Any, k: int) -> dict[str, Any]:
-        events.append(("score", frozenset(s.run for s in steps)))
-        return real_score(steps, ranker, k)
+    def spy_fs(design: Any, which: Any, *args: Any, **kwargs: Any) -> Any:
+        events.append(("outer", frozenset(int(r) for r in design.run[which])))
+        return real_fs(design, which, *args, **kwargs)
 
-    monkeypatch.setattr(_ranker, "fit", spy_fit)
-    monkeypatch.setattr(_ranker, "score_steps", spy_score)
-    out = cross_validate(runs, n_folds=4, k=3, seed=7)
-    folds = [set(f["runs"]) for f in out["per_fold"]]
-    assert sorted(r for f in folds for r in f) == list(range(20))  # a partition of the runs
-    assert all(len(f) == 5 for f in folds)
-    fold, fits = 0, 0
+    monkeypatch.setattr(_cv.Design, "fit", spy_fit)
+    monkeypatch.setattr(_cv, "fit_speculator", spy_fs)
+    out = nested_cv(runs, n_folds=3, repeats=2, k=3, seed=5, select=False)
+    held = [set(f["runs"]) for f in out["per_fold"]]
+    assert len(held) == 6
+    for rep in (held[:3], held[3:]):
+        assert sorted(r for f in rep for r in f) == list(range(14))
+    outer = [seen for kind, seen in events if kind == "outer"]
+    assert len(outer) == 6
+    fold, fits = -1, 0
     for kind, seen in events:
-        if kind == "fit":
-            assert not seen & folds[fold], f"a fit for fold {fold} saw its held-out runs"
+        if kind == "outer":
+            fold += 1
+            assert seen == set(range(14)) - held[fold]
+            assert not {keys[r] for r in seen} & {keys[r] for r in held[fold]}
+        else:
+            assert not seen & held[fold], f"a fit for fold {fold} saw its held-out runs"
             fits += 1
-        elif seen == folds[fold]:
-            fold += 1  # the outer score of this fold: the next fits belong to the next fold
-    assert fold == 4 and fits == 4 * (1 + 4 * len(_ranker.L2_GRID))
+    assert fits == 6 * (1 + 4 * len(_ranker.L2_GRID))  # inner L2 choice (4 inner folds) + the final fit
     assert out["steps"] == sum(len(r["steps"]) for r in runs)
-    assert 0 <= out["top1_acc"] <= out["topk_acc"] <= 1
+    assert out["topk_acc"]["mean"] == pytest.approx(
+        statistics.mean(r["topk_acc"] for r in out["per_repeat"]), abs=1e-4
+    )
+    assert out["topk_acc"]["sd"] == pytest.approx(
+        statistics.stdev(r["topk_acc"] for r in out["per_repeat"]), abs=1e-4
+    )
+    assert nested_cv(runs, n_folds=3, repeats=2, k=3, seed=5, select=False) == out  # deterministic
 
 
-def test_cv_scores_a_fold_with_a_model_that_never_saw_it() -> None:
-    """A run whose steps are memorised in-sample is not memorised when held out."""
-    steps = featurize(RECORDED)
-    inside = _ranker.score_steps(steps, _ranker.Ranker(fit(steps, 0.1)), 3)["topk"]
-    outside = 0
-    for fold in _ranker._folds(len(RECORDED), 5, 0):
-        held = set(fold)
-        ranker = _ranker.Ranker(fit([s for s in steps if s.run not in held], 0.1))
-        outside += _ranker.score_steps([s for s in steps if s.run in held], ranker, 3)["topk"]
-    assert outside < inside  # the gap in-sample fitting hides
+def test_a_folds_fitted_choices_do_not_change_when_its_held_out_runs_change() -> None:
+    """Rule families, L2 strengths and weights of a fold are fitted without its held-out questions:
+    rewriting those runs changes none of them (and does change the folds that train on them)."""
+    runs = copy.deepcopy(RECORDED[:12])
+    first = nested_cv(runs, n_folds=3, repeats=1, k=3, seed=2, select=True)
+    fold0 = first["per_fold"][0]
+    altered = copy.deepcopy(runs)
+    for r in fold0["runs"]:
+        for step in altered[r]["steps"]:
+            step["thought"] = "I need to search Quellmark Industries next."
+            step["tool"], step["arg"] = "Search", "Quellmark Industries"
+            step["action"] = "Search[Quellmark Industries]"
+            step["observation"] = "Quellmark Industries is a Norwegian shipbuilding company founded in 1952."
+    second = nested_cv(altered, n_folds=3, repeats=1, k=3, seed=2, select=True)
+    assert second["per_fold"][0]["runs"] == fold0["runs"]
+    for key in ("digest", "l2", "off"):
+        assert second["per_fold"][0][key] == fold0[key]
+    assert any(a["digest"] != b["digest"] for a, b in zip(first["per_fold"][1:], second["per_fold"][1:]))
 
 
-def test_eval_cv_command_reports_the_fold_mean_beside_the_shipped_weights(
-    capsys: pytest.CaptureFixture[str],
+def test_switching_a_family_off_drops_its_candidates_and_features_only() -> None:
+    q = "Which band was formed first, Zorvath Kell or The Minnow Parade?"
+    steps = [
+        _step(
+            "I need to search Zorvath Kell and The Minnow Parade.",
+            "Search",
+            "Zorvath Kel",
+            "Could not find [Zorvath Kel]. Similar: ['Zorvath Kell', 'Kell (band)']",
+        )
+    ]
+    tools, options = _ranker.candidates(q, steps)
+    assert ("Search", "Kell (band)") in options and ("Search", "Zorvath Kell") in options
+    kept_tools, kept = restrict_candidates(list(tools.items()), list(options.items()), ["search.similar"])
+    kept_actions = dict(kept)
+    assert ("Search", "Kell (band)") not in kept_actions  # only "Similar" proposed it
+    assert ("Search", "Zorvath Kell") in kept_actions  # the question proposes it too
+    assert not any(n.startswith(("S.sim.", "S.src.sim")) for f in kept_actions.values() for n in f)
+    assert {t for t, _ in kept_tools} <= {a[0] for a in kept_actions}
+    with pytest.raises(ValueError, match="unknown rule families"):
+        ActionSpeculator(weights={}, off=("search.nothing",))
+    spec = ActionSpeculator(weights=load_weights(), off=("search.similar",))
+    assert ("Search", "Kell (band)") not in spec.guess(q, steps, k=50)
+
+
+def test_eval_cv_command_reports_the_nested_estimate_beside_in_sample(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert cli(["eval", "hotpotqa", "--trajectories", RUNS, "--cv", "5", "--json"]) == 0
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(RECORDED[:10]))
+    args = ["eval", "hotpotqa", "--trajectories", str(path), "--cv", "3", "--repeat", "2", "--no-select"]
+    assert cli([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["folds"] == 5 and out["runs"] == 50 and out["steps"] == 184
-    means = [f["topk_acc"] for f in out["per_fold"]]
-    assert out["topk_acc"] == pytest.approx(sum(means) / 5, abs=1e-4)
-    assert out["topk_acc"] < out["shipped_weights"]["topk_acc"]  # in-sample is optimistic
-    assert set(out["per_tool"]) == {"Search", "Lookup", "Finish"}
+    assert out["folds"] == 3 and out["repeats"] == 2 and out["runs"] == 10 and out["questions"] == 10
+    assert [r["seed"] for r in out["per_repeat"]] == [0, 1]
+    assert out["topk_acc"]["mean"] == pytest.approx(
+        statistics.mean(r["topk_acc"] for r in out["per_repeat"]), abs=1e-4
+    )
+    assert 0 <= out["in_sample"]["topk_acc"] <= 1 and 0 <= out["shipped_weights"]["topk_acc"] <= 1
     assert all(v in _ranker.L2_GRID for f in out["per_fold"] for v in f["l2"].values())
-    assert cli(["eval", "hotpotqa", "--trajectories", RUNS, "--cv", "5", "--repeat", "2", "--json"]) == 0
-    again = json.loads(capsys.readouterr().out)
-    assert again["topk_acc"] == out["topk_acc"]  # the same seed gives the same folds and figures
-    spread = again["repeats"]["topk_acc"]
-    assert again["repeats"]["seeds"] == [0, 1] and spread["min"] <= out["topk_acc"] <= spread["max"]
+    assert cli(args) == 0
+    text = capsys.readouterr().out
+    assert "nested 3-fold CV grouped by question, 2 repeats: top-3" in text and "in-sample" in text
 
 
 def test_shipped_weights_are_what_the_fit_script_produces() -> None:
     shipped = json.loads(Path("langgraph_speculative_graphs/hotpotqa/data/action_weights.json").read_text())
-    steps = featurize(RECORDED)
-    assert shipped["l2"] == choose_l2(steps, 3)
-    refit = fit(steps, shipped["l2"])
-    assert set(refit) == set(shipped["weights"])
-    assert all(abs(refit[n] - w) < 1e-3 for n, w in shipped["weights"].items())
-    assert load_weights() == pytest.approx(shipped["weights"])
+    _, fitted = in_sample(RECORDED, shipped["k"], shipped["seed"])
+    assert fitted.l2 == shipped["l2"] and list(fitted.off) == shipped["off"]
+    assert set(fitted.weights) == set(shipped["weights"])
+    assert all(abs(fitted.weights[n] - w) < 1e-3 for n, w in shipped["weights"].items())
+    assert load_model() == (pytest.approx(shipped["weights"]), tuple(shipped["off"]))
+    assert SPECULATOR.off == tuple(shipped["off"])
 
 
 def test_guesses_read_only_what_the_agent_saw() -> None:
@@ -205,6 +281,20 @@ def test_speculator_after_a_failed_search_and_on_yes_no() -> None:
         ),
     ]
     assert {("Finish", "no"), ("Finish", "yes")} & set(SPECULATOR.guess(q, steps))
+
+
+def test_a_comparison_question_is_finished_only_in_its_own_form() -> None:
+    """A yes/no question is answered yes or no, an either/or question by one of its sides: the other
+    Finish candidates (names and dates of the page) are not proposed for them."""
+    page = "Hadley Crane (born 4 May 1961) is an English novelist from Leeds."
+    steps = [_step("I need to search Hadley Crane.", "Search", "Hadley Crane", page)]
+    _, options = _ranker.candidates("Are Lirien Vosk and Hadley Crane both painters?", steps)
+    assert {a for a in options if a[0] == "Finish"} == {("Finish", "yes"), ("Finish", "no")}
+    _, options = _ranker.candidates("Who was born first, Lirien Vosk or Hadley Crane?", steps)
+    finish = {a[1] for a in options if a[0] == "Finish"}
+    assert {"Lirien Vosk", "Hadley Crane"} <= finish <= {"Lirien Vosk", "Hadley Crane", "yes", "no"}
+    _, options = _ranker.candidates("Where was Hadley Crane born?", steps)
+    assert ("Finish", "Leeds") in options  # an open question keeps the page's names
 
 
 def test_lookup_guesses_question_keywords_missing_from_the_page() -> None:

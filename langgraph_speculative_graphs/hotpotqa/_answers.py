@@ -1,6 +1,7 @@
 """Finish candidates: the answers a ReAct agent may give, typed against its question.
 
-yes/no; the two sides of an either/or question; names, dates, years and
+yes/no (alone, for a yes/no question); the two sides of an either/or question
+(with yes/no, alone, for such a question); names, dates, years and
 numbers of the last paragraphs, the Lookup result and the thoughts (with the
 question's type, the noun it asks for, the relation words before them, a
 state/country gazetteer, and which side of a lifespan a date is on); what the
@@ -178,3 +179,18 @@ def finish_candidates(pool: Pool, ctx: Context) -> None:
         _finish_spans(pool, ctx, str(last.get("observation", "")), "look")
     for thought in ctx.thoughts[-2:]:
         _finish_spans(pool, ctx, thought, "th")
+    _keep_typed_answers(pool, ctx, ordered)
+
+
+def _keep_typed_answers(pool: Pool, ctx: Context, options: list[str]) -> None:
+    """HotpotQA's comparison questions fix their answer's form: a yes/no question is answered yes or
+    no, an either/or question by one of the sides it names. Other Finish candidates of such a question
+    are dropped (a rule of the task, not fitted to any run)."""
+    if ctx.qtype == "yesno":
+        allowed = {"yes", "no"}
+    elif ctx.qtype == "either":
+        allowed = {"yes", "no", *options}
+    else:
+        return
+    for action in [a for a in pool.items if a[0] == "Finish" and a[1] not in allowed]:
+        del pool.items[action]

@@ -19,6 +19,7 @@ learned (`_ranker.py`), not written per question.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 
@@ -78,8 +79,12 @@ def _search(pool: Pool, ctx: Context) -> None:
         query, titles = sim
         nq = norm(query)
         context_words = ctx.qwords | content_words(" ".join(ctx.thoughts[-1:]))
+        closeness = [_closeness(query, title) for title in titles]
+        best = max(closeness, default=0.0)
         for r, title in enumerate(titles):
-            feats = {"S.src.sim": 1.0, f"S.sim.r{bucket(r, 4)}": 1.0}
+            feats = {"S.src.sim": 1.0, f"S.sim.r{bucket(r, 4)}": 1.0, "S.sim.close": closeness[r]}
+            if closeness[r] == best:
+                feats["S.sim.closest"] = 1.0
             nt = norm(title)
             if nt == nq:
                 feats["S.sim.eqq"] = 1.0
@@ -153,6 +158,13 @@ def _search(pool: Pool, ctx: Context) -> None:
             if sp.before == "" and len(sp.text.split()) == 1:
                 feats["S.obs.initial1"] = 1.0
             pool.add("Search", sp.text, feats)
+
+
+def _closeness(query: str, title: str) -> float:
+    """How close a "Similar:" title is to the query that failed (0..1): their accent-free, lower-case
+    spellings compared character by character, the title's "(disambiguation)" left out."""
+    base = re.sub(r"\s*\([^)]*\)\s*$", "", title)
+    return difflib.SequenceMatcher(None, fold(norm(query)), fold(norm(base))).ratio()
 
 
 def _lookup(pool: Pool, ctx: Context) -> None:

@@ -1,21 +1,17 @@
-"""A learned ranker of candidate next actions, and honest (cross-validated) estimates of it.
+"""A learned ranker of candidate next actions.
 
 The ranker is a conditional logit: each candidate's score is a weighted sum of
 its features, and the weights maximise the likelihood of the action the agent
 took among the candidates of its step (L2-regularised). Steps whose action is
-not among the candidates teach nothing but still count as misses.
-
-`cross_validate` splits the runs into folds; for each held-out fold it picks the
-regularisation by an inner cross-validation on the training folds alone, fits on
-the training folds, and scores the held-out fold. Nothing of a held-out run is
-seen while fitting the model that scores it.
+not among the candidates teach nothing but still count as misses. How the
+weights, the regularisation and the rule families are chosen, and the nested
+cross-validation that measures the whole procedure, are in `_cv.py`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +21,7 @@ import numpy as np
 from ._features import Action, Features, candidates
 from ._wiki import data_text
 
-__all__ = ("Ranker", "Step", "cross_validate", "featurize", "fit", "load_weights", "score_steps")
+__all__ = ("Ranker", "Step", "featurize", "fit", "load_model", "load_weights", "score_steps")
 
 L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 WEIGHTS_FILE = "action_weights.json"
@@ -174,20 +170,6 @@ def fit(steps: Sequence[Step], l2: float | Mapping[str, float] = 1.0) -> dict[st
     return weights
 
 
-def _part_scores(steps: Sequence[Step], ranker: Ranker, k: int) -> dict[str, float]:
-    """Held-out quality of each part: the tool's log-likelihood, each tool's in-tool top-k hits."""
-    out = dict.fromkeys(COMPONENTS, 0.0)
-    for s in steps:
-        names = [t for t, _ in s.tools]
-        if s.tool in names:
-            out["tool"] += _log_softmax([ranker.score(f) for _, f in s.tools])[names.index(s.tool)]
-        same = [(a, f) for a, f in s.options if a[0] == s.tool]
-        order = sorted(range(len(same)), key=lambda i: (-ranker.score(same[i][1]), i))
-        if s.tool in out:
-            out[s.tool] += any(same[i][0] == s.want for i in order[:k])
-    return out
-
-
 def score_steps(steps: Sequence[Step], ranker: Ranker, k: int) -> dict[str, Any]:
     """Top-1 and top-k hits, overall and per tool."""
     per_tool: dict[str, dict[str, int]] = {}
@@ -202,104 +184,19 @@ def score_steps(steps: Sequence[Step], ranker: Ranker, k: int) -> dict[str, Any]
     return {**total, "per_tool": per_tool}
 
 
-def _folds(n_runs: int, n_folds: int, seed: int) -> list[list[int]]:
-    order = list(range(n_runs))
-    random.Random(seed).shuffle(order)
-    return [sorted(order[f::n_folds]) for f in range(n_folds)]
-
-
-def choose_l2(steps: Sequence[Step], k: int, n_folds: int = 4, seed: int = 0) -> dict[str, float]:
-    """Per part, the L2 strength of `L2_GRID` that does best in an inner cross-validation on `steps` alone.
-
-    The tool part by held-out log-likelihood, each argument part by held-out
-    in-tool top-k hits; ties go to the stronger regularisation.
-    """
-    runs = sorted({s.run for s in steps})
-    folds = _folds(len(runs), min(n_folds, len(runs)), seed)
-    best: dict[str, tuple[float, float]] = {}
-    for l2 in reversed(L2_GRID):
-        total = dict.fromkeys(COMPONENTS, 0.0)
-        for fold in folds:
-            held = {runs[i] for i in fold}
-            ranker = Ranker(fit([s for s in steps if s.run not in held], l2))
-            for part, value in _part_scores([s for s in steps if s.run in held], ranker, k).items():
-                total[part] += value
-        for part, value in total.items():
-            if part not in best or value > best[part][1] + 1e-9:
-                best[part] = (l2, value)
-    return {part: best[part][0] for part in COMPONENTS}
-
-
-def _rates(row: Mapping[str, int]) -> dict[str, float | None]:
-    n = row["steps"]
-    return {
-        "top1_acc": round(row["top1"] / n, 4) if n else None,
-        "topk_acc": round(row["topk"] / n, 4) if n else None,
-    }
-
-
-def cross_validate(
-    runs: Sequence[Mapping[str, Any]], n_folds: int = 5, k: int = 3, seed: int = 0
-) -> dict[str, Any]:
-    """K-fold cross-validation by run: fit (and choose L2) on the other folds, score each fold.
-
-    Returns the mean over folds of top-1/top-k (overall and per tool, a tool's
-    mean over the folds that have it), the pooled counts, and each fold's runs,
-    chosen L2 and scores.
-    """
-    if not 2 <= n_folds <= len(runs):
-        raise ValueError(f"--cv needs 2 <= folds <= {len(runs)} runs, got {n_folds}")
-    steps = featurize(runs)
-    folds = _folds(len(runs), n_folds, seed)
-    rows = []
-    for f, fold in enumerate(folds):
-        held = set(fold)
-        train = [s for s in steps if s.run not in held]
-        l2 = choose_l2(train, k, seed=seed + 1 + f)
-        ranker = Ranker(fit(train, l2))
-        rows.append(
-            {"fold": f, "runs": fold, "l2": l2, **score_steps([s for s in steps if s.run in held], ranker, k)}
-        )
-    tools = sorted({t for row in rows for t in row["per_tool"]})
-    pooled = {key: sum(row[key] for row in rows) for key in ("steps", "top1", "topk")}
-
-    def mean(values: list[float | None]) -> float | None:
-        vals = [v for v in values if v is not None]
-        return round(sum(vals) / len(vals), 4) if vals else None
-
-    per_tool = {}
-    for t in tools:
-        have = [row["per_tool"][t] for row in rows if t in row["per_tool"]]
-        counts = {key: sum(h[key] for h in have) for key in ("steps", "top1", "topk")}
-        per_tool[t] = {
-            **counts,
-            "top1_acc": mean([_rates(h)["top1_acc"] for h in have]),
-            "topk_acc": mean([_rates(h)["topk_acc"] for h in have]),
-            "pooled": _rates(counts),
-        }
-    return {
-        "folds": n_folds,
-        "seed": seed,
-        "k": k,
-        "runs": len(runs),
-        "steps": pooled["steps"],
-        "top1_acc": mean([_rates(row)["top1_acc"] for row in rows]),
-        "topk_acc": mean([_rates(row)["topk_acc"] for row in rows]),
-        "pooled": _rates(pooled),
-        "per_tool": per_tool,
-        "per_fold": [
-            {"fold": row["fold"], "runs": row["runs"], "l2": row["l2"], "steps": row["steps"], **_rates(row)}
-            for row in rows
-        ],
-    }
-
-
-def load_weights(path: str | None = None) -> dict[str, float]:
-    """The shipped weights (fitted on the 50 dev runs), or those in the JSON file at `path`."""
+def load_model(path: str | None = None) -> tuple[dict[str, float], tuple[str, ...]]:
+    """(weights, rule families switched off) of the shipped model (fitted on the 50 dev runs by
+    `_cv.fit_speculator`), or of the JSON file at `path` (a file without "off" switches none off)."""
     if path is None:
         text = data_text(WEIGHTS_FILE)
     else:
         with open(path) as f:
             text = f.read()
     data = json.loads(text)
-    return {str(k): float(v) for k, v in data["weights"].items()}
+    weights = {str(k): float(v) for k, v in data["weights"].items()}
+    return weights, tuple(str(n) for n in data.get("off", ()))
+
+
+def load_weights(path: str | None = None) -> dict[str, float]:
+    """The weights of `load_model(path)`."""
+    return load_model(path)[0]
