@@ -189,7 +189,7 @@ class Guesser:
             self.s.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
             return _NO_GUESS
         cfg: RunnableConfig = {
-            **entry.config,
+            **_read_only_store(entry.config, self.s.run),  # a speculator may read, never write
             "callbacks": quiet(entry.config.get("callbacks")),
             "run_name": f"{b.name}:speculator",
         }
@@ -288,14 +288,21 @@ def _may_prefetch(t: Binding, run: Run, gates: set[str]) -> bool:
     )
 
 
+def _read_only_store(config: RunnableConfig, run: Run) -> RunnableConfig:
+    """`config` with a store that speculative work reads through and cannot write to directly
+    (an early call's writes wait for its adoption; anything else's stop it)."""
+    if run.store is None:
+        return config
+    conf = dict(config.get("configurable") or {})
+    for k, v in conf.items():
+        if isinstance(v, Runtime):
+            conf[k] = v.override(store=BranchStore(run.store.inner))
+            break
+    return {**config, "configurable": conf}
+
+
 def _prefetch_config(config: RunnableConfig, name: str, run: Run) -> RunnableConfig:
     """The config of an early call of `name` made on its predecessor's input: the predecessor's,
     named for `name`, with a store whose writes wait for adoption."""
-    conf = dict(config.get("configurable") or {})
-    if run.store is not None:
-        for k, v in conf.items():
-            if isinstance(v, Runtime):
-                conf[k] = v.override(store=BranchStore(run.store.inner))
-                break
     metadata = {**(config.get("metadata") or {}), "langgraph_node": name}
-    return {**config, "configurable": conf, "metadata": metadata}
+    return {**_read_only_store(config, run), "metadata": metadata}

@@ -54,7 +54,9 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,8 +229,22 @@ def _step() -> Any:
     return meta.get("langgraph_step")
 
 
+_SPECULATING: ContextVar[bool] = ContextVar("oracle_speculating", default=False)
+
+
+@contextmanager
+def speculating() -> Iterator[None]:
+    """Mark what a test's speculator does (its store reads, say) as speculation: a speculator
+    runs beside the main run's call, and the plain run has none."""
+    token = _SPECULATING.set(True)
+    try:
+        yield
+    finally:
+        _SPECULATING.reset(token)
+
+
 def _on_branch() -> bool:
-    return speculation_info() is not None
+    return speculation_info() is not None or _SPECULATING.get()
 
 
 class Recorder:

@@ -342,7 +342,8 @@ def make_speculator(spec: Spec, i: int) -> Any:
         return Command(update=wrong, goto=right.goto) if isinstance(right, Command) else wrong
 
     def guesses(state: Any, runtime: Any) -> Any:  # noqa: ANN401
-        right = compute(spec, i, state, runtime.context.k)
+        with oracle.speculating():  # its store reads are speculation, not the run's
+            right = compute(spec, i, state, runtime.context.k)
         wrong = wrong_of(right)
         if behaviour == "right":
             return [right, wrong]

@@ -332,3 +332,29 @@ def test_an_early_call_that_fails_says_so(mode: str) -> None:
     errors = [e for e in report.events if e["event"] == "early_call_error"]
     assert errors and errors[0]["node"] == "b" and "pooled connection" in errors[0]["error"]
     assert report.node("b").adopted == 0
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_speculator_reads_the_store_and_never_writes_it(mode: str) -> None:
+    """A speculator is speculative work: it may read the graph's store, and a write it tries is
+    refused (a speculator error), never made in the user's store."""
+    from langgraph.config import get_store
+    from langgraph.store.memory import InMemoryStore
+
+    seen: list[Any] = []
+
+    def guess(state: S) -> list[dict[str, Any]]:
+        seen.append(get_store().get(("facts",), "n"))
+        get_store().put(("facts",), "written_by_speculator", {"v": 1})
+        return [{"n": state["n"] + 1}]
+
+    store = InMemoryStore()
+    store.put(("facts",), "n", {"v": 7})
+    graph = speculate(_chain(_inc, _inc), {"a": guess}).compile(checkpointer=InMemorySaver(), store=store)
+    cfg: Any = {"configurable": {"thread_id": mode}}
+    out = graph.invoke({"n": 0}, cfg) if mode == "sync" else asyncio.run(graph.ainvoke({"n": 0}, cfg))
+    assert out == {"n": 2}
+    assert seen and seen[0] is not None and seen[0].value == {"v": 7}
+    assert store.get(("facts",), "written_by_speculator") is None
+    report = graph.last_report
+    assert report is not None and report.node("a").speculator_errors == 1
