@@ -32,10 +32,20 @@ def clone(graph: Any, **attrs: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
     """
     new = object.__new__(CompiledStateGraph)
     new.__dict__.update(
-        {k: v for k, v in graph.__dict__.items() if k not in ("__orig_class__", "speculation")}
+        {
+            k: v
+            for k, v in graph.__dict__.items()
+            if k not in ("__orig_class__", "speculation") and not _patched_method(k)
+        }
     )
     new.__dict__.update(attrs)
     return new
+
+
+def _patched_method(name: str) -> bool:
+    """Is `name` a method of the graph class (so an instance attribute of that name was patched
+    onto the user's graph, a test's spy say, and must not run the copy's work)?"""
+    return callable(getattr(CompiledStateGraph, name, None)) and not name.startswith("__")
 
 
 @dataclass

@@ -314,3 +314,44 @@ async def test_a_stream_patched_onto_the_graph_is_called_once_per_run() -> None:
     graph.astream = spy  # type: ignore[method-assign]
     assert await graph.ainvoke({"n": 0}, {"configurable": {"thread_id": "t"}}) == {"n": 3}
     assert len(calls) == 1 and graph.last_report.node("a").calls == 1
+
+
+def test_a_method_patched_onto_the_graph_is_not_what_its_copies_run() -> None:
+    """A spy patched onto the user's graph object (`graph.astream = spy`) is the user's: the run's
+    copy and every branch's copy run the class's methods (LangGraph's own test suite patches so)."""
+    import asyncio
+    import time
+    from typing import TypedDict
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+
+    from langgraph_speculative import speculate
+
+    class S(TypedDict):
+        n: int
+
+    def step(s: S) -> dict:
+        time.sleep(0.03)
+        return {"n": s["n"] + 1}
+
+    b = StateGraph(S)
+    b.add_node("a", step)
+    b.add_node("b", step)
+    b.add_edge(START, "a")
+    b.add_edge("a", "b")
+    b.add_edge("b", END)
+    graph = speculate(b, {"a": lambda s: [{"n": s["n"] + 1}]}).compile(checkpointer=InMemorySaver())
+    calls: list[str] = []
+    original = graph.astream
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("spy")
+        return original(*args, **kwargs)
+
+    graph.astream = spy  # type: ignore[method-assign]
+    out = asyncio.run(graph.ainvoke({"n": 0}, {"configurable": {"thread_id": "t"}}))
+    assert out == {"n": 2}
+    assert calls == ["spy"]  # the user's call, once: no branch ran the user's patched method
+    report = graph.last_report
+    assert report is not None and report.node("b").adopted == 1
