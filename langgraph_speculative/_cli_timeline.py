@@ -51,7 +51,7 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw the timeline; print where it went; exit 0."""
-    from langgraph_speculative import SpeculationReport
+    from ._report import SpeculationReport
 
     with open(args.report, "rb") as f:
         text = f.read()

@@ -85,9 +85,8 @@ class Session(Lifecycle):
         self.guesser = Guesser(self)  # speculators and a branch per guess
 
     def release(self) -> None:
-        """After the run: break the session's reference cycles, so that what the run held (its
-        recorded checkpoints, its graph, its state) is freed at once rather than by the cyclic
-        collector, whose full passes cost every run of a busy process."""
+        """After the run: break the session's reference cycles, so that what the run held is freed
+        at once rather than by the cyclic collector (whose full passes cost a busy process)."""
         self.main_ctx = None
         self.writer = self.writer_ctx = None
         self.results.clear()
@@ -348,9 +347,7 @@ class Session(Lifecycle):
         """Should this main-run call skip speculation altogether? When the process is busy and
         nothing the run speculated could use it (no branch, no early call): it then costs what
         the plain graph's call costs (no registry, no entry, no trip to the session's loop)."""
-        if self.branches or self.cache or self.closed:
-            return False
-        if not self.budget.shedding():
+        if self.branches or self.cache or self.closed or not self.budget.shedding():
             return False
         if self._may_speculate(b):
             stats = self.report.node(b.name)  # counted as `_begin_fresh` would have

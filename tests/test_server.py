@@ -252,14 +252,19 @@ def _assert_same(plain: dict[str, Any], spec: dict[str, Any], label: str) -> Non
     assert [_shape(h) for h in spec["history"]] == [_shape(h) for h in plain["history"]], label
 
 
-def _assert_adopts(conv: dict[str, Any], label: str) -> None:
+def _assert_adopts(conv: dict[str, Any], label: str, shed_ok: bool = False) -> None:
+    adopted = 0
     for i, t in enumerate(conv["turns"]):
         kinds = [e["event"] for e in t["events"]]
-        assert "adopted" in kinds, f"{label}, turn {i + 1}: nothing adopted: {kinds}"
+        adopted += "adopted" in kinds
+        assert "adopted" in kinds or (shed_ok and not kinds), (
+            f"{label}, turn {i + 1}: nothing adopted: {kinds}"
+        )
         assert not ERRORS & set(kinds), (
             f"{label}, turn {i + 1}: {[e for e in t['events'] if e['event'] in ERRORS]}"
         )
         assert all(e["type"] == "speculation" and e["node"] for e in t["events"])
+    assert adopted, f"{label}: no turn adopted anything"
 
 
 # ---------------------------------------------------------------- the quickstart graph, four ways
@@ -332,7 +337,9 @@ async def test_concurrent_runs(server: Server) -> None:
         plain, *specs = done[3 * i : 3 * i + 3]
         for graph, spec in zip(("spec", "builder"), specs):
             _assert_same(plain, spec, f"{graph}, questions {sets[i]}")
-            _assert_adopts(spec, graph)
+            # nine conversations at once may keep the server busy: a turn that starts then runs as
+            # the plain graph (shed: no event on the stream); the others speculate and adopt
+            _assert_adopts(spec, graph, shed_ok=True)
 
 
 async def test_stateless_runs_time_travel_and_other_streams(server: Server) -> None:
