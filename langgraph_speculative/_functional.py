@@ -49,7 +49,7 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore, Op, PutOp, Result
 
 from ._budget import process_budget
-from ._guesses import describe, jsonable
+from ._guesses import check_confidence, describe, jsonable
 from ._keys import default_key, default_match, normalize
 from ._policy import Guess, SpeculationPolicy
 from ._report import SpeculationReport, graph_report
@@ -967,10 +967,9 @@ def _coerce(raw: Any, policy: SpeculationPolicy) -> tuple[list[Guess], list[str]
     for i, item in enumerate(raw):
         guess = item if isinstance(item, Guess) else Guess(item)
         conf = guess.confidence
-        if conf is not None and (
-            isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 <= conf <= 1
-        ):
-            problems.append(f"guess {i} has confidence {conf!r}; use a number in [0, 1] or None")
+        bad = check_confidence(conf)
+        if bad is not None:
+            problems.append(f"guess {i} {bad}")
             continue
         if policy.min_confidence is not None and conf is not None and conf < policy.min_confidence:
             continue

@@ -14,7 +14,7 @@ from langgraph.types import Command, Send
 from ._keys import normalize
 from ._policy import Guess
 
-__all__ = ("coerce_guesses", "describe", "jsonable")
+__all__ = ("check_confidence", "coerce_guesses", "describe", "jsonable")
 
 _MAX_TEXT = 400  # characters of one string in an event
 _MAX_ITEMS = 50  # items of one list or dict in an event
@@ -88,7 +88,7 @@ def coerce_guesses(
         guess = item if isinstance(item, Guess) else Guess(item)
         problem = _check(guess.update, channels, nodes)
         if problem is None:
-            problem = _check_confidence(guess.confidence)
+            problem = check_confidence(guess.confidence)
         if problem is not None:
             problems.append(f"guess {i} {problem}")
             continue
@@ -133,7 +133,8 @@ def _check(update: Any, channels: Collection[str], nodes: Collection[str]) -> st
     return f"is {type(update).__name__}, not an update dict or Command"
 
 
-def _check_confidence(conf: Any) -> str | None:
+def check_confidence(conf: Any) -> str | None:
+    """What is wrong with a guess's confidence (None: nothing; it is None or in [0, 1])."""
     if conf is None:
         return None
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= conf <= 1.0:
