@@ -154,7 +154,8 @@ def test_same_as_plain_sync(kind: str, guess: str, tmp_path: Any) -> None:
         report = spec.last_report
         assert report is not None
         if guess == "right":
-            assert report.hits == 2 and report.misses == 0
+            # the second model call is guessed, or (a branch ran ahead) adopted from the branch
+            assert report.hits >= 1 and report.misses == 0
             assert report.adopted >= 2, report.events  # tool, then the second model call's tool
             assert report.nodes["tool"].adopted >= 1
         elif guess == "wrong":

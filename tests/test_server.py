@@ -257,7 +257,8 @@ def _assert_adopts(conv: dict[str, Any], label: str, shed_ok: bool = False) -> N
     for i, t in enumerate(conv["turns"]):
         kinds = [e["event"] for e in t["events"]]
         adopted += "adopted" in kinds
-        assert "adopted" in kinds or (shed_ok and not kinds), (
+        # shed_ok: under load a turn may run as plain (no event) or shed its branches mid-turn
+        assert "adopted" in kinds or (shed_ok and (not kinds or "shed" in kinds)), (
             f"{label}, turn {i + 1}: nothing adopted: {kinds}"
         )
         assert not ERRORS & set(kinds), (
