@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+import traceback
+import weakref
 from collections import Counter, OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -24,7 +26,7 @@ from ._context import _CURRENT, BranchStop, Ctx, exec_info
 from ._futures import cancelling, recording_config, settle, unwrap, wait
 from ._guesses import describe
 from ._report import SpeculationReport
-from ._state import Binding, Branch, Entry, Run, Source, only_reads
+from ._state import Binding, Branch, Entry, Run, Source, forget_when_done, only_reads
 from ._tee import RecordingSaver
 from ._trace import current_run_tree, quiet, untraced
 
@@ -45,6 +47,7 @@ class ForkHost(Protocol):
     run: Run
     report: SpeculationReport
     cache: dict[tuple[str, str], Entry]
+    speculated: weakref.WeakSet[Entry]
     cache_names: Counter[str]
     results: OrderedDict[str, concurrent.futures.Future[Any]]
     closed: bool
@@ -165,7 +168,7 @@ class Forks:
             var_child_runnable_config.set(None)
             await graph.ainvoke(None, run_cfg, context=self.s.run.context, durability="sync")
         except BranchStop as stop:
-            stop.__traceback__ = None  # its frames hold the branch: no cycle for the collector
+            _forget_frames(stop)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -173,6 +176,7 @@ class Forks:
                 self.s.emit(
                     "branch_error", branch.parent.name, thread=branch.bid, error=describe(unwrap(exc))
                 )
+            _forget_frames(exc)
 
     def _stop(self) -> int:
         """The main run's last step + 1 (LangGraph's recursion bound), which branches share."""
@@ -211,6 +215,7 @@ class Forks:
             result = await self._branch_node(b, state, config, branch, info)
         except BaseException as exc:
             settle(fut, exc=exc)
+            del fut  # the exception, kept by the future, holds this frame: no cycle
             if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
                 raise
             raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
@@ -267,11 +272,13 @@ class Forks:
             source = Source(branch.saver, info.checkpoint_id, info.task_id)
         entry = Entry(b, key, branch.level, state, config, source, owner=branch, slot=True)
         entry.config = recording_config(config, entry, bool(self.s.streams_messages))
+        self.s.speculated.add(entry)
         self.s.adaptive.launched(entry)  # counts its tokens (issue 18)
         store = self.s.run.store
         entry.store_version = store.version if store is not None else 0
         entry.task = self.s.spawn(self._early_call(entry), holder=entry)
         entry.task.add_done_callback(lambda _: self.s.limit.speculative_ended())
+        forget_when_done(entry.task, entry, "task")
         self.s.cache[(b.name, key)] = entry
         self.s.cache_names[b.name] += 1
         branch.entries.append(entry)
@@ -300,3 +307,11 @@ class Forks:
         finally:
             entry.finished = time.monotonic()
             self.s.release_slot(entry)
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """A branch's run ended by `exc`: clear the finished frames its traceback holds. Their
+    locals (LangGraph's runner keeps the exception in them too) would otherwise be reference
+    cycles holding the branch, its calls and its Pregel loop until the collector runs."""
+    traceback.clear_frames(exc.__traceback__)
+    exc.__traceback__ = None

@@ -13,15 +13,17 @@ import asyncio
 import copy
 import time
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.runtime import Runtime
 
 from ._futures import cancelling, contained, unwrap
 from ._guesses import coerce_guesses, describe, jsonable
 from ._policy import Guess
-from ._state import Binding, Branch, Entry, Run
+from ._state import Binding, Branch, Entry, Run, forget_when_done
 from ._stores import BranchStore
 from ._threads import has_sync_path
 from ._trace import quiet
@@ -46,6 +48,7 @@ class GuessHost(Protocol):
     run: Run
     report: SpeculationReport
     branches: dict[str, Branch]
+    speculated: weakref.WeakSet[Entry]
     closed: bool
     main_level: int
     budget: ProcessBudget
@@ -149,6 +152,7 @@ class Guesser:
             self.s.not_started(b.name, "busy")
             return
         entry.spec_task = self.s.spawn(self._speculate(entry))
+        forget_when_done(entry.spec_task, entry, "spec_task")
 
     def deepen(self, entry: Entry) -> None:
         """The main run moved to `entry`: calls below it may now branch deeper."""
@@ -189,7 +193,7 @@ class Guesser:
             self.s.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
             return _NO_GUESS
         cfg: RunnableConfig = {
-            **_read_only_store(entry.config, self.s.run),  # a speculator may read, never write
+            **_speculator_config(entry.config, self.s.run),
             "callbacks": quiet(entry.config.get("callbacks")),
             "run_name": f"{b.name}:speculator",
         }
@@ -204,6 +208,9 @@ class Guesser:
                 "afunc=async_fn), or a Runnable with invoke and ainvoke",
                 stacklevel=2,
             )
+        # this task runs in a copy of the node's context, whose config holds the run's internals:
+        # the speculator's call (which may outlive the run on the process pool) sees its own
+        var_child_runnable_config.set(cfg)
         try:
             raw = await asyncio.wait_for(
                 contained(self.s.call(b.speculator, state, cfg)), policy.speculator_timeout
@@ -262,9 +269,11 @@ class Guesser:
                 f"{self.s.run.thread_id or 'run'}:spec:{uuid.uuid4().hex[:12]}",
             )
             entry.branches.append(branch)
+            self.s.speculated.add(entry)
             self.s.branches[branch.bid] = branch
             stats.guesses += 1
             branch.task = self.s.spawn(self.s.forks.run_branch(branch), holder=branch)
+            forget_when_done(branch.task, branch, "task")
 
 
 def step_of(config: RunnableConfig) -> int | None:
@@ -298,6 +307,30 @@ def _read_only_store(config: RunnableConfig, run: Run) -> RunnableConfig:
         if isinstance(v, Runtime):
             conf[k] = v.override(store=BranchStore(run.store.inner))
             break
+    return {**config, "configurable": conf}
+
+
+_QUIET_RUNTIME = Runtime()
+
+
+def _speculator_config(config: RunnableConfig, run: Run) -> RunnableConfig:
+    """The config a speculator is called with: the node's, without LangGraph's internals (the
+    `__pregel_*` keys: they hold the run's Pregel loop, which a speculator still running on the
+    process pool when the run ends must not keep alive, and its checkpointer, which a speculator
+    that is itself a graph must never write to), with a runtime whose store it can only read and
+    whose stream writer and heartbeat do nothing (a guess never reaches the user's stream)."""
+    conf: dict[str, Any] = {}
+    for k, v in (config.get("configurable") or {}).items():
+        if isinstance(v, Runtime):
+            store = v.store if run.store is None else BranchStore(run.store.inner)
+            conf[k] = v.override(
+                store=store,
+                stream_writer=_QUIET_RUNTIME.stream_writer,
+                heartbeat=_QUIET_RUNTIME.heartbeat,
+                control=None,
+            )
+        elif not k.startswith("__pregel_"):
+            conf[k] = v
     return {**config, "configurable": conf}
 
 

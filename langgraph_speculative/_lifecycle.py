@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._state import Branch, Entry
 
 if TYPE_CHECKING:
-    from collections import Counter
+    import concurrent.futures
+    import weakref
+    from collections import Counter, OrderedDict
 
     from ._budget import ProcessBudget
     from ._concurrency import SharedLimit
@@ -43,6 +45,11 @@ class Lifecycle:
     loop: asyncio.AbstractEventLoop | None
     inflight: int
     limit: SharedLimit
+    results: OrderedDict[str, concurrent.futures.Future[Any]]
+    speculated: weakref.WeakSet[Entry]
+    main_ctx: Any
+    writer: Any
+    writer_ctx: Any
 
     def emit(self, event: str, node: str, **data: Any) -> None:
         raise NotImplementedError
@@ -190,6 +197,25 @@ class Lifecycle:
             await self.aclose()
         finally:
             self.budget.run_ended()
+
+    def release(self) -> None:
+        """After the run: break the session's reference cycles, so that what the run held is freed
+        at once rather than by the cyclic collector (whose full passes cost a busy process)."""
+        self.main_ctx = None
+        self.writer = self.writer_ctx = None
+        self.results.clear()
+        self.cache.clear()
+        self.tasks.clear()
+        for branch in self.branches.values():  # the kept (hit) ones: a call and its branches
+            branch.entries.clear()  # refer to each other
+            branch.saver = None
+        self.branches.clear()
+        # a branch's run may end in LangGraph's own reference cycles (a node's exception kept by
+        # its runner's frames), which reach its calls: none of them may still hold a run's
+        # config (the main run's holds its Pregel loop) or state
+        for entry in list(self.speculated):
+            entry.branches.clear()
+            entry.config, entry.state = {}, None
 
     def branch_outcomes(self) -> list[tuple[str, str]]:
         """(branch id, outcome) of every branch: hit branches are committed."""

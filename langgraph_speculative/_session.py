@@ -22,6 +22,7 @@ import contextvars
 import functools
 import threading
 import time
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,6 +67,7 @@ class Session(Lifecycle):
         self.results: OrderedDict[str, concurrent.futures.Future[Any]] = OrderedDict()
         self.tasks: set[asyncio.Future[Any]] = set()
         self.branches: dict[str, Branch] = {}
+        self.speculated: weakref.WeakSet[Entry] = weakref.WeakSet()  # calls with branches, early calls
         self.settled: list[tuple[str, str]] = []
         self.main_level = 0
         self.inflight = 0
@@ -83,15 +85,6 @@ class Session(Lifecycle):
         self.limit = SharedLimit(run.max_concurrency)  # the run's max_concurrency, speculation included
         self.forks = Forks(self)  # branches and early calls
         self.guesser = Guesser(self)  # speculators and a branch per guess
-
-    def release(self) -> None:
-        """After the run: break the session's reference cycles, so that what the run held is freed
-        at once rather than by the cyclic collector (whose full passes cost a busy process)."""
-        self.main_ctx = None
-        self.writer = self.writer_ctx = None
-        self.results.clear()
-        self.cache.clear()
-        self.tasks.clear()
 
     # ------------------------------------------------------------------ plumbing
 

@@ -19,7 +19,7 @@ from ._policy import Guess, SpeculationPolicy
 if TYPE_CHECKING:
     from ._tee import RecordingSaver
 
-__all__ = ("Binding", "Branch", "Entry", "Run", "Source")
+__all__ = ("Binding", "Branch", "Entry", "Run", "Source", "forget_when_done")
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,3 +195,16 @@ class Run:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     max_concurrency: int | None = None
+
+
+def forget_when_done(task: asyncio.Future[Any], owner: Entry | Branch, attr: str) -> None:
+    """Clear `owner.<attr>` once `task` (stored there) is done. A finished task keeps its context
+    (which holds the call's `Ctx`, hence `owner`) and its exception's traceback (whose frames hold
+    `owner`): left in place, each is a reference cycle through the run's config and Pregel loop,
+    which outlive the run until the garbage collector runs (LangGraph frees them at once)."""
+
+    def forget(_: asyncio.Future[Any]) -> None:
+        if getattr(owner, attr, None) is task:
+            setattr(owner, attr, None)
+
+    task.add_done_callback(forget)

@@ -139,7 +139,10 @@ def process_loop() -> asyncio.AbstractEventLoop:
     pool = process_pool()
     with _LOCK:
         if _LOOP is None:
-            _LOOP = _ProcessLoop(pool)
+            # made in an empty context: the loop's own handles (its self-pipe reader) keep the
+            # context they were made in, which would keep the first run's config (and its
+            # Pregel loop) alive for the life of the process
+            _LOOP = contextvars.Context().run(_ProcessLoop, pool)
         return _LOOP.loop
 
 

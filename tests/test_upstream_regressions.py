@@ -20,6 +20,8 @@ from pydantic import BaseModel
 
 from langgraph_speculative import Guess, SpeculationPolicy, speculate
 
+from .leftovers import settle_background_calls
+
 
 class S(TypedDict):
     n: int
@@ -355,3 +357,61 @@ def test_a_method_patched_onto_the_graph_is_not_what_its_copies_run() -> None:
     assert calls == ["spy"]  # the user's call, once: no branch ran the user's patched method
     report = graph.last_report
     assert report is not None and report.node("b").adopted == 1
+
+
+# ---------------------------------------------------------------- item 11: the run is freed at once
+
+
+def _pregel_loops(kinds: tuple[str, ...] = ("SyncPregelLoop", "AsyncPregelLoop", "PregelRunner")) -> int:
+    """LangGraph's run loops and runners alive now (by class name: they are not public)."""
+    import gc
+
+    return sum(type(o).__name__ in kinds for o in gc.get_objects())
+
+
+def _slow_speculator(guess: dict[str, Any] | None) -> Any:
+    """A speculator still running on the process pool when the run ends (sync code is not waited for)."""
+
+    def speculator(state: S) -> list[dict[str, Any]]:
+        time.sleep(0.2)
+        return [guess] if guess is not None else []
+
+    return speculator
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(
+    "speculator",
+    [
+        pytest.param(lambda s: [], id="none"),
+        pytest.param(lambda s: [{"n": -1}], id="wrong"),
+        pytest.param(lambda s: [{"n": s["n"] + 1}], id="right"),
+        pytest.param(_slow_speculator({"n": 1}), id="outlives-the-run"),
+    ],
+)
+def test_the_run_is_freed_when_it_returns(mode: str, speculator: Any) -> None:
+    """LangGraph's `test_pregel_loop_refcount`: with the garbage collector off, no run loop may
+    outlive its run (plain frees it by reference counting alone). A finished task's context and
+    traceback, the process loop's own handles, and a speculator still running on the pool must
+    not keep the run's config (which holds its loop) alive."""
+    import gc
+
+    graph = speculate(_chain(inc, names=("a", "b")), {"a": speculator, "b": speculator}).compile()
+    graph.invoke({"n": 0})  # the process loop and pool exist before the check starts
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            if mode == "sync":
+                out = graph.invoke({"n": 0})
+            else:
+                out = asyncio.run(graph.ainvoke({"n": 0}))
+            assert out == {"n": 2}
+            if mode == "sync":  # the main run's loop, at once (branches run on asyncio loops)
+                assert _pregel_loops(("SyncPregelLoop",)) == 0
+            # a branch's sync node still running on the pool holds its branch until it returns
+            # (sync code cannot be interrupted); then nothing may be left, cycles included
+            settle_background_calls()
+            assert _pregel_loops() == 0
+    finally:
+        gc.enable()
