@@ -23,6 +23,7 @@ from langgraph.errors import GraphInterrupt
 from ._context import _CURRENT, BranchStop, Ctx, exec_info
 from ._futures import cancelling, recording_config, settle, unwrap, wait
 from ._guesses import describe
+from ._handoff import own_command
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source, only_reads
 from ._tee import RecordingSaver
@@ -183,7 +184,7 @@ class Forks:
         """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
         if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:
             return "stop"
-        if b.inline:
+        if b.inline and not self.s.run.adopt_subgraphs:
             return "stop" if b.name in self.s.run.after else "inline"
         if b.name in self.s.run.after:
             return "after"
@@ -205,15 +206,20 @@ class Forks:
                 except (GraphInterrupt, BranchStop):
                     raise
                 except BaseException as exc:
+                    handoff = own_command(exc, config, b.name)
+                    if handoff is not None:
+                        return handoff
                     raise BranchStop(f"{b.name} failed: {describe(exc)}") from None
         fut = self.s.register(info)
         try:
             result = await self._branch_node(b, state, config, branch, info)
         except BaseException as exc:
-            settle(fut, exc=exc)
-            if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
-                raise
-            raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
+            result = own_command(exc, config, b.name)  # a handoff is the node's result
+            if result is None:
+                settle(fut, exc=exc)
+                if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
+                    raise
+                raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
         settle(fut, result=result)
         return result
 
@@ -290,9 +296,14 @@ class Forks:
             if cancelling():
                 raise
         except BaseException as exc:  # kept for the main run, which then calls the actor itself
+            handoff = own_command(exc, entry.config, entry.name)  # a handoff is its result
+            entry.handoff = handoff is not None
             if not entry.result.done():
-                entry.result.set_exception(exc)
-            if not entry.cancelled and not self.s.closed:
+                if handoff is not None:
+                    entry.result.set_result(handoff)
+                else:
+                    entry.result.set_exception(exc)
+            if handoff is None and not entry.cancelled and not self.s.closed:
                 self.s.emit("early_call_error", entry.name, key=entry.key, error=describe(unwrap(exc)))
         else:
             if not entry.result.done():

@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from ._graph import SpeculativeCompiledGraph
-from ._keys import default_match
+from ._keys import ChannelMatch, default_match
 from ._node import Bound, SpeculativeNode, as_runnable
 from ._plan import Plan
 from ._policy import SpeculationPolicy
@@ -129,7 +129,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         binding = replace(
             binding,
             key_fn=keys.get(name, binding.key_fn),
-            match=matches.get(name, binding.match) or default_match,
+            match=_default_match(matches.get(name, binding.match), builder),
             unsafe=name in unsafe,
             gate=calls_interrupt(binding.action) if tools is None else False,
             inline=inline,
@@ -142,6 +142,13 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         )
         bindings[name] = binding
     return bindings
+
+
+def _default_match(match: Callable[[Any, Any], bool] | None, builder: StateGraph) -> Callable[[Any, Any], bool]:  # type: ignore[type-arg]
+    """A node's match: the user's, or equality of what the graph's channels receive."""
+    if match is None or match is default_match:
+        return ChannelMatch(frozenset(builder.channels))
+    return match
 
 
 def _refuse_root_channel(plain: Any, bindings: dict[str, Binding]) -> None:

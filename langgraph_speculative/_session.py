@@ -37,7 +37,8 @@ from ._context import Ctx, exec_info
 from ._futures import Stale, flush, raised_by, settle, wait
 from ._guesses import describe
 from ._guessing import Guesser, step_of
-from ._keys import remap, tool_call_ids
+from ._handoff import own_command, reraise
+from ._keys import input_ids, remap
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source
@@ -238,7 +239,7 @@ class Session(Lifecycle):
                         flush(entry, config)
                         result = remap(result, entry.remap)
                         self._soon(self._finish, entry, result)
-                        return result
+                        return reraise(result, config) if entry.handoff else result
                     self._soon(self._adoption_failed, entry, Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
@@ -248,7 +249,8 @@ class Session(Lifecycle):
         try:
             result = b.action.invoke(state, config)
         except BaseException as exc:
-            self._own_call_over(call, marker, None, exc, self._soon)
+            handoff = own_command(exc, config, b.name)  # a handoff is the node's result
+            self._own_call_over(call, marker, handoff, None if handoff else exc, self._soon)
             raise
         self._own_call_over(call, marker, result, None, self._soon)
         return result
@@ -328,7 +330,7 @@ class Session(Lifecycle):
                         flush(entry, config)
                         result = remap(result, entry.remap)
                         self._finish(entry, result)
-                        return result
+                        return reraise(result, config) if entry.handoff else result
                     self._adoption_failed(entry, Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
@@ -338,7 +340,8 @@ class Session(Lifecycle):
         try:
             result = await b.action.ainvoke(state, config)
         except BaseException as exc:
-            self._own_call_over(call, marker, None, exc, _now)
+            handoff = own_command(exc, config, b.name)  # a handoff is the node's result
+            self._own_call_over(call, marker, handoff, None if handoff else exc, _now)
             raise
         self._own_call_over(call, marker, result, None, _now)
         return result
@@ -423,8 +426,8 @@ class Session(Lifecycle):
         stats.time_saved_s += entry.hidden
         self.main_level = max(self.main_level, entry.level)
         self.emit("adopted", b.name, key=key, hidden_s=round(entry.hidden, 6), done=res.done())
-        early_ids, main_ids = tool_call_ids(entry.state), tool_call_ids(state)
-        entry.remap = {e: m for e, m in zip(early_ids, main_ids) if e != m}  # its result gets the run's ids
+        early_ids, main_ids = input_ids(entry.state), input_ids(state)  # its result gets the run's ids
+        entry.remap = {e: m for e, m in zip(early_ids, main_ids) if e is not None and m is not None and e != m}
         if not entry.speculated:
             # Equal keys need not mean equal inputs (a custom key may ignore fields): its
             # speculation forks the main run's checkpoint, not the branch's.

@@ -38,8 +38,9 @@ class Binding:
     """Calls `interrupt()` (found in its code): a branch stops before it, and a guess of it
     would skip a person's approval, so it is never speculated."""
     inline: bool = False
-    """Holds a subgraph: runs on a branch as it is (its own nodes launch early), never adopted
-    whole (the subgraph's checkpoints belong in the main thread)."""
+    """Holds a subgraph: with a checkpointer (the subgraph's checkpoints belong in the main
+    thread) or streamed `subgraphs=True`, runs on a branch as it is (its own nodes launch early),
+    never adopted whole; otherwise launched early and adopted like any node (`Run.adopt_subgraphs`)."""
     prefetch: tuple[str, ...] = ()
     """Nodes that can follow this one, launched early on its input while it runs (`prefetch=`):
     speculation without a speculator, adopted by their keys."""
@@ -140,6 +141,7 @@ class Entry:
     tokens: Any = None  # TokenRecorder of an early call, when the main run streams messages
     store_ops: list[Any] = field(default_factory=list)  # an early call's store writes, made on adoption
     remap: dict[str, str] = field(default_factory=dict)  # its tool-call ids -> the main run's
+    handoff: bool = False  # its result is a Command the call raised to the node's graph (`_handoff`)
     main: bool = False
     """A marker of the main run's own call in flight (never adopted: branches that reach the same
     call wait for its outcome instead of launching it again)."""
@@ -195,3 +197,6 @@ class Run:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     max_concurrency: int | None = None
+    adopt_subgraphs: bool = False
+    """A node holding a subgraph may be launched early and adopted whole: the subgraph's
+    checkpoints reach no saver the user reads (no checkpointer) and no stream shows them."""
