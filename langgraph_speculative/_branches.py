@@ -184,7 +184,7 @@ class Forks:
         """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
         if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:
             return "stop"
-        if b.inline and not self.s.run.adopt_subgraphs:
+        if b.inline and (not self.s.run.adopt_subgraphs or self.s.streams_messages):  # tokens: inner metadata
             return "stop" if b.name in self.s.run.after else "inline"
         if b.name in self.s.run.after:
             return "after"
@@ -289,14 +289,15 @@ class Forks:
     async def _early_call(self, entry: Entry) -> None:
         _CURRENT.set(Ctx(cast(Any, self.s), entry.owner, entry))  # the Session: a NodeHost
         var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
+        config = entry.config  # the main run may put its own in the entry when it adopts the call
         try:
-            result = await self.s.call(entry.binding.early_action, entry.state, entry.config)
+            result = await self.s.call(entry.binding.early_action, entry.state, config)
         except asyncio.CancelledError:
             entry.result.cancel()
             if cancelling():
                 raise
         except BaseException as exc:  # kept for the main run, which then calls the actor itself
-            handoff = own_command(exc, entry.config, entry.name)  # a handoff is its result
+            handoff = own_command(exc, config, entry.name)  # a handoff is its result
             entry.handoff = handoff is not None
             if not entry.result.done():
                 if handoff is not None:

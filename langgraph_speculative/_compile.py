@@ -71,6 +71,8 @@ class SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         )
         if active:
             _warn_at_compile(base, plan, kwargs)
+            if checkpointer is not None and not isinstance(checkpointer, bool):
+                _warn_subgraphs(plan)
         attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
         return SpeculativeCompiledGraph(speculation=plan, drawing=plain, **attrs)
 
@@ -149,6 +151,20 @@ def _default_match(match: Callable[[Any, Any], bool] | None, builder: StateGraph
     if match is None or match is default_match:
         return ChannelMatch(frozenset(builder.channels))
     return match
+
+
+def _warn_subgraphs(plan: Plan) -> None:
+    """With a checkpointer, a node holding a subgraph is never adopted whole (say which, and the fix)."""
+    nodes = sorted(n for n, b in plan.bindings.items() if b.inline and not b.unsafe)
+    if nodes:
+        plan.warn_once(
+            "subgraphs",
+            f"nodes {nodes} hold subgraphs whose checkpoints go to your checkpointer, under the main "
+            "thread: a branch runs them inline and the main run never adopts them early. Compile "
+            "each agent or subgraph with checkpointer=False (its state then lives in this graph's) "
+            "to have them launched early and adopted, or run this graph without a checkpointer",
+            stacklevel=4,
+        )
 
 
 def _refuse_root_channel(plain: Any, bindings: dict[str, Binding]) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langgraph.types import Command, Send
 
-__all__ = ("ChannelMatch", "default_key", "default_match", "input_ids", "normalize", "remap", "tool_call_ids")
+__all__ = ("ChannelMatch", "adoption_map", "default_key", "default_match", "normalize", "remap", "tool_call_ids")
 
 # Message fields no node reads back: the message's own id, what the provider said about the
 # response (token counts, finish reason, model name), what streaming leaves behind.
@@ -209,36 +209,43 @@ def tool_call_ids(value: Any) -> list[str]:
     return list(n.ids)
 
 
-def _message_ids(value: Any, out: list[str | None], depth: int = 0) -> list[str | None]:
-    """The ids of the messages in `value` (None for a message without one), in a fixed order."""
+def _messages(value: Any, out: list[Any], depth: int = 0) -> list[Any]:
+    """The messages in `value`, in a fixed order."""
     if depth > 30:
         return out
     if _is_message(value):
-        out.append(value.id)
+        out.append(value)
     elif isinstance(value, Mapping):
         for k in sorted(value, key=str):
-            _message_ids(value[k], out, depth + 1)
+            _messages(value[k], out, depth + 1)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            _message_ids(v, out, depth + 1)
+            _messages(v, out, depth + 1)
     elif isinstance(value, Send):
-        _message_ids(value.arg, out, depth + 1)
+        _messages(value.arg, out, depth + 1)
     return out
 
 
-def input_ids(value: Any) -> list[str | None]:
-    """What `remap` pairs between an early call's input and the main run's equal input: the
-    tool-call ids (`tool_call_ids`), then the ids of every message, position by position (two
-    equal inputs have their messages in the same places, whatever ids each run gave them)."""
-    return [*tool_call_ids(value), *_message_ids(value, [])]
+def adoption_map(early: Any, main: Any) -> dict[str, Any]:
+    """What `remap` puts back into an adopted early call's result, from its input (`early`) and
+    the main run's equal input (`main`): tool-call ids (id -> id), and messages by position (two
+    equal inputs have their messages in the same places): id -> (the early input's message, the
+    main run's), so a message the call passed through is the main run's own (its id, its
+    provider fields), never the branch's copy."""
+    out: dict[str, Any] = {e: m for e, m in zip(tool_call_ids(early), tool_call_ids(main)) if e != m}
+    for e, m in zip(_messages(early, []), _messages(main, [])):
+        if isinstance(e.id, str) and e is not m and e != m:
+            out[e.id] = (e, m)
+    return out
 
 
-def remap(value: Any, ids: Mapping[str, str]) -> Any:
+def remap(value: Any, ids: Mapping[str, Any]) -> Any:
     """`value` with every tool-call id in `ids` replaced by its image (a copy where changed),
-    and every message whose id is in `ids` given its image as id.
+    and every message of the early call's input (`adoption_map`) by the main run's: itself when
+    passed through unchanged, else given its id.
 
-    Only the places `normalize` reads as tool-call ids change, and messages' own ids; a domain
-    value that happens to equal an id stays.
+    Only the places `normalize` reads as tool-call ids change, and messages; a domain value that
+    happens to equal an id stays.
     """
     if not ids:
         return value
@@ -281,8 +288,11 @@ def remap(value: Any, ids: Mapping[str, str]) -> Any:
             fields["type"] = _CHUNKS.get(type(v).__name__, fields.get("type"))
             new = mapping(fields, message=True)
             update = {a: new[a] for a in fields if a != "type" and new[a] is not fields[a]}
-            if isinstance(v.id, str) and v.id in ids:  # a message of the early call's input
-                update["id"] = ids[v.id]
+            pair = ids.get(v.id) if isinstance(v.id, str) else None
+            if isinstance(pair, tuple):  # a message of the early call's input
+                if v == pair[0]:
+                    return pair[1]
+                update["id"] = pair[1].id
             return v.model_copy(update=update) if update else v
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             return dataclasses.replace(

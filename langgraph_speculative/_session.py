@@ -38,7 +38,7 @@ from ._futures import Stale, flush, raised_by, settle, wait
 from ._guesses import describe
 from ._guessing import Guesser, step_of
 from ._handoff import own_command, reraise
-from ._keys import input_ids, remap
+from ._keys import adoption_map, remap
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source
@@ -426,8 +426,7 @@ class Session(Lifecycle):
         stats.time_saved_s += entry.hidden
         self.main_level = max(self.main_level, entry.level)
         self.emit("adopted", b.name, key=key, hidden_s=round(entry.hidden, 6), done=res.done())
-        early_ids, main_ids = input_ids(entry.state), input_ids(state)  # its result gets the run's ids
-        entry.remap = {e: m for e, m in zip(early_ids, main_ids) if e is not None and m is not None and e != m}
+        entry.remap = adoption_map(entry.state, state)  # its result gets the run's ids and messages
         if not entry.speculated:
             # Equal keys need not mean equal inputs (a custom key may ignore fields): its
             # speculation forks the main run's checkpoint, not the branch's.

@@ -140,7 +140,7 @@ class Entry:
     hidden: float = 0.0  # how long it had run when the main run adopted it
     tokens: Any = None  # TokenRecorder of an early call, when the main run streams messages
     store_ops: list[Any] = field(default_factory=list)  # an early call's store writes, made on adoption
-    remap: dict[str, str] = field(default_factory=dict)  # its tool-call ids -> the main run's
+    remap: dict[str, Any] = field(default_factory=dict)  # its tool-call ids, messages -> the main run's
     handoff: bool = False  # its result is a Command the call raised to the node's graph (`_handoff`)
     main: bool = False
     """A marker of the main run's own call in flight (never adopted: branches that reach the same
