@@ -173,7 +173,8 @@ def swarm_guess(state: dict[str, Any]) -> list[Command]:
     n = _handoffs(state["messages"])
     if n >= len(AGENTS) - 1:
         return []
-    return [handoff(state["messages"], AGENTS[n + 1], by=None, call_id=f"guess_{n}", active_agent=AGENTS[n + 1])]
+    to = AGENTS[n + 1]
+    return [handoff(state["messages"], to, by=AGENTS[n], call_id=f"guess_{n}", active_agent=to)]
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
