@@ -146,7 +146,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
     return bindings
 
 
-def _default_match(match: Callable[[Any, Any], bool] | None, builder: StateGraph) -> Callable[[Any, Any], bool]:  # type: ignore[type-arg]
+def _default_match(match: Callable[[Any, Any], bool] | None, builder: Any) -> Callable[[Any, Any], bool]:
     """A node's match: the user's, or equality of what the graph's channels receive."""
     if match is None or match is default_match:
         return ChannelMatch(frozenset(builder.channels))

@@ -31,7 +31,15 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langgraph.types import Command, Send
 
-__all__ = ("ChannelMatch", "adoption_map", "default_key", "default_match", "normalize", "remap", "tool_call_ids")
+__all__ = (
+    "ChannelMatch",
+    "adoption_map",
+    "default_key",
+    "default_match",
+    "normalize",
+    "remap",
+    "tool_call_ids",
+)
 
 # Message fields no node reads back: the message's own id, what the provider said about the
 # response (token counts, finish reason, model name), what streaming leaves behind.

@@ -53,7 +53,8 @@ def _worker_turn(name: str) -> Any:
 def supervisor(latency: float = LATENCY) -> Any:
     """A three-handoff supervisor (`create_supervisor`): workers are `create_agent` graphs."""
     workers = [
-        create_agent(scripted([_worker_turn(w)] * 9, delay=latency, ids="seeded"), [], name=w) for w in WORKERS
+        create_agent(scripted([_worker_turn(w)] * 9, delay=latency, ids="seeded"), [], name=w)
+        for w in WORKERS
     ]
     return create_supervisor(workers, model=scripted([_supervisor_turn] * 9, delay=latency, ids="seeded"))
 
@@ -94,12 +95,16 @@ def test_supervisor_handoffs_hit_and_workers_are_adopted(mode: str) -> None:
     graph = speculate(supervisor(), {"supervisor": supervisor_guess}).compile()
     out, _ = run(graph, mode)
     # the same messages, none twice (adopted results carry the main run's message ids)
-    assert transcript(out["messages"], canonical_ids=True) == transcript(plain["messages"], canonical_ids=True)
+    assert transcript(out["messages"], canonical_ids=True) == transcript(
+        plain["messages"], canonical_ids=True
+    )
     ids = [m.id for m in out["messages"]]
     assert len(ids) == len(set(ids)) == 17
     seen = events(graph)
     assert seen[("hit", "supervisor")] >= 2, seen
-    assert not any(e["event"] == "cancelled" and e.get("reason") == "actor_failed" for e in graph.last_report.events)
+    assert not any(
+        e["event"] == "cancelled" and e.get("reason") == "actor_failed" for e in graph.last_report.events
+    )
     adopted_workers = {n for (ev, n) in seen if ev == "adopted" and n in WORKERS}
     assert len(adopted_workers) >= 2, seen  # workers (subgraphs) launched early and adopted
 
@@ -111,7 +116,11 @@ def test_supervisor_streams_as_plain(tokens: bool) -> None:
 
     def observe(graph: Any) -> oracle.Observation:
         obs = oracle.Observation()
-        modes = [m for m in oracle.STREAM_MODES if m not in ("checkpoints", "debug") and (tokens or m != "messages")]
+        modes = [
+            m
+            for m in oracle.STREAM_MODES
+            if m not in ("checkpoints", "debug") and (tokens or m != "messages")
+        ]
         chunks = list(graph.stream({"messages": [HumanMessage("q", id="ask-1")]}, stream_mode=modes))
         obs.streams.append(oracle.stream_view(chunks))
         obs.turns.append(oracle.result([c for m, c in chunks if m == "values"][-1]))
@@ -136,7 +145,9 @@ def test_supervisor_with_a_checkpointer_is_lossless_and_says_why_workers_run_inl
     plain = observe(supervisor(0.05).compile(checkpointer=InMemorySaver()))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        graph = speculate(supervisor(0.05), {"supervisor": supervisor_guess}).compile(checkpointer=InMemorySaver())
+        graph = speculate(supervisor(0.05), {"supervisor": supervisor_guess}).compile(
+            checkpointer=InMemorySaver()
+        )
         spec = observe(graph)
     oracle.assert_same(plain, spec, "supervisor with a checkpointer")
     said = [str(w.message) for w in caught if "subgraph" in str(w.message)]
@@ -182,7 +193,9 @@ def test_swarm_handoffs_hit_and_the_next_agent_is_adopted(mode: str) -> None:
     plain, _ = run(swarm().compile(), mode)
     graph = speculate(swarm(), {name: swarm_guess for name in AGENTS[:-1]}).compile()
     out, _ = run(graph, mode)
-    assert transcript(out["messages"], canonical_ids=True) == transcript(plain["messages"], canonical_ids=True)
+    assert transcript(out["messages"], canonical_ids=True) == transcript(
+        plain["messages"], canonical_ids=True
+    )
     assert out["active_agent"] == plain["active_agent"] == "carol"
     ids = [m.id for m in out["messages"]]
     assert len(ids) == len(set(ids))
