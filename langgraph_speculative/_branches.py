@@ -184,8 +184,8 @@ class Forks:
         """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
         if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:
             return "stop"
-        if b.inline and (not self.s.run.adopt_subgraphs or self.s.streams_messages):  # tokens: inner metadata
-            return "stop" if b.name in self.s.run.after else "inline"
+        if b.inline and (b.nested or not self.s.run.adopt_subgraphs or self.s.streams_messages):
+            return "inline" if b.nested and b.name not in self.s.run.after else "stop"
         if b.name in self.s.run.after:
             return "after"
         return "speculative" if b.speculative else "plain"
@@ -276,7 +276,7 @@ class Forks:
         self.s.adaptive.launched(entry)  # counts its tokens (issue 18)
         store = self.s.run.store
         entry.store_version = store.version if store is not None else 0
-        entry.task = self.s.spawn(self._early_call(entry), holder=entry)
+        entry.task = self.s.spawn(self._early_call(entry, entry.config), holder=entry)
         entry.task.add_done_callback(lambda _: self.s.limit.speculative_ended())
         self.s.cache[(b.name, key)] = entry
         self.s.cache_names[b.name] += 1
@@ -286,10 +286,9 @@ class Forks:
         self.s.maybe_speculate(entry)
         return entry
 
-    async def _early_call(self, entry: Entry) -> None:
+    async def _early_call(self, entry: Entry, config: RunnableConfig) -> None:
         _CURRENT.set(Ctx(cast(Any, self.s), entry.owner, entry))  # the Session: a NodeHost
-        var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
-        config = entry.config  # the main run may put its own in the entry when it adopts the call
+        var_child_runnable_config.set(config)  # get_config(), get_stream_writer() & co see its config
         try:
             result = await self.s.call(entry.binding.early_action, entry.state, config)
         except asyncio.CancelledError:

@@ -102,6 +102,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
     for name, node in builder.nodes.items():
         runnable: Any = node.runnable
         inline = bool(getattr(plain.nodes.get(name), "subgraphs", None))
+        nested = inline and _speculates_inside(plain.nodes[name])
         if isinstance(runnable, SpeculativeNode):
             base = runnable.binding
             binding = replace(base, name=name)
@@ -135,6 +136,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
             unsafe=name in unsafe,
             gate=calls_interrupt(binding.action) if tools is None else False,
             inline=inline,
+            nested=nested,
             prefetch=spec.get("prefetch", {}).get(name, ()),
             policy=binding.policy
             or (policy or SpeculationPolicy() if name in spec.get("prefetch", {}) else None),
@@ -146,6 +148,17 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
     return bindings
 
 
+def _speculates_inside(node: Any) -> bool:
+    """Does the subgraph a node holds have `SpeculativeNode`s of its own (at any depth)?"""
+    for graph in getattr(node, "subgraphs", None) or ():
+        graphs = [graph, *(g for _, g in graph.get_subgraphs(recurse=True))]
+        for g in graphs:
+            specs = getattr(getattr(g, "builder", None), "nodes", None) or {}
+            if any(isinstance(getattr(s, "runnable", None), Bound) for s in specs.values()):
+                return True
+    return False
+
+
 def _default_match(match: Callable[[Any, Any], bool] | None, builder: Any) -> Callable[[Any, Any], bool]:
     """A node's match: the user's, or equality of what the graph's channels receive."""
     if match is None or match is default_match:
@@ -154,15 +167,15 @@ def _default_match(match: Callable[[Any, Any], bool] | None, builder: Any) -> Ca
 
 
 def _warn_subgraphs(plan: Plan) -> None:
-    """With a checkpointer, a node holding a subgraph is never adopted whole (say which, and the fix)."""
-    nodes = sorted(n for n, b in plan.bindings.items() if b.inline and not b.unsafe)
+    """With a checkpointer, a node holding a subgraph is never launched early (say which, and why)."""
+    nodes = sorted(n for n, b in plan.bindings.items() if b.inline and not b.nested and not b.unsafe)
     if nodes:
         plan.warn_once(
             "subgraphs",
-            f"nodes {nodes} hold subgraphs whose checkpoints go to your checkpointer, under the main "
-            "thread: a branch runs them inline and the main run never adopts them early. Compile "
-            "each agent or subgraph with checkpointer=False (its state then lives in this graph's) "
-            "to have them launched early and adopted, or run this graph without a checkpointer",
+            f"nodes {nodes} hold subgraphs whose checkpoints go to your checkpointer under the main "
+            "run's task, which an early call on a branch cannot write: a branch stops before them and "
+            "never launches them early. Run this graph without a checkpointer to have them launched "
+            "early and adopted",
             stacklevel=4,
         )
 

@@ -38,9 +38,13 @@ class Binding:
     """Calls `interrupt()` (found in its code): a branch stops before it, and a guess of it
     would skip a person's approval, so it is never speculated."""
     inline: bool = False
-    """Holds a subgraph: with a checkpointer (the subgraph's checkpoints belong in the main
-    thread) or streamed `subgraphs=True`, runs on a branch as it is (its own nodes launch early),
-    never adopted whole; otherwise launched early and adopted like any node (`Run.adopt_subgraphs`)."""
+    """Holds a subgraph: launched early and adopted like any node when the run allows
+    (`Run.adopt_subgraphs`); otherwise (a checkpointer: the subgraph's checkpoints belong in the
+    main thread, under the main run's task) a branch stops before it, or runs it as it is when
+    it is `nested`."""
+    nested: bool = False
+    """Holds a subgraph with `SpeculativeNode`s of its own: runs on a branch as it is, so that
+    they launch early (never launched whole)."""
     prefetch: tuple[str, ...] = ()
     """Nodes that can follow this one, launched early on its input while it runs (`prefetch=`):
     speculation without a speculator, adopted by their keys."""

@@ -111,8 +111,8 @@ def test_supervisor_handoffs_hit_and_workers_are_adopted(mode: str) -> None:
 
 @pytest.mark.parametrize("tokens", [False, True])
 def test_supervisor_streams_as_plain(tokens: bool) -> None:
-    """Every stream mode (but the checkpointer's) as plain. Streaming `messages`, agents run
-    inline on branches (their tokens carry the subgraph's metadata), never adopted whole."""
+    """Every stream mode (but the checkpointer's) as plain. Streaming `messages`, a branch stops
+    before an agent (an adopted call's tokens would lack the subgraph's metadata)."""
 
     def observe(graph: Any) -> oracle.Observation:
         obs = oracle.Observation()
@@ -134,7 +134,10 @@ def test_supervisor_streams_as_plain(tokens: bool) -> None:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_supervisor_with_a_checkpointer_is_lossless_and_says_why_workers_run_inline(mode: str) -> None:
+def test_supervisor_with_a_checkpointer_is_lossless_and_says_why_agents_are_not_launched(mode: str) -> None:
+    """Under the user's checkpointer an agent's checkpoints belong under the main run's task,
+    which an early call cannot write: a branch stops before agents, and `speculate()` says so."""
+
     def observe(graph: Any) -> oracle.Observation:
         cfg = {"configurable": {"thread_id": "t1"}}
         out, _ = run(graph, mode, cfg)
@@ -151,7 +154,8 @@ def test_supervisor_with_a_checkpointer_is_lossless_and_says_why_workers_run_inl
         spec = observe(graph)
     oracle.assert_same(plain, spec, "supervisor with a checkpointer")
     said = [str(w.message) for w in caught if "subgraph" in str(w.message)]
-    assert said and "checkpointer=False" in said[0] and "researcher" in said[0], said
+    assert said and "researcher" in said[0] and "without a checkpointer" in said[0], said
+    assert not any(ev == "launch" for ev, _ in events(graph)), events(graph)  # no agent ran on a branch
 
 
 # ---------------------------------------------------------------------- swarm
