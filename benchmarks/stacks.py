@@ -15,6 +15,11 @@ time of each conversation and the ratio speculative / plain of their medians.
   latency (`tests/stacks_fakes.py`), files in the agent's state; a conversation per note (read_file,
   grep, write_file, ls) with `read_only={"read_file", "ls", "glob", "grep"}`.
 
+- **supervisor**: `create_supervisor` over three `create_agent` workers (three handoffs: seven
+  model calls), speculated at graph level with `speculate(builder, {"supervisor": guess})`, where
+  the speculator guesses the next handoff (`tests/test_multiagent.py`); sync, no checkpointer.
+  Checks the same messages and no message twice.
+
 The model is scripted with `--model-latency` per call. The speculator is `ToolPatternSpeculator`,
 taught by `--train` earlier conversations of other customers/notes (`--speculator oracle`: one
 that knows the script, the upper bound).
@@ -85,8 +90,9 @@ class Check(Exception):
     """The speculative run differs from the plain one."""
 
 
-def _summary(plain: list[float], spec: list[float], mws: list[SpeculativeToolCalls]) -> dict[str, Any]:
-    events = [e for mw in mws for e in mw.report.events]
+def _summary(plain: list[float], spec: list[float], mws: list[Any]) -> dict[str, Any]:
+    """Timings and counts; `mws` are middlewares or the speculative graphs' run reports."""
+    events = [e for mw in mws for e in getattr(mw, "report", mw).events]
     return {
         "conversations": len(plain),
         "plain_s": [round(x, 4) for x in plain],
@@ -238,6 +244,33 @@ def _deep(args: Any, train: list[int], measure: list[int], mode: str) -> dict[st
     return _summary(plain_t, spec_t, [mw])
 
 
+# ---------------------------------------------------------------------- supervisor
+
+
+def _supervisor(args: Any, measure: list[int]) -> dict[str, Any]:
+    from langchain_core.messages import HumanMessage as Ask
+
+    from langgraph_speculative import speculate
+    from tests.test_multiagent import supervisor, supervisor_guess
+
+    plain_t, spec_t, reports = [], [], []
+    for i in measure:
+        inputs = {"messages": [Ask(f"the report of quarter {i}", id=f"ask-{i}")]}
+        t0 = time.perf_counter()
+        ref = supervisor(args.model_latency).compile().invoke(inputs)
+        plain_t.append(time.perf_counter() - t0)
+        graph = speculate(supervisor(args.model_latency), {"supervisor": supervisor_guess}).compile()
+        t0 = time.perf_counter()
+        out = graph.invoke(inputs)
+        spec_t.append(time.perf_counter() - t0)
+        if transcript(out["messages"], canonical_ids=True) != transcript(ref["messages"], canonical_ids=True):
+            raise Check(f"supervisor run {i}: the messages differ from the plain graph's")
+        if len({m.id for m in out["messages"]}) != len(out["messages"]):
+            raise Check(f"supervisor run {i}: a message appears twice")
+        reports.append(graph.last_report)
+    return _summary(plain_t, spec_t, reports)
+
+
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--model-latency", type=float, default=0.3)
@@ -246,12 +279,14 @@ def main() -> None:
     p.add_argument("--conversations", type=int, default=8)
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--speculator", choices=["pattern", "oracle"], default="pattern")
-    p.add_argument("--only", choices=["mcp", "deepagents-sync", "deepagents-async"], action="append")
+    p.add_argument(
+        "--only", choices=["mcp", "deepagents-sync", "deepagents-async", "supervisor"], action="append"
+    )
     args = p.parse_args()
     n = 3 if args.quick else args.conversations
     train = list(range(3, 3 + args.train))
     measure = list(range(3 + args.train, 3 + args.train + n))
-    wanted = args.only or ["mcp", "deepagents-sync", "deepagents-async"]
+    wanted = args.only or ["mcp", "deepagents-sync", "deepagents-async", "supervisor"]
     results: dict[str, Any] = {
         "command": "python benchmarks/stacks.py " + " ".join(sys.argv[1:]),
         "model_latency_s": args.model_latency,
@@ -264,11 +299,13 @@ def main() -> None:
     for mode in ("sync", "async"):
         if f"deepagents-{mode}" in wanted:
             results[f"deepagents-{mode}"] = _deep(args, train, measure, mode)
+    if "supervisor" in wanted:
+        results["supervisor"] = _supervisor(args, measure)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(f"{'workload':<18} {'plain (median s)':>17} {'speculative':>12} {'ratio':>6} {'adopted':>8}")
-    for name in ("mcp", "deepagents-sync", "deepagents-async"):
+    for name in ("mcp", "deepagents-sync", "deepagents-async", "supervisor"):
         if name in results:
             r = results[name]
             print(

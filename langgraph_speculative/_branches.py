@@ -25,6 +25,7 @@ from langgraph.errors import GraphInterrupt
 from ._context import _CURRENT, BranchStop, Ctx, exec_info
 from ._futures import cancelling, recording_config, settle, unwrap, wait
 from ._guesses import describe
+from ._handoff import own_command
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source, forget_when_done, only_reads
 from ._tee import RecordingSaver
@@ -187,8 +188,8 @@ class Forks:
         """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
         if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:
             return "stop"
-        if b.inline:
-            return "stop" if b.name in self.s.run.after else "inline"
+        if b.inline and (b.nested or not self.s.run.adopt_subgraphs or self.s.streams_messages):
+            return "inline" if b.nested and b.name not in self.s.run.after else "stop"
         if b.name in self.s.run.after:
             return "after"
         return "speculative" if b.speculative else "plain"
@@ -209,16 +210,21 @@ class Forks:
                 except (GraphInterrupt, BranchStop):
                     raise
                 except BaseException as exc:
+                    handoff = own_command(exc, config, b.name)
+                    if handoff is not None:
+                        return handoff
                     raise BranchStop(f"{b.name} failed: {describe(exc)}") from None
         fut = self.s.register(info)
         try:
             result = await self._branch_node(b, state, config, branch, info)
         except BaseException as exc:
-            settle(fut, exc=exc)
-            del fut  # the exception, kept by the future, holds this frame: no cycle
-            if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
-                raise
-            raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
+            result = own_command(exc, config, b.name)  # a handoff is the node's result
+            if result is None:
+                settle(fut, exc=exc)
+                del fut  # the exception, kept by the future, holds this frame: no cycle
+                if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
+                    raise
+                raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
         settle(fut, result=result)
         return result
 
@@ -276,7 +282,7 @@ class Forks:
         self.s.adaptive.launched(entry)  # counts its tokens (issue 18)
         store = self.s.run.store
         entry.store_version = store.version if store is not None else 0
-        entry.task = self.s.spawn(self._early_call(entry), holder=entry)
+        entry.task = self.s.spawn(self._early_call(entry, entry.config), holder=entry)
         entry.task.add_done_callback(lambda _: self.s.limit.speculative_ended())
         forget_when_done(entry.task, entry, "task")
         self.s.cache[(b.name, key)] = entry
@@ -287,19 +293,24 @@ class Forks:
         self.s.maybe_speculate(entry)
         return entry
 
-    async def _early_call(self, entry: Entry) -> None:
+    async def _early_call(self, entry: Entry, config: RunnableConfig) -> None:
         _CURRENT.set(Ctx(cast(Any, self.s), entry.owner, entry))  # the Session: a NodeHost
-        var_child_runnable_config.set(entry.config)  # get_config(), get_stream_writer() & co see its config
+        var_child_runnable_config.set(config)  # get_config(), get_stream_writer() & co see its config
         try:
-            result = await self.s.call(entry.binding.early_action, entry.state, entry.config)
+            result = await self.s.call(entry.binding.early_action, entry.state, config)
         except asyncio.CancelledError:
             entry.result.cancel()
             if cancelling():
                 raise
         except BaseException as exc:  # kept for the main run, which then calls the actor itself
+            handoff = own_command(exc, config, entry.name)  # a handoff is its result
+            entry.handoff = handoff is not None
             if not entry.result.done():
-                entry.result.set_exception(exc)
-            if not entry.cancelled and not self.s.closed:
+                if handoff is not None:
+                    entry.result.set_result(handoff)
+                else:
+                    entry.result.set_exception(exc)
+            if handoff is None and not entry.cancelled and not self.s.closed:
                 self.s.emit("early_call_error", entry.name, key=entry.key, error=describe(unwrap(exc)))
         else:
             if not entry.result.done():

@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from ._graph import SpeculativeCompiledGraph
-from ._keys import default_match
+from ._keys import ChannelMatch, default_match
 from ._node import Bound, SpeculativeNode, as_runnable
 from ._plan import Plan
 from ._policy import SpeculationPolicy
@@ -71,6 +71,8 @@ class SpeculativeStateGraph(StateGraph):  # type: ignore[type-arg]
         )
         if active:
             _warn_at_compile(base, plan, kwargs)
+            if checkpointer is not None and not isinstance(checkpointer, bool):
+                _warn_subgraphs(plan)
         attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
         return SpeculativeCompiledGraph(speculation=plan, drawing=plain, **attrs)
 
@@ -100,6 +102,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
     for name, node in builder.nodes.items():
         runnable: Any = node.runnable
         inline = bool(getattr(plain.nodes.get(name), "subgraphs", None))
+        nested = inline and _speculates_inside(plain.nodes[name])
         if isinstance(runnable, SpeculativeNode):
             base = runnable.binding
             binding = replace(base, name=name)
@@ -129,10 +132,11 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         binding = replace(
             binding,
             key_fn=keys.get(name, binding.key_fn),
-            match=matches.get(name, binding.match) or default_match,
+            match=_default_match(matches.get(name, binding.match), builder),
             unsafe=name in unsafe,
             gate=calls_interrupt(binding.action) if tools is None else False,
             inline=inline,
+            nested=nested,
             prefetch=spec.get("prefetch", {}).get(name, ()),
             policy=binding.policy
             or (policy or SpeculationPolicy() if name in spec.get("prefetch", {}) else None),
@@ -142,6 +146,38 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         )
         bindings[name] = binding
     return bindings
+
+
+def _speculates_inside(node: Any) -> bool:
+    """Does the subgraph a node holds have `SpeculativeNode`s of its own (at any depth)?"""
+    for graph in getattr(node, "subgraphs", None) or ():
+        graphs = [graph, *(g for _, g in graph.get_subgraphs(recurse=True))]
+        for g in graphs:
+            specs = getattr(getattr(g, "builder", None), "nodes", None) or {}
+            if any(isinstance(getattr(s, "runnable", None), Bound) for s in specs.values()):
+                return True
+    return False
+
+
+def _default_match(match: Callable[[Any, Any], bool] | None, builder: Any) -> Callable[[Any, Any], bool]:
+    """A node's match: the user's, or equality of what the graph's channels receive."""
+    if match is None or match is default_match:
+        return ChannelMatch(frozenset(builder.channels))
+    return match
+
+
+def _warn_subgraphs(plan: Plan) -> None:
+    """With a checkpointer, a node holding a subgraph is never launched early (say which, and why)."""
+    nodes = sorted(n for n, b in plan.bindings.items() if b.inline and not b.nested and not b.unsafe)
+    if nodes:
+        plan.warn_once(
+            "subgraphs",
+            f"nodes {nodes} hold subgraphs whose checkpoints go to your checkpointer under the main "
+            "run's task, which an early call on a branch cannot write: a branch stops before them and "
+            "never launches them early. Run this graph without a checkpointer to have them launched "
+            "early and adopted",
+            stacklevel=4,
+        )
 
 
 def _refuse_root_channel(plain: Any, bindings: dict[str, Binding]) -> None:

@@ -188,6 +188,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
                 after=frozenset(after or ()),
                 recursion_limit=_recursion_limit(config, self.config),
                 max_concurrency=merged.get("max_concurrency"),
+                adopt_subgraphs=recorder.private and not kwargs.get("subgraphs"),
                 conf={k: v for k, v in conf.items() if not k.startswith("__pregel_") and k not in _SKIP},
                 tags=list(merged.get("tags") or []),
                 metadata=dict(merged.get("metadata") or {}),

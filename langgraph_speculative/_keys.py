@@ -31,7 +31,15 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langgraph.types import Command, Send
 
-__all__ = ("default_key", "default_match", "normalize", "remap", "tool_call_ids")
+__all__ = (
+    "ChannelMatch",
+    "adoption_map",
+    "default_key",
+    "default_match",
+    "normalize",
+    "remap",
+    "tool_call_ids",
+)
 
 # Message fields no node reads back: the message's own id, what the provider said about the
 # response (token counts, finish reason, model name), what streaming leaves behind.
@@ -209,11 +217,43 @@ def tool_call_ids(value: Any) -> list[str]:
     return list(n.ids)
 
 
-def remap(value: Any, ids: Mapping[str, str]) -> Any:
-    """`value` with every tool-call id in `ids` replaced by its image (a copy where changed).
+def _messages(value: Any, out: list[Any], depth: int = 0) -> list[Any]:
+    """The messages in `value`, in a fixed order."""
+    if depth > 30:
+        return out
+    if _is_message(value):
+        out.append(value)
+    elif isinstance(value, Mapping):
+        for k in sorted(value, key=str):
+            _messages(value[k], out, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _messages(v, out, depth + 1)
+    elif isinstance(value, Send):
+        _messages(value.arg, out, depth + 1)
+    return out
 
-    Only the places `normalize` reads as tool-call ids change; a domain value that happens to
-    equal an id stays.
+
+def adoption_map(early: Any, main: Any) -> dict[str, Any]:
+    """What `remap` puts back into an adopted early call's result, from its input (`early`) and
+    the main run's equal input (`main`): tool-call ids (id -> id), and messages by position (two
+    equal inputs have their messages in the same places): id -> (the early input's message, the
+    main run's), so a message the call passed through is the main run's own (its id, its
+    provider fields), never the branch's copy."""
+    out: dict[str, Any] = {e: m for e, m in zip(tool_call_ids(early), tool_call_ids(main)) if e != m}
+    for e, m in zip(_messages(early, []), _messages(main, [])):
+        if isinstance(e.id, str) and e is not m and e != m:
+            out[e.id] = (e, m)
+    return out
+
+
+def remap(value: Any, ids: Mapping[str, Any]) -> Any:
+    """`value` with every tool-call id in `ids` replaced by its image (a copy where changed),
+    and every message of the early call's input (`adoption_map`) by the main run's: itself when
+    passed through unchanged, else given its id.
+
+    Only the places `normalize` reads as tool-call ids change, and messages; a domain value that
+    happens to equal an id stays.
     """
     if not ids:
         return value
@@ -256,6 +296,11 @@ def remap(value: Any, ids: Mapping[str, str]) -> Any:
             fields["type"] = _CHUNKS.get(type(v).__name__, fields.get("type"))
             new = mapping(fields, message=True)
             update = {a: new[a] for a in fields if a != "type" and new[a] is not fields[a]}
+            pair = ids.get(v.id) if isinstance(v.id, str) else None
+            if isinstance(pair, tuple):  # a message of the early call's input
+                if v == pair[0]:
+                    return pair[1]
+                update["id"] = pair[1].id
             return v.model_copy(update=update) if update else v
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             return dataclasses.replace(
@@ -306,3 +351,26 @@ def default_match(guess: Any, actual: Any) -> bool:
         return bool(normalize(canonical_update(guess)) == normalize(canonical_update(actual)))
     except Exception:  # pragma: no cover - exotic objects
         return False
+
+
+def _written(value: Any, channels: frozenset[str]) -> Any:
+    """`value` (an update dict, a `Command`, a list of them) without the keys no channel holds."""
+    if isinstance(value, list):
+        return [_written(v, channels) for v in value]
+    if isinstance(value, Command) and isinstance(value.update, Mapping):
+        return dataclasses.replace(value, update=_written(value.update, channels))
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return {k: v for k, v in value.items() if k in channels}
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelMatch:
+    """The default match of a node of a graph with these channels: what it writes to a key the
+    graph has no channel for, LangGraph drops (a subgraph's output with keys of its own, such
+    as a handoff's `remaining_steps`), so no next node reads it and the match leaves it out."""
+
+    channels: frozenset[str]
+
+    def __call__(self, guess: Any, actual: Any) -> bool:
+        return default_match(_written(guess, self.channels), _written(actual, self.channels))

@@ -38,7 +38,8 @@ from ._context import Ctx, exec_info
 from ._futures import Stale, flush, raised_by, settle, wait
 from ._guesses import describe
 from ._guessing import Guesser, step_of
-from ._keys import remap, tool_call_ids
+from ._handoff import own_command, reraise
+from ._keys import adoption_map, remap
 from ._lifecycle import Lifecycle
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source
@@ -231,7 +232,7 @@ class Session(Lifecycle):
                         flush(entry, config)
                         result = remap(result, entry.remap)
                         self._soon(self._finish, entry, result)
-                        return result
+                        return reraise(result, config) if entry.handoff else result
                     self._soon(self._adoption_failed, entry, Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
@@ -241,7 +242,8 @@ class Session(Lifecycle):
         try:
             result = b.action.invoke(state, config)
         except BaseException as exc:
-            self._own_call_over(call, marker, None, exc, self._soon)
+            handoff = own_command(exc, config, b.name)  # a handoff is the node's result
+            self._own_call_over(call, marker, handoff, None if handoff else exc, self._soon)
             raise
         self._own_call_over(call, marker, result, None, self._soon)
         return result
@@ -321,7 +323,7 @@ class Session(Lifecycle):
                         flush(entry, config)
                         result = remap(result, entry.remap)
                         self._finish(entry, result)
-                        return result
+                        return reraise(result, config) if entry.handoff else result
                     self._adoption_failed(entry, Stale())
         call = self._fresh(b, state, config, info)
         if call is not None:
@@ -331,7 +333,8 @@ class Session(Lifecycle):
         try:
             result = await b.action.ainvoke(state, config)
         except BaseException as exc:
-            self._own_call_over(call, marker, None, exc, _now)
+            handoff = own_command(exc, config, b.name)  # a handoff is the node's result
+            self._own_call_over(call, marker, handoff, None if handoff else exc, _now)
             raise
         self._own_call_over(call, marker, result, None, _now)
         return result
@@ -416,8 +419,7 @@ class Session(Lifecycle):
         stats.time_saved_s += entry.hidden
         self.main_level = max(self.main_level, entry.level)
         self.emit("adopted", b.name, key=key, hidden_s=round(entry.hidden, 6), done=res.done())
-        early_ids, main_ids = tool_call_ids(entry.state), tool_call_ids(state)
-        entry.remap = {e: m for e, m in zip(early_ids, main_ids) if e != m}  # its result gets the run's ids
+        entry.remap = adoption_map(entry.state, state)  # its result gets the run's ids and messages
         if not entry.speculated:
             # Equal keys need not mean equal inputs (a custom key may ignore fields): its
             # speculation forks the main run's checkpoint, not the branch's.

@@ -38,8 +38,13 @@ class Binding:
     """Calls `interrupt()` (found in its code): a branch stops before it, and a guess of it
     would skip a person's approval, so it is never speculated."""
     inline: bool = False
-    """Holds a subgraph: runs on a branch as it is (its own nodes launch early), never adopted
-    whole (the subgraph's checkpoints belong in the main thread)."""
+    """Holds a subgraph: launched early and adopted like any node when the run allows
+    (`Run.adopt_subgraphs`); otherwise (a checkpointer: the subgraph's checkpoints belong in the
+    main thread, under the main run's task) a branch stops before it, or runs it as it is when
+    it is `nested`."""
+    nested: bool = False
+    """Holds a subgraph with `SpeculativeNode`s of its own: runs on a branch as it is, so that
+    they launch early (never launched whole)."""
     prefetch: tuple[str, ...] = ()
     """Nodes that can follow this one, launched early on its input while it runs (`prefetch=`):
     speculation without a speculator, adopted by their keys."""
@@ -139,7 +144,8 @@ class Entry:
     hidden: float = 0.0  # how long it had run when the main run adopted it
     tokens: Any = None  # TokenRecorder of an early call, when the main run streams messages
     store_ops: list[Any] = field(default_factory=list)  # an early call's store writes, made on adoption
-    remap: dict[str, str] = field(default_factory=dict)  # its tool-call ids -> the main run's
+    remap: dict[str, Any] = field(default_factory=dict)  # its tool-call ids, messages -> the main run's
+    handoff: bool = False  # its result is a Command the call raised to the node's graph (`_handoff`)
     main: bool = False
     """A marker of the main run's own call in flight (never adopted: branches that reach the same
     call wait for its outcome instead of launching it again)."""
@@ -195,6 +201,9 @@ class Run:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     max_concurrency: int | None = None
+    adopt_subgraphs: bool = False
+    """A node holding a subgraph may be launched early and adopted whole: the subgraph's
+    checkpoints reach no saver the user reads (no checkpointer) and no stream shows them."""
 
 
 def forget_when_done(task: asyncio.Future[Any], owner: Entry | Branch, attr: str) -> None:
