@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
+import marshal
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,14 +125,82 @@ def _message_fields(items: dict[str, Any]) -> dict[str, Any]:
     return items
 
 
+# The canonical forms of messages seen (by `_fingerprint`): a long history is normalized once,
+# not at every step and on every branch. Bounded: cleared when it holds `_MEMO_BYTES` of fields.
+_MEMO: dict[tuple[type, bytes, bytes], Any] = {}
+_MEMO_BYTES = 64 * 1024 * 1024
+_memo_size = 0
+_HAS_IDS = object()  # a message with tool-call ids: its form depends on the rest of the value
+
+
+def _fingerprint(message: BaseMessage) -> tuple[type, bytes, bytes] | None:
+    """The message's class and its fields, exactly (`marshal` takes only the built-in types,
+    `True`, `1` and `1.0` apart, and equal bytes decode to equal values); None when a field
+    holds anything else (then it is normalized each time)."""
+    try:
+        return (
+            type(message),
+            marshal.dumps(message.__dict__, 2),  # version 2: no references, so
+            # the bytes do not depend on how many holders a field has
+            marshal.dumps(message.__pydantic_extra__, 2),
+        )
+    except (ValueError, TypeError):
+        return None
+
+
+def _remember(fp: tuple[type, bytes, bytes], form: Any) -> None:
+    global _memo_size
+    size = len(fp[1]) + len(fp[2])
+    if _memo_size + size > _MEMO_BYTES:
+        _MEMO.clear()
+        _memo_size = 0
+    _MEMO[fp] = form
+    _memo_size += size
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_json(k: str) -> str:
+    """A `str` mapping key as JSON: the same few field names recur in every message."""
+    return json.dumps(k)
+
+
 class _Normalizer:
     """One pass over a value: its canonical JSON form, and its tool-call ids numbered in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, memo: bool = False) -> None:
         self.ids: dict[str, int] = {}
+        self.memo = memo  # messages' forms from `_MEMO` (only for `default_key`: they are shared)
+
+    def message(self, value: BaseMessage) -> Any:
+        data = value.model_dump()
+        name = type(value).__name__
+        if name in _CHUNKS:  # a streamed reply reads as the message it becomes
+            name, data["type"] = name[: -len("Chunk")], _CHUNKS[name]
+        return {"__model__": name, "v": self.mapping(_message_fields(data), message=True)}
+
+    def remembered(self, value: BaseMessage) -> Any:
+        """`message(value)`, from `_MEMO` when a message with exactly these fields was seen."""
+        fp = _fingerprint(value)
+        if fp is None:
+            return self.message(value)
+        form = _MEMO.get(fp)
+        if form is None:
+            alone = _Normalizer()
+            form = alone.message(value)
+            if alone.ids:  # tool-call ids: numbered in the order of the whole value, not alone
+                form = _HAS_IDS
+            _remember(fp, form)
+        return self.message(value) if form is _HAS_IDS else form
 
     def value(self, value: Any) -> Any:
-        if value is None or isinstance(value, (bool, int, str)):
+        t = type(value)  # exact types first: the common case, without the ABC checks below
+        if t is str or t is int or t is bool or value is None:
+            return value
+        if t is dict:
+            return self.mapping(value)
+        if t is list:
+            return [self.value(v) for v in value]
+        if isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
             return {"__float__": repr(value)}
@@ -145,11 +215,7 @@ class _Normalizer:
         if isinstance(value, Send):
             return {"__send__": value.node, "arg": self.send_arg(value.arg)}
         if _is_message(value):
-            data = value.model_dump()
-            name = type(value).__name__
-            if name in _CHUNKS:  # a streamed reply reads as the message it becomes
-                name, data["type"] = name[: -len("Chunk")], _CHUNKS[name]
-            return {"__model__": name, "v": self.mapping(_message_fields(data), message=True)}
+            return self.message(value) if not self.memo else self.remembered(value)
         dump = getattr(value, "model_dump", None)
         if callable(dump):  # a pydantic record: every field counts, its id too
             return {"__model__": type(value).__name__, "v": self.value(dump())}
@@ -157,6 +223,10 @@ class _Normalizer:
             fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
             return {"__dc__": type(value).__name__, "v": self.value(fields)}
         return {"__repr__": repr(value)}
+
+    def key_json(self, k: Any) -> str:
+        """A mapping key that is not a `str`, as JSON (mappings' items are sorted by it)."""
+        return json.dumps(self.value(k), sort_keys=True)
 
     def send_arg(self, arg: Any) -> Any:
         """A node's input or a `Send` payload: a `ToolCall` (or a list of them) sent to a tool
@@ -171,7 +241,7 @@ class _Normalizer:
         self, d: Mapping[Any, Any], *, ids: tuple[str, ...] = (), message: bool = False, block: bool = False
     ) -> Any:
         ids = (*ids, *_id_keys(d, message=message, block=block))
-        keyed = sorted((json.dumps(self.value(k), sort_keys=True), k) for k in d)
+        keyed = sorted((_key_json(k) if type(k) is str else self.key_json(k), k) for k in d)
         out: list[tuple[str, Any]] = []
         for nk, k in keyed:  # a fixed order: ids are numbered as they are met
             v = d[k]
@@ -283,7 +353,7 @@ def normalize(value: Any) -> Any:
 
 def default_key(state: Any) -> str:
     """Stable hash of a node's full input, as `normalize` reads it."""
-    blob = json.dumps(normalize(state), sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(_Normalizer(memo=True).send_arg(state), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
