@@ -200,6 +200,8 @@ class _Normalizer:
             return self.mapping(value)
         if t is list:
             return [self.value(v) for v in value]
+        if isinstance(value, BaseMessage):  # before the ABC checks below, which it fails anyway
+            return self.message(value) if not self.memo else self.remembered(value)
         if isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
@@ -214,8 +216,6 @@ class _Normalizer:
             return {"__set__": sorted(json.dumps(self.value(v), sort_keys=True) for v in value)}
         if isinstance(value, Send):
             return {"__send__": value.node, "arg": self.send_arg(value.arg)}
-        if _is_message(value):
-            return self.message(value) if not self.memo else self.remembered(value)
         dump = getattr(value, "model_dump", None)
         if callable(dump):  # a pydantic record: every field counts, its id too
             return {"__model__": type(value).__name__, "v": self.value(dump())}
