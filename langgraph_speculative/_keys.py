@@ -125,12 +125,11 @@ def _message_fields(items: dict[str, Any]) -> dict[str, Any]:
     return items
 
 
-# The canonical forms of messages seen (by `_fingerprint`): a long history is normalized once,
-# not at every step and on every branch. Bounded: cleared when it holds `_MEMO_BYTES` of fields.
-_MEMO: dict[tuple[type, bytes, bytes], Any] = {}
+# Messages seen (by `_fingerprint`): the digest of each one's canonical form and its tool-call
+# ids, so that a long history is normalized once. Bounded: cleared past `_MEMO_BYTES` of fields.
+_MEMO: dict[tuple[type, bytes, bytes], tuple[str, tuple[str, ...]]] = {}
 _MEMO_BYTES = 64 * 1024 * 1024
 _memo_size = 0
-_HAS_IDS = object()  # a message with tool-call ids: its form depends on the rest of the value
 
 
 def _fingerprint(message: BaseMessage) -> tuple[type, bytes, bytes] | None:
@@ -148,7 +147,7 @@ def _fingerprint(message: BaseMessage) -> tuple[type, bytes, bytes] | None:
         return None
 
 
-def _remember(fp: tuple[type, bytes, bytes], form: Any) -> None:
+def _remember(fp: tuple[type, bytes, bytes], form: tuple[str, tuple[str, ...]]) -> None:
     global _memo_size
     size = len(fp[1]) + len(fp[2])
     if _memo_size + size > _MEMO_BYTES:
@@ -169,7 +168,7 @@ class _Normalizer:
 
     def __init__(self, *, memo: bool = False) -> None:
         self.ids: dict[str, int] = {}
-        self.memo = memo  # messages' forms from `_MEMO` (only for `default_key`: they are shared)
+        self.memo = memo  # messages as digests (`remembered`): only for `default_key`
 
     def message(self, value: BaseMessage) -> Any:
         data = value.model_dump()
@@ -179,18 +178,24 @@ class _Normalizer:
         return {"__model__": name, "v": self.mapping(_message_fields(data), message=True)}
 
     def remembered(self, value: BaseMessage) -> Any:
-        """`message(value)`, from `_MEMO` when a message with exactly these fields was seen."""
+        """The message as `default_key` hashes it: the digest of its form normalized alone
+        (its tool-call ids numbered from 0), with the numbers its ids have in the whole value.
+        Equal exactly when `message(value)` in place would be (that form is the one alone, its
+        ids renumbered). The digest and ids come from `_MEMO` when a message with exactly these
+        fields was seen: a long history is normalized once, not at every step and branch."""
         fp = _fingerprint(value)
         if fp is None:
             return self.message(value)
-        form = _MEMO.get(fp)
-        if form is None:
+        known = _MEMO.get(fp)
+        if known is None:
             alone = _Normalizer()
-            form = alone.message(value)
-            if alone.ids:  # tool-call ids: numbered in the order of the whole value, not alone
-                form = _HAS_IDS
-            _remember(fp, form)
-        return self.message(value) if form is _HAS_IDS else form
+            blob = json.dumps(alone.message(value), sort_keys=True, separators=(",", ":"))
+            known = (hashlib.sha256(blob.encode()).hexdigest(), tuple(alone.ids))
+            _remember(fp, known)
+        digest, ids = known
+        if not ids:
+            return {"__message__": digest}
+        return {"__message__": digest, "ids": [self.ids.setdefault(i, len(self.ids)) for i in ids]}
 
     def value(self, value: Any) -> Any:
         t = type(value)  # exact types first: the common case, without the ABC checks below
