@@ -134,8 +134,8 @@ _memo_size = 0
 
 def _fingerprint(message: BaseMessage) -> tuple[type, bytes, bytes] | None:
     """The message's class and its fields, exactly (`marshal` takes only the built-in types,
-    `True`, `1` and `1.0` apart, and equal bytes decode to equal values); None when a field
-    holds anything else (then it is normalized each time)."""
+    exact ones, `True`, `1` and `1.0` apart, and equal bytes decode to equal values; but see
+    `_without_bytes`); None when a field holds anything else (then it is normalized each time)."""
     try:
         return (
             type(message),
@@ -145,6 +145,20 @@ def _fingerprint(message: BaseMessage) -> tuple[type, bytes, bytes] | None:
         )
     except (ValueError, TypeError):
         return None
+
+
+def _without_bytes(value: Any) -> bool:
+    """No `bytes` in a value `marshal` read back. `marshal` writes any object with the buffer
+    protocol (`bytearray`, an array) as `bytes`: the one way two different values get equal
+    bytes. A message remembered holds none, so a message with equal bytes holds none either
+    (it would read back with `bytes` in it): it has exactly the remembered one's fields."""
+    if isinstance(value, bytes):
+        return False
+    if isinstance(value, dict):
+        return all(_without_bytes(k) and _without_bytes(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_without_bytes(v) for v in value)
+    return True
 
 
 def _remember(fp: tuple[type, bytes, bytes], form: tuple[str, tuple[str, ...]]) -> None:
@@ -191,7 +205,8 @@ class _Normalizer:
             alone = _Normalizer()
             blob = json.dumps(alone.message(value), sort_keys=True, separators=(",", ":"))
             known = (hashlib.sha256(blob.encode()).hexdigest(), tuple(alone.ids))
-            _remember(fp, known)
+            if _without_bytes(marshal.loads(fp[1])) and _without_bytes(marshal.loads(fp[2])):
+                _remember(fp, known)
         digest, ids = known
         if not ids:
             return {"__message__": digest}

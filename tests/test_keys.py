@@ -216,3 +216,14 @@ def test_tool_call_ids_of_remembered_messages_are_numbered_in_the_whole_input() 
         assert default_key({"messages": [answer("c1"), call("c1")]}) != default_key(
             {"messages": [answer("c2"), call("c1")]}
         )
+
+
+def test_bytes_like_fields_are_never_remembered_for_one_another() -> None:
+    """`marshal` writes a `bytearray` as `bytes`: the two messages' fields give equal bytes, but
+    a node reads them differently, so they must not share a key (nor take each other's)."""
+    as_bytes = HumanMessage("x", additional_kwargs={"blob": b"ab"}, id="m")
+    as_array = HumanMessage("x", additional_kwargs={"blob": bytearray(b"ab")}, id="m")
+    assert normalize(as_bytes) != normalize(as_array)
+    for first, second in ((as_bytes, as_array), (as_array, as_bytes)):
+        assert default_key({"m": [first]}) != default_key({"m": [second]})
+        assert default_key({"m": [first]}) == default_key({"m": [first]})
