@@ -2,7 +2,8 @@
 
 When a call may speculate (its node has a speculator, the run is within `depth` of it, and the
 budget, the run's `max_concurrency` and a busy process allow it), its speculator runs beside the
-actor on a deep copy of the call's input; its guesses, filtered by confidence and `k` and chosen
+actor on a private copy of the call's input (`private_copy`: of a dict state, only the channels
+it reads are copied); its guesses, filtered by confidence and `k` and chosen
 by adaptive speculation, each become a branch (see `Forks`). A `Session` owns one `Guesser` and
 provides what it needs (`GuessHost`).
 """
@@ -23,10 +24,10 @@ from langgraph.runtime import Runtime
 from ._futures import cancelling, contained, unwrap
 from ._guesses import coerce_guesses, describe, jsonable
 from ._policy import Guess
-from ._state import Binding, Branch, Entry, Run, forget_when_done
+from ._state import Binding, Branch, Entry, Run, forget_when_done, private_copy
 from ._stores import BranchStore
 from ._threads import has_sync_path
-from ._trace import quiet
+from ._trace import quiet, untraced
 
 if TYPE_CHECKING:
     from ._adaptive import RunTuning
@@ -186,15 +187,18 @@ class Guesser:
         b = entry.binding
         assert b.speculator is not None and b.policy is not None
         policy, stats = b.policy, self.s.report.node(b.name)
+        callbacks = quiet(entry.config.get("callbacks"))
         try:
-            state = copy.deepcopy(entry.state)  # the speculator cannot change the run's state
+            # the speculator cannot change the run's state: it reads a copy, made as it reads
+            # (only the channels it reads), or whole when a tracer records its input
+            state = private_copy(entry.state) if untraced(callbacks) else copy.deepcopy(entry.state)
         except Exception as exc:
             stats.speculator_errors += 1
             self.s.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
             return _NO_GUESS
         cfg: RunnableConfig = {
             **_speculator_config(entry.config, self.s.run),
-            "callbacks": quiet(entry.config.get("callbacks")),
+            "callbacks": callbacks,
             "run_name": f"{b.name}:speculator",
         }
         cfg = self.s.adaptive.speculator_config(entry, cfg)  # counts its tokens (issue 18)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
+import marshal
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,14 +133,104 @@ def _message_fields(items: dict[str, Any]) -> dict[str, Any]:
     return items
 
 
+# Messages seen (by `_fingerprint`): the digest of each one's canonical form and its tool-call
+# ids, so that a long history is normalized once. Bounded: cleared past `_MEMO_BYTES` of fields.
+_MEMO: dict[tuple[type, bytes, bytes], tuple[str, tuple[str, ...]]] = {}
+_MEMO_BYTES = 64 * 1024 * 1024
+_memo_size = 0
+
+
+def _fingerprint(message: BaseMessage) -> tuple[type, bytes, bytes] | None:
+    """The message's class and its fields, exactly (`marshal` takes only the built-in types,
+    exact ones, `True`, `1` and `1.0` apart, and equal bytes decode to equal values; but see
+    `_without_bytes`); None when a field holds anything else (then it is normalized each time)."""
+    try:
+        return (
+            type(message),
+            marshal.dumps(message.__dict__, 2),  # version 2: no references, so
+            # the bytes do not depend on how many holders a field has
+            marshal.dumps(message.__pydantic_extra__, 2),
+        )
+    except (ValueError, TypeError):
+        return None
+
+
+def _without_bytes(value: Any) -> bool:
+    """No `bytes` in a value `marshal` read back. `marshal` writes any object with the buffer
+    protocol (`bytearray`, an array) as `bytes`: the one way two different values get equal
+    bytes. A message remembered holds none, so a message with equal bytes holds none either
+    (it would read back with `bytes` in it): it has exactly the remembered one's fields."""
+    if isinstance(value, bytes):
+        return False
+    if isinstance(value, dict):
+        return all(_without_bytes(k) and _without_bytes(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_without_bytes(v) for v in value)
+    return True
+
+
+def _remember(fp: tuple[type, bytes, bytes], form: tuple[str, tuple[str, ...]]) -> None:
+    global _memo_size
+    size = len(fp[1]) + len(fp[2])
+    if _memo_size + size > _MEMO_BYTES:
+        _MEMO.clear()
+        _memo_size = 0
+    _MEMO[fp] = form
+    _memo_size += size
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_json(k: str) -> str:
+    """A `str` mapping key as JSON: the same few field names recur in every message."""
+    return json.dumps(k)
+
+
 class _Normalizer:
     """One pass over a value: its canonical JSON form, and its tool-call ids numbered in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, memo: bool = False) -> None:
         self.ids: dict[str, int] = {}
+        self.memo = memo  # messages as digests (`remembered`): only for `default_key`
+
+    def message(self, value: BaseMessage) -> Any:
+        data = value.model_dump()
+        name = type(value).__name__
+        if name in _CHUNKS:  # a streamed reply reads as the message it becomes
+            name, data["type"] = name[: -len("Chunk")], _CHUNKS[name]
+        return {"__model__": name, "v": self.mapping(_message_fields(data), message=True)}
+
+    def remembered(self, value: BaseMessage) -> Any:
+        """The message as `default_key` hashes it: the digest of its form normalized alone
+        (its tool-call ids numbered from 0), with the numbers its ids have in the whole value.
+        Equal exactly when `message(value)` in place would be (that form is the one alone, its
+        ids renumbered). The digest and ids come from `_MEMO` when a message with exactly these
+        fields was seen: a long history is normalized once, not at every step and branch."""
+        fp = _fingerprint(value)
+        if fp is None:
+            return self.message(value)
+        known = _MEMO.get(fp)
+        if known is None:
+            alone = _Normalizer()
+            blob = json.dumps(alone.message(value), sort_keys=True, separators=(",", ":"))
+            known = (hashlib.sha256(blob.encode()).hexdigest(), tuple(alone.ids))
+            if _without_bytes(marshal.loads(fp[1])) and _without_bytes(marshal.loads(fp[2])):
+                _remember(fp, known)
+        digest, ids = known
+        if not ids:
+            return {"__message__": digest}
+        return {"__message__": digest, "ids": [self.ids.setdefault(i, len(self.ids)) for i in ids]}
 
     def value(self, value: Any) -> Any:
-        if value is None or isinstance(value, (bool, int, str)):
+        t = type(value)  # exact types first: the common case, without the ABC checks below
+        if t is str or t is int or t is bool or value is None:
+            return value
+        if t is dict:
+            return self.mapping(value)
+        if t is list:
+            return [self.value(v) for v in value]
+        if isinstance(value, BaseMessage):  # before the ABC checks below, which it fails anyway
+            return self.message(value) if not self.memo else self.remembered(value)
+        if isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
             return {"__float__": repr(value)}
@@ -152,12 +244,6 @@ class _Normalizer:
             return {"__set__": sorted(json.dumps(self.value(v), sort_keys=True) for v in value)}
         if isinstance(value, Send):
             return {"__send__": value.node, "arg": self.send_arg(value.arg)}
-        if _is_message(value):
-            data = value.model_dump()
-            name = type(value).__name__
-            if name in _CHUNKS:  # a streamed reply reads as the message it becomes
-                name, data["type"] = name[: -len("Chunk")], _CHUNKS[name]
-            return {"__model__": name, "v": self.mapping(_message_fields(data), message=True)}
         dump = getattr(value, "model_dump", None)
         if callable(dump):  # a pydantic record: every field counts, its id too
             return {"__model__": type(value).__name__, "v": self.value(dump())}
@@ -165,6 +251,10 @@ class _Normalizer:
             fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
             return {"__dc__": type(value).__name__, "v": self.value(fields)}
         return {"__repr__": repr(value)}
+
+    def key_json(self, k: Any) -> str:
+        """A mapping key that is not a `str`, as JSON (mappings' items are sorted by it)."""
+        return json.dumps(self.value(k), sort_keys=True)
 
     def send_arg(self, arg: Any) -> Any:
         """A node's input or a `Send` payload: a `ToolCall` (or a list of them) sent to a tool
@@ -179,7 +269,7 @@ class _Normalizer:
         self, d: Mapping[Any, Any], *, ids: tuple[str, ...] = (), message: bool = False, block: bool = False
     ) -> Any:
         ids = (*ids, *_id_keys(d, message=message, block=block))
-        keyed = sorted((json.dumps(self.value(k), sort_keys=True), k) for k in d)
+        keyed = sorted((_key_json(k) if type(k) is str else self.key_json(k), k) for k in d)
         out: list[tuple[str, Any]] = []
         for nk, k in keyed:  # a fixed order: ids are numbered as they are met
             v = d[k]
@@ -328,7 +418,7 @@ def normalize(value: Any) -> Any:
 
 def default_key(state: Any) -> str:
     """Stable hash of a node's full input, as `normalize` reads it."""
-    blob = json.dumps(normalize(state), sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(_Normalizer(memo=True).send_arg(state), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -19,7 +19,7 @@ from ._policy import Guess, SpeculationPolicy
 if TYPE_CHECKING:
     from ._tee import RecordingSaver
 
-__all__ = ("Binding", "Branch", "Entry", "Run", "Source", "forget_when_done")
+__all__ = ("Binding", "Branch", "CopyOnRead", "Entry", "Run", "Source", "forget_when_done", "private_copy")
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,11 +79,179 @@ class Binding:
     def key(self, state: Any) -> str:
         """The adoption key of `state` for this node.
 
-        A custom key function gets a copy, so it cannot change the run's state.
+        A custom key function gets a copy, so it cannot change the run's state (of a dict
+        state, only the channels it reads are copied: see `private_copy`).
         """
         if self.key_fn is None:
             return default_key(state)
-        return default_key(self.key_fn(copy.deepcopy(state)))
+        return default_key(self.key_fn(private_copy(state)))
+
+
+def private_copy(state: Any) -> Any:
+    """A copy of a call's input that user code may change freely (a speculator, a key function):
+    nothing it does reaches the run's state.
+
+    A dict state (a `TypedDict` graph's) becomes a `CopyOnRead`: each channel is deep-copied the
+    first time it is read, so a speculator that reads the step counter does not pay for copying
+    10,000 messages. Any other state is deep-copied whole.
+    """
+    if type(state) is dict:
+        return CopyOnRead(state)
+    return copy.deepcopy(state)
+
+
+class CopyOnRead(dict):  # type: ignore[type-arg]
+    """A dict that deep-copies each value of `source` the first time it is read.
+
+    It holds only copies: a value not read yet is not in it at all (it waits in `_pending`), so
+    no code, however it reads the dict, can reach `source` or change it. Reading one value
+    (`d[k]`, `d.get(k)`) copies that value; anything that sees the whole dict (iteration,
+    `keys`/`values`/`items`, `len` excepted, `==`, `repr`, `dict(d)`, `{**d}`, `json.dumps`,
+    `copy`, `pickle`) or changes it other than by `d[k] = v` first copies every value left, in
+    `source`'s order. Values read share one `deepcopy` memo, so objects shared between channels
+    stay shared. Code that walks a dict's C internals without calling its methods (pydantic's
+    `model_validate(d)`, orjson) sees only the values read so far: give it `dict(d)`.
+    """
+
+    __slots__ = ("_pending", "_memo", "_order")
+
+    def __init__(self, source: dict[Any, Any] | None = None) -> None:
+        super().__init__()
+        self._pending: dict[Any, Any] = dict(source or {})
+        self._order: list[Any] = list(self._pending)
+        self._memo: dict[int, Any] = {}
+
+    def __missing__(self, key: Any) -> Any:
+        if key not in self._pending:
+            raise KeyError(key)
+        value = copy.deepcopy(self._pending.pop(key), self._memo)
+        dict.__setitem__(self, key, value)
+        return value
+
+    def _all(self) -> None:
+        """Copy every value not read yet, and put the keys back in `source`'s order."""
+        if not self._pending:
+            return
+        for key in list(self._pending):
+            self.__missing__(key)
+        seen = dict(dict.items(self))
+        dict.clear(self)
+        for key in self._order:
+            if key in seen:
+                dict.__setitem__(self, key, seen.pop(key))
+        dict.update(self, seen)  # keys the reader added
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """`d[key]`, or `default` when there is no such key."""
+        if dict.__contains__(self, key) or key in self._pending:
+            return self[key]
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._pending
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self._pending)
+
+    def __iter__(self) -> Any:
+        self._all()
+        return dict.__iter__(self)
+
+    def __reversed__(self) -> Any:
+        self._all()
+        return dict.__reversed__(self)
+
+    def keys(self) -> Any:
+        """The keys (every value copied first)."""
+        self._all()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        """The values (every value copied first)."""
+        self._all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        """The items (every value copied first)."""
+        self._all()
+        return dict.items(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._all()
+        if isinstance(other, CopyOnRead):
+            other._all()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._all()
+        return dict.__repr__(self)
+
+    def copy(self) -> dict[Any, Any]:
+        """A plain dict of (copied) values."""
+        self._all()
+        return dict(dict.items(self))
+
+    def __copy__(self) -> dict[Any, Any]:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[Any, Any]:
+        return copy.deepcopy(self.copy(), memo)
+
+    def __reduce__(self) -> Any:
+        return (dict, (self.copy(),))
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.__reduce__()
+
+    def __or__(self, other: Any) -> Any:
+        self._all()
+        return dict.__or__(self.copy(), other)
+
+    def __ror__(self, other: Any) -> Any:
+        self._all()
+        return dict.__or__(dict(other), self.copy()) if isinstance(other, dict) else NotImplemented
+
+    def __ior__(self, other: Any) -> Any:
+        self._all()
+        return dict.__ior__(self, other)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._pending.pop(key, None)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._all()
+        dict.__delitem__(self, key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove `key` and return its (copied) value."""
+        self._all()
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> Any:
+        """Remove and return the last item."""
+        self._all()
+        return dict.popitem(self)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """`d[key]`, set to `default` first when missing."""
+        self._all()
+        return dict.setdefault(self, key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Update as a dict does (every value copied first)."""
+        self._all()
+        dict.update(self, *args, **kwargs)
+
+    def clear(self) -> None:
+        """Remove every item."""
+        self._pending.clear()
+        dict.clear(self)
 
 
 def tool_calls_in(value: Any) -> list[dict[str, Any]] | None:

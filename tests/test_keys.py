@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langgraph.types import Send
 
-from langgraph_speculative._keys import default_key, default_match, remap, tool_call_ids
+from langgraph_speculative._keys import default_key, default_match, normalize, remap, tool_call_ids
 
 # small pools, so that values (domain ids, tool-call ids, message ids) often coincide
 _TEXT = st.sampled_from(["", "a", "b", "Ann", "u-1", "u-2", "c1", "c2", "tc0"])
@@ -167,3 +167,63 @@ def test_a_model_reply_matches_as_the_next_nodes_read_it() -> None:
     assert not default_match({"messages": [said]}, {"messages": [plain]})
     refused = plain.model_copy(update={"additional_kwargs": {"refusal": "I can't."}})
     assert not default_match({"messages": [guess]}, {"messages": [refused]})
+
+
+@settings(max_examples=200, deadline=None)
+@given(_readable(), _readable(), _noise(), _noise())
+def test_the_key_is_equal_exactly_when_the_canonical_forms_are(
+    a: dict[str, Any], b: dict[str, Any], na: dict[str, Any], nb: dict[str, Any]
+) -> None:
+    """Issue 29: `default_key` hashes a message by the digest of its form normalized alone (from
+    a memo on its exact fields) and the numbers of its tool-call ids in the whole input: still
+    equal exactly when `normalize` says so, computed fresh or remembered."""
+    x, y = _build(a, na), _build(b, nb)
+    first = default_key(x) == default_key(y)
+    again = default_key(x) == default_key(y)  # every message now remembered
+    assert first == again == (normalize(x) == normalize(y))
+
+
+def test_a_message_changed_in_place_gets_a_new_key() -> None:
+    """The memo is keyed on a message's exact fields (types too): no stale key after a change."""
+    msg = AIMessage(
+        "a", tool_calls=[{"name": "f", "args": {"n": 1}, "id": "call_1", "type": "tool_call"}], id="m"
+    )
+    state = {"messages": [HumanMessage("hi", id="h"), msg]}
+    before = default_key(state)
+    assert default_key(state) == before
+    msg.tool_calls[0]["args"]["n"] = True  # equal to 1 for `==`, not for a node
+    assert default_key(state) != before
+    msg.tool_calls[0]["args"]["n"] = 1
+    assert default_key(state) == before
+    msg.content = "b"
+    assert default_key(state) != before
+
+
+def test_tool_call_ids_of_remembered_messages_are_numbered_in_the_whole_input() -> None:
+    def call(i: str) -> AIMessage:
+        return AIMessage("", tool_calls=[{"name": "f", "args": {}, "id": i, "type": "tool_call"}])
+
+    def answer(i: str) -> ToolMessage:
+        return ToolMessage("r", tool_call_id=i)
+
+    # the same messages (remembered after the first key) answering a different call
+    right = {"messages": [call("c1"), call("c2"), answer("c1")]}
+    wrong = {"messages": [call("c1"), call("c2"), answer("c2")]}
+    renamed = {"messages": [call("x1"), call("x2"), answer("x1")]}
+    for _ in range(2):
+        assert default_key(right) != default_key(wrong)
+        assert default_key(right) == default_key(renamed)
+        assert default_key({"messages": [answer("c1"), call("c1")]}) != default_key(
+            {"messages": [answer("c2"), call("c1")]}
+        )
+
+
+def test_bytes_like_fields_are_never_remembered_for_one_another() -> None:
+    """`marshal` writes a `bytearray` as `bytes`: the two messages' fields give equal bytes, but
+    a node reads them differently, so they must not share a key (nor take each other's)."""
+    as_bytes = HumanMessage("x", additional_kwargs={"blob": b"ab"}, id="m")
+    as_array = HumanMessage("x", additional_kwargs={"blob": bytearray(b"ab")}, id="m")
+    assert normalize(as_bytes) != normalize(as_array)
+    for first, second in ((as_bytes, as_array), (as_array, as_bytes)):
+        assert default_key({"m": [first]}) != default_key({"m": [second]})
+        assert default_key({"m": [first]}) == default_key({"m": [first]})
