@@ -177,6 +177,10 @@ class Session(Lifecycle):
                 self.results.popitem(last=False)
         return fut
 
+    def _read(self, info: Any) -> str | None:
+        """The root checkpoint a main-run task read (None in a subgraph)."""
+        return source.checkpoint_id if (source := self._source(info)) is not None else None
+
     def _source(self, info: Any) -> Source | None:
         """Where a main-run call's branches fork from: the root checkpoint its task read."""
         if info is None or info.task_id is None or "|" in (info.checkpoint_ns or ""):
@@ -227,6 +231,8 @@ class Session(Lifecycle):
                     self._soon(self._adoption_failed, entry, exc)
                 else:
                     if self._still_current(entry):
+                        if not self.run.recorder.wait_stored_blocking(self._read(info)):
+                            self.emit("checkpoint_wait_timeout", b.name)
                         if entry.store_ops:
                             self.run.store.batch(entry.store_ops)
                         flush(entry, config)
@@ -318,6 +324,8 @@ class Session(Lifecycle):
                     self._adoption_failed(entry, exc)
                 else:
                     if self._still_current(entry):
+                        if not await self.run.recorder.wait_stored(self._read(info)):
+                            self.emit("checkpoint_wait_timeout", b.name)
                         if entry.store_ops:
                             await self.run.store.abatch(entry.store_ops)
                         flush(entry, config)

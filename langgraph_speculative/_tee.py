@@ -36,6 +36,7 @@ from langgraph.checkpoint.base import (
 __all__ = ("CopySerde", "RecordingSaver", "Saved")
 
 _KEEP = 6  # root checkpoints kept per run: the one a running node read is among the newest
+STORE_WAIT_S = 30.0  # a guard: an adopted call waits this long at most for its step's checkpoint
 
 
 @dataclass
@@ -90,6 +91,9 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
         self._saved: OrderedDict[str, Saved] = OrderedDict()
         self._lock = threading.Lock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Saved]]]] = {}
+        self._stored: OrderedDict[str, None] = OrderedDict()  # root checkpoints the saver has stored
+        self._stored_cond = threading.Condition(self._lock)
+        self._store_waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]]] = {}
         self.round_trips = 0  # calls that reached the user's saver during the run
 
     # ---------------------------------------------------------------- recording
@@ -151,6 +155,56 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
             # A copy: LangGraph's loop runs on the very checkpoint it loaded and changes its
             # versions in place as it goes; a branch forks from the checkpoint as it was.
             self._record(copy_checkpoint(tup.checkpoint), tup.metadata, writes)
+            self._mark_stored(tup.checkpoint["id"])
+
+    # ---------------------------------------------------------------- stored
+
+    def _mark_stored(self, checkpoint_id: str) -> None:
+        with self._lock:
+            self._stored[checkpoint_id] = None
+            while len(self._stored) > 8 * _KEEP:
+                self._stored.popitem(last=False)
+            woken = self._store_waiters.pop(checkpoint_id, [])
+            self._stored_cond.notify_all()
+        for loop, fut in woken:
+            loop.call_soon_threadsafe(_resolve, fut, None)
+
+    def wait_stored_blocking(self, checkpoint_id: str | None, timeout: float = STORE_WAIT_S) -> bool:
+        """Block until the user's saver has stored the root checkpoint a main-run task read
+        (False after `timeout`; True at once for a task in a subgraph). See `wait_stored`."""
+        if checkpoint_id is None:
+            return True
+        with self._stored_cond:
+            return self._stored_cond.wait_for(lambda: checkpoint_id in self._stored, timeout)
+
+    async def wait_stored(self, checkpoint_id: str | None, timeout: float = STORE_WAIT_S) -> bool:
+        """Wait until the user's saver has stored the root checkpoint a main-run task read
+        (False after `timeout`; True at once for a task in a subgraph, None).
+
+        LangGraph puts a step's checkpoint in the background (durability "async"), and some
+        channels (a join's barrier) hand it their live value: the next step's writes, applied
+        before the put has serialized it, would be saved into it. A node's call takes long
+        enough in a plain run; an adopted one returns at once, so it waits for the put."""
+        if checkpoint_id is None:
+            return True
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if checkpoint_id in self._stored:
+                return True
+            fut: asyncio.Future[Any] = loop.create_future()
+            self._store_waiters.setdefault(checkpoint_id, []).append((loop, fut))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                waiting = self._store_waiters.get(checkpoint_id)
+                if waiting is not None:
+                    waiting[:] = [w for w in waiting if w[1] is not fut]
+                    if not waiting:
+                        del self._store_waiters[checkpoint_id]
 
     async def wait_for(self, checkpoint_id: str) -> Saved:
         """The recorded checkpoint `checkpoint_id`, as soon as the run hands it over."""
@@ -202,10 +256,15 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        if self._root(config):
+        root = self._root(config)
+        if root:
             self._record(checkpoint, metadata)
         self.round_trips += 1
-        return self._out(self.inner.put(self._in(config), checkpoint, metadata, new_versions))
+        try:
+            return self._out(self.inner.put(self._in(config), checkpoint, metadata, new_versions))
+        finally:
+            if root:
+                self._mark_stored(checkpoint["id"])
 
     async def aput(
         self,
@@ -214,10 +273,15 @@ class RecordingSaver(BaseCheckpointSaver):  # type: ignore[type-arg]
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        if self._root(config):
+        root = self._root(config)
+        if root:
             self._record(checkpoint, metadata)
         self.round_trips += 1
-        return self._out(await self.inner.aput(self._in(config), checkpoint, metadata, new_versions))
+        try:
+            return self._out(await self.inner.aput(self._in(config), checkpoint, metadata, new_versions))
+        finally:
+            if root:
+                self._mark_stored(checkpoint["id"])
 
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
@@ -291,6 +355,6 @@ def _takes_task_path(put_writes: Any) -> bool:
         return True
 
 
-def _resolve(fut: asyncio.Future[Saved], saved: Saved) -> None:
+def _resolve(fut: asyncio.Future[Any], saved: Any) -> None:
     if not fut.done():
         fut.set_result(saved)

@@ -348,7 +348,9 @@ async def test_same_as_plain_async(kind: str, guess: str, tmp_path: Any) -> None
         report = spec.last_report
         assert report is not None
         if guess == "right":
-            assert report.hits == 2 and report.nodes["search"].adopted >= 1, report.events
+            # each model call guessed, or (a branch ran ahead) the second adopted from a branch
+            assert report.hits >= 1 and report.misses == 0, report.events
+            assert report.nodes["search"].adopted >= 1, report.events
         elif guess == "wrong":
             assert report.adopted == 0 and report.misses == 2
         else:
@@ -504,8 +506,9 @@ async def test_sync_entrypoint_through_ainvoke_and_with_config() -> None:
     want = chain_workflow(InMemorySaver(), Log()).invoke("a", fresh())
     spec = speculate_tasks(chain_workflow(InMemorySaver(), Log()), {"model": right_model}, unsafe=["notify"])
     assert await spec.ainvoke("a", fresh()) == want
-    assert spec.last_report is not None and spec.last_report.hits == 2
+    # the second model call is guessed, or adopted from a branch that ran ahead
+    assert spec.last_report is not None and spec.last_report.hits >= 1 and spec.last_report.adopted >= 1
     configured = spec.with_config(recursion_limit=50)
     assert type(configured).__name__ == "SpeculativeWorkflow"
     assert await configured.ainvoke("a", fresh()) == want
-    assert configured.last_report is not None and configured.last_report.hits == 2
+    assert configured.last_report is not None and configured.last_report.hits >= 1

@@ -18,18 +18,21 @@ example counts (200 is CI's).
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from langgraph_speculative import SpeculationPolicy, speculate
@@ -327,3 +330,93 @@ def test_the_property_adopts_in_most_examples() -> None:
         adopted += got.adopted > 0
     print(f"adoption asserted in {expected} of {len(specs_)} examples, seen in {adopted}")
     assert expected > len(specs_) // 2 and adopted >= expected, (adopted, expected, len(specs_))
+
+
+# ------------------------------------------------- an adopted call and its step's checkpoint put
+
+
+class SlowPutSaver(InMemorySaver):
+    """A saver that stores each checkpoint whole (as SqliteSaver does: `whole`) and takes a while
+    (a database's round trip) to store one step's before it serializes it: LangGraph's
+    background put of that step is still pending when a call of the next step returns at once
+    (adopted); a call that runs (plain) takes longer."""
+
+    SLOW_STEP, DELAY_S = 6, 0.1  # the second turn's step after `a`; `b` runs 0.25 s
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.whole: list[tuple[int, Any]] = []
+
+    def _keep(self, checkpoint: Any, metadata: Any) -> None:
+        values = self.serde.loads_typed(self.serde.dumps_typed(checkpoint["channel_values"]))
+        self.whole.append((metadata.get("step"), values))
+
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        time.sleep(self.DELAY_S if metadata.get("step") == self.SLOW_STEP else 0.0)
+        self._keep(checkpoint, metadata)
+        return super().put(config, checkpoint, metadata, new_versions)
+
+    async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        await asyncio.sleep(self.DELAY_S if metadata.get("step") == self.SLOW_STEP else 0.0)
+        self._keep(checkpoint, metadata)
+        return super().put(config, checkpoint, metadata, new_versions)
+
+
+class JoinState(TypedDict):
+    v: int
+    log: Annotated[list[str], operator.add]
+
+
+def _join_graph(saver: Any, speculative: bool) -> Any:
+    """a -> b, then c waits for b (`add_edge(["b"], "c")`: a barrier channel, whose checkpoint
+    is its live set of names seen)."""
+
+    seconds = {"a": 0.4, "b": 0.25, "c": 0.05}  # `b`, launched early, is done long before `a`
+
+    def node(name: str) -> Any:
+        def run(state: JoinState) -> dict[str, Any]:
+            time.sleep(seconds[name])  # `b` takes longer than the slow put: plain never races it
+            return {"v": state["v"] + 1, "log": [name]}
+
+        return run
+
+    b = StateGraph(JoinState)
+    for name in "abc":
+        b.add_node(name, node(name))
+    b.add_edge(START, "a")
+    b.add_edge("a", "b")
+    b.add_edge(["b"], "c")
+    b.add_edge("c", END)
+    if not speculative:
+        return b.compile(checkpointer=saver)
+
+    def right(name: str) -> Any:
+        return lambda s: [{"v": s["v"] + 1, "log": [name]}]
+
+    graph = speculate(b, {"a": right("a"), "b": right("b")}, policy=SpeculationPolicy(depth=2))
+    return graph.compile(checkpointer=saver)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_adopted_call_waits_for_its_steps_checkpoint(mode: str) -> None:
+    """An adopted call returns at once; LangGraph saves the step before it in the background and
+    a join's barrier hands the saver its live set: had the adopted call's writes been applied
+    before the put serialized, the stored step would hold `b`'s arrival at the barrier: a fork
+    from it (time travel) would run `c` too early."""
+    histories, saved = [], []
+    for speculative in (False, True):
+        saver = SlowPutSaver()
+        graph = _join_graph(saver, speculative)
+        cfg: Any = {"configurable": {"thread_id": "t"}}
+        for turn in range(2):  # the second turn starts with the barrier consumed (an empty set)
+            if mode == "sync":
+                graph.invoke({"v": turn * 10, "log": []}, cfg)
+            else:
+                asyncio.run(graph.ainvoke({"v": turn * 10, "log": []}, cfg))
+        histories.append(oracle.history(graph.get_state_history(cfg)))
+        # what a fork from any step (time travel) starts from: each step's channels as stored
+        saved.append(oracle.canon(saver.whole))
+        if speculative:
+            assert graph.last_report is not None and graph.last_report.adopted >= 1
+    assert histories[1] == histories[0]
+    assert saved[1] == saved[0]
