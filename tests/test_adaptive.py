@@ -500,7 +500,8 @@ def test_sync_runs_account_and_trace_too(collector: str) -> None:  # noqa: F811
     from .test_langsmith import _Collector
 
     report = graph.last_report
-    assert report is not None and report.adopted >= 2 and report.summary()["speculator_calls"] >= 4
+    # a call adopted from a branch that ran ahead calls no speculator of its own: at least two did
+    assert report is not None and report.adopted >= 2 and report.summary()["speculator_calls"] >= 2
     roots = [r for r in _Collector.posts if r.get("parent_run_id") is None]
     meta = _Collector.patches[roots[0]["id"]]["extra"]["metadata"]["speculation"]
     assert meta["adopted"] == report.adopted
