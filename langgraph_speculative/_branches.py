@@ -186,7 +186,7 @@ class Forks:
 
     def _role(self, b: Binding) -> str:
         """What a node does on a branch: stop, run inline, or run as a call the main run adopts."""
-        if b.unsafe or b.gate or b.name in self.s.run.before or b.name in self.s.plan.gates:
+        if b.unsafe or b.gate or b.stateful or b.name in self.s.run.before or b.name in self.s.plan.gates:
             return "stop"
         if b.inline and (b.nested or not self.s.run.adopt_subgraphs or self.s.streams_messages):
             return "inline" if b.nested and b.name not in self.s.run.after else "stop"

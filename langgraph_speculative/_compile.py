@@ -103,6 +103,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         runnable: Any = node.runnable
         inline = bool(getattr(plain.nodes.get(name), "subgraphs", None))
         nested = inline and _speculates_inside(plain.nodes[name])
+        stateful = inline and _keeps_state(plain.nodes[name])
         if isinstance(runnable, SpeculativeNode):
             base = runnable.binding
             binding = replace(base, name=name)
@@ -137,6 +138,7 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
             gate=calls_interrupt(binding.action) if tools is None else False,
             inline=inline,
             nested=nested,
+            stateful=stateful,
             prefetch=spec.get("prefetch", {}).get(name, ()),
             policy=binding.policy
             or (policy or SpeculationPolicy() if name in spec.get("prefetch", {}) else None),
@@ -146,6 +148,16 @@ def _bind(builder: SpeculativeStateGraph, plain: Any) -> dict[str, Binding]:
         )
         bindings[name] = binding
     return bindings
+
+
+def _keeps_state(node: Any) -> bool:
+    """Does the subgraph a node holds (at any depth) keep its own state between calls
+    (`compile(checkpointer=True)`)?"""
+    for graph in getattr(node, "subgraphs", None) or ():
+        graphs = [graph, *(g for _, g in graph.get_subgraphs(recurse=True))]
+        if any(getattr(g, "checkpointer", None) is True for g in graphs):
+            return True
+    return False
 
 
 def _speculates_inside(node: Any) -> bool:

@@ -45,6 +45,10 @@ class Binding:
     nested: bool = False
     """Holds a subgraph with `SpeculativeNode`s of its own: runs on a branch as it is, so that
     they launch early (never launched whole)."""
+    stateful: bool = False
+    """Holds a subgraph compiled with `checkpointer=True`, which keeps its own state from call
+    to call in the user's thread: a branch, forked from the parent's checkpoint alone, does not
+    have it, so a branch always stops before this node."""
     prefetch: tuple[str, ...] = ()
     """Nodes that can follow this one, launched early on its input while it runs (`prefetch=`):
     speculation without a speculator, adopted by their keys."""

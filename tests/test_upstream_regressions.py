@@ -415,3 +415,60 @@ def test_the_run_is_freed_when_it_returns(mode: str, speculator: Any) -> None:
             assert _pregel_loops() == 0
     finally:
         gc.enable()
+
+
+# ------------------------------------------- item 12: a subgraph that keeps its own state
+
+
+def test_a_branch_never_runs_a_subgraph_that_keeps_its_own_state() -> None:
+    """`compile(checkpointer=True)`: the subgraph's state lives in the user's thread from call to
+    call; a branch, forked from the parent's checkpoint alone, would run it on an empty history
+    (LangGraph's `test_subgraph_called_in_loop_loads_state_on_replay`). Every call the subgraph's
+    node sees, replays included, is one the plain graph sees."""
+
+    class Sub(TypedDict):
+        trail: Annotated[list[str], operator.add]
+
+    class Parent(TypedDict):
+        counter: int
+
+    def build(seen: list[list[str]]) -> StateGraph:  # type: ignore[type-arg]
+        def step(state: Sub) -> dict[str, list[str]]:
+            seen.append(list(state["trail"]))
+            return {"trail": ["s"]}
+
+        sub = StateGraph(Sub)
+        sub.add_node("step", step)
+        sub.add_edge(START, "step")
+
+        def inc(state: Parent) -> dict[str, int]:
+            time.sleep(0.03)
+            return {"counter": state["counter"] + 1}
+
+        b = StateGraph(Parent)
+        b.add_node("inc", inc)
+        # a speculative subgraph (its nodes launch early when a branch runs it) that keeps its state
+        b.add_node("sub", speculate(sub, {"step": lambda s: []}).compile(checkpointer=True))
+        b.add_edge(START, "inc")
+        b.add_edge("inc", "sub")
+        b.add_conditional_edges("sub", lambda s: "inc" if s["counter"] < 2 else END, ["inc", END])
+        return b
+
+    runs = {}
+    for speculative in (False, True):
+        seen: list[list[str]] = []
+        builder = build(seen)
+        right = lambda s: [{"counter": s["counter"] + 1}]  # noqa: E731
+        graph = (
+            speculate(builder, {"inc": right}).compile(checkpointer=InMemorySaver())
+            if speculative
+            else builder.compile(checkpointer=InMemorySaver())
+        )
+        cfg: Any = {"configurable": {"thread_id": "t"}}
+        graph.invoke({"counter": 0}, cfg)
+        graph.invoke({"counter": 0}, cfg)
+        start = [s for s in graph.get_state_history(cfg) if s.next == ("inc",) and s.values["counter"] == 0]
+        graph.invoke(None, start[0].config)  # a replay from the second turn's start
+        runs[speculative] = (seen, graph.get_state(cfg).values)
+    assert runs[True] == runs[False]
+    assert runs[False][0][-2:] == [["s", "s"], ["s", "s", "s"]]  # the replay loaded its history
