@@ -23,9 +23,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphInterrupt
 
 from ._context import _CURRENT, BranchStop, Ctx, exec_info
-from ._futures import cancelling, recording_config, settle, unwrap, wait
+from ._futures import InputChanged, cancelling, recording_config, settle, unwrap, wait
 from ._guesses import describe
 from ._handoff import own_command
+from ._keys import default_key
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source, forget_when_done, only_reads
 from ._tee import RecordingSaver
@@ -293,11 +294,27 @@ class Forks:
         self.s.maybe_speculate(entry)
         return entry
 
+    def _changed_input(self, name: str) -> None:
+        self.s.emit("input_changed", name)
+        self.s.plan.warn_once(
+            f"input-changed:{name}",
+            f"node {name!r} changed its input state in place on an early call (a plain run keeps "
+            "such a change in the channel's value; a branch made it to its own copy): its early "
+            "calls are not adopted, the main run calls it itself. Return the change as an update "
+            "instead of changing the state it is given.",
+            stacklevel=2,
+        )
+
     async def _early_call(self, entry: Entry, config: RunnableConfig) -> None:
         _CURRENT.set(Ctx(cast(Any, self.s), entry.owner, entry))  # the Session: a NodeHost
         var_child_runnable_config.set(config)  # get_config(), get_stream_writer() & co see its config
+        given = entry.state  # (an adoption may point `entry.state` at the main run's input)
+        before = _fingerprint(given)
         try:
-            result = await self.s.call(entry.binding.early_action, entry.state, config)
+            result = await self.s.call(entry.binding.early_action, given, config)
+            if before is not None and _fingerprint(given) != before:
+                self._changed_input(entry.name)
+                raise InputChanged()
         except asyncio.CancelledError:
             entry.result.cancel()
             if cancelling():
@@ -310,7 +327,12 @@ class Forks:
                     entry.result.set_result(handoff)
                 else:
                     entry.result.set_exception(exc)
-            if handoff is None and not entry.cancelled and not self.s.closed:
+            if (
+                handoff is None
+                and not entry.cancelled
+                and not self.s.closed
+                and not isinstance(exc, InputChanged)
+            ):
                 self.s.emit("early_call_error", entry.name, key=entry.key, error=describe(unwrap(exc)))
         else:
             if not entry.result.done():
@@ -318,6 +340,14 @@ class Forks:
         finally:
             entry.finished = time.monotonic()
             self.s.release_slot(entry)
+
+
+def _fingerprint(state: Any) -> str | None:
+    """What tells a call's input apart (`default_key`), to see whether the call changed it."""
+    try:
+        return default_key(state)
+    except Exception:  # a state the default key cannot read: not checked
+        return None
 
 
 def _forget_frames(exc: BaseException) -> None:

@@ -33,6 +33,15 @@ class Lost(Exception):
     """A call the main run waited on was cancelled."""
 
 
+class InputChanged(Exception):
+    """An early call changed its input state in place: in a plain run the change stays in the
+    channel's value, on a branch it was made to the branch's copy, so the main run makes the
+    call itself."""
+
+    def __str__(self) -> str:
+        return "the call changed its input state in place"
+
+
 class Stale(Exception):
     """The store changed while an adopted call ran: the main run makes the call itself."""
 

@@ -217,6 +217,7 @@ def test_slice_knob_restored_after_error_and_sigint(mode: str) -> None:
 def test_slice_backend_on_a_real_short_sysbench_run(record_property: Any) -> None:
     """The knob sets the real threads' slice and the real p95 is measured at each setting. How
     far the p95 moves is reported, not asserted (timing on a shared machine): `benchmarks/`."""
+
     async def go() -> list[float | None]:
         with SliceBackend() as knob:
             tids = knob.workload.threads() if knob.workload else []

@@ -472,3 +472,97 @@ def test_a_branch_never_runs_a_subgraph_that_keeps_its_own_state() -> None:
         runs[speculative] = (seen, graph.get_state(cfg).values)
     assert runs[True] == runs[False]
     assert runs[False][0][-2:] == [["s", "s"], ["s", "s", "s"]]  # the replay loaded its history
+
+
+def test_a_cached_call_streams_as_cached() -> None:
+    """A node with a `CachePolicy`: a call the cache holds is read from it and its update is
+    marked `{"__metadata__": {"cached": True}}` in the `updates` stream, never adopted from a
+    branch instead (LangGraph's `test_in_one_fan_out_state_graph_waiting_edge_multiple`)."""
+    from langgraph.cache.memory import InMemoryCache
+    from langgraph.types import CachePolicy
+
+    calls: list[int] = []
+
+    def cached(state: S) -> dict[str, int]:
+        calls.append(state["n"])
+        time.sleep(0.03)
+        return {"n": state["n"] + 1}
+
+    def build() -> StateGraph:  # type: ignore[type-arg]
+        b = StateGraph(S)
+        b.add_node("a", inc)
+        b.add_node("b", cached, cache_policy=CachePolicy())
+        b.add_node("c", inc)
+        b.add_edge(START, "a")
+        b.add_edge("a", "b")
+        b.add_edge("b", "c")
+        b.add_edge("c", END)
+        return b
+
+    right = lambda s: [{"n": s["n"] + 1}]  # noqa: E731
+    streams = {}
+    for speculative in (False, True):
+        calls.clear()
+        graph = (
+            speculate(build(), {"a": right, "b": right}).compile(cache=InMemoryCache())
+            if speculative
+            else build().compile(cache=InMemoryCache())
+        )
+        graph.invoke({"n": 0})  # fills the cache
+        streams[speculative] = [*graph.stream({"n": 0}, stream_mode="updates")], list(calls)
+    assert streams[True] == streams[False]
+    assert {"b": {"n": 2}, "__metadata__": {"cached": True}} in streams[False][0]
+
+
+# ------------------------------------------- item 9: a node that changes its input in place
+
+
+class Items(TypedDict):
+    n: int
+    items: list[str]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_node_that_changes_its_input_in_place_commits_as_plain(mode: str) -> None:
+    """`b` appends to the list it is given and returns only `n`: plain LangGraph keeps the
+    append in the channel's value. An early call of `b` made that change to a branch's copy, so
+    it is not adopted (the main run calls `b` itself), with one warning naming `b`."""
+
+    def a(state: Items) -> dict[str, int]:
+        time.sleep(0.05)
+        return {"n": state["n"] + 1}
+
+    def b(state: Items) -> dict[str, int]:
+        state["items"].append(f"b saw {state['n']}")  # in place
+        return {"n": state["n"] + 1}
+
+    def c(state: Items) -> dict[str, Any]:
+        return {"items": [*state["items"], "c"]}
+
+    def build() -> StateGraph:  # type: ignore[type-arg]
+        g = StateGraph(Items)
+        g.add_node("a", a)
+        g.add_node("b", b)
+        g.add_node("c", c)
+        g.add_edge(START, "a")
+        g.add_edge("a", "b")
+        g.add_edge("b", "c")
+        g.add_edge("c", END)
+        return g
+
+    def run(graph: Any, cfg: Any) -> Any:
+        if mode == "sync":
+            return graph.invoke({"n": 0, "items": []}, cfg)
+        return asyncio.run(graph.ainvoke({"n": 0, "items": []}, cfg))
+
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    plain_graph = build().compile(checkpointer=InMemorySaver())
+    want = run(plain_graph, cfg)
+    spec = speculate(build(), {"a": lambda s: [{"n": s["n"] + 1}]}).compile(checkpointer=InMemorySaver())
+    with pytest.warns(UserWarning, match="node 'b' changed its input state in place"):
+        got = run(spec, cfg)
+    assert got == want == {"n": 2, "items": ["b saw 1", "c"]}
+    report = spec.last_report
+    assert report is not None
+    assert [e for e in report.events if e["event"] == "input_changed"]
+    assert report.nodes["b"].adopted == 0
