@@ -273,6 +273,52 @@ def test_a_failing_model_call_cancels_the_turn(mode: str) -> None:
     assert reasons == ["model_error", "model_error"]
 
 
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("speculator_kind", ["sync", "async"])
+def test_a_model_call_failing_while_its_speculator_runs(mode: str, speculator_kind: str) -> None:
+    """The model fails before its speculator answers: the run raises the model's own error (as
+    the plain agent does), the speculator is stopped where it can be (an async one is cancelled),
+    and nothing it would have guessed runs afterwards."""
+    release = threading.Event()
+    seen: list[str] = []
+
+    def slow(state: Any) -> Any:
+        release.wait(1.0)
+        seen.append("answered")
+        return oracle(state)
+
+    async def aslow(state: Any) -> Any:
+        try:
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        seen.append("answered")
+        return oracle(state)
+
+    shop = Shop(latency=0.02)
+    model = scripted(shop_script(), delay=0.05, fail_at=0)
+    shop.model = model
+    mw = SpeculativeToolCalls(slow if speculator_kind == "sync" else aslow, read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+    try:
+        with pytest.raises(RuntimeError, match="the model failed"):
+            if mode == "invoke":
+                agent.invoke(ask())
+            else:
+                asyncio.run(agent.ainvoke(ask()))
+    finally:
+        release.set()
+    deadline = time.monotonic() + 3.0
+    while not seen and time.monotonic() < deadline and speculator_kind == "sync":
+        time.sleep(0.02)  # a sync speculator cannot be stopped: it answers into a closed turn
+    time.sleep(0.1)
+    assert shop.executions == []  # its guesses never ran: the turn was closed
+    if speculator_kind == "async":
+        assert seen == ["cancelled"]
+    assert leftover_work() == []
+
+
 def test_events_reach_the_custom_stream_as_json() -> None:
     shop = Shop(latency=0.02)
     gate = Latch(shop)

@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from langgraph_speculative import Guess, SpeculationPolicy, SpeculationReport, SpeculativeNode, speculate
 
@@ -98,6 +99,12 @@ def test_speculate_does_not_change_the_builder() -> None:
         (["x"], "not an update dict"),
         ([{"zz": 1}], "unknown keys"),
         ([Guess({"n": 1}, confidence=7)], "confidence"),
+        # every shape a guess can take is checked the same way, a Command's update included
+        ([Command(update={"zz": 1})], "unknown keys"),
+        ([[Command(update={"n": 1}), Command(update={"zz": 1})]], "unknown keys"),
+        ([Command(update={"n": 1}, goto="nope")], "not a node"),
+        ([Command(resume=1)], "resume"),
+        ([Command(graph=Command.PARENT, update={"n": 1})], "another graph"),
     ],
 )
 def test_junk_from_the_speculator_is_an_event_not_an_error(junk: Any, problem: str) -> None:

@@ -41,7 +41,29 @@ def _readable(draw: Any) -> dict[str, Any]:
         answers = [draw(st.integers(0, n_calls + len(calls) - 1)) for _ in calls] if calls else []
         n_calls += len(calls)
         turns.append({"ask": draw(_TEXT), "say": draw(_TEXT), "calls": calls, "answers": answers})
-    return {"records": records, "turns": turns}
+    # how the conversation is written: LangChain messages, or the content blocks of a provider
+    style = draw(st.sampled_from(sorted(_STYLES))) if turns else "messages"  # no message: no style
+    return {"records": records, "turns": turns, "style": style}
+
+
+# (call block, result block) of each way a tool call and its answer can be written in content:
+# LangChain's `ToolMessage`, Anthropic's `tool_use`/`tool_result`, the OpenAI Responses API's
+# `function_call`/`function_call_output`, LangChain's standard server-side tool blocks.
+_STYLES: dict[str, Any] = {
+    "messages": None,
+    "anthropic": (
+        lambda cid, name, args: {"type": "tool_use", "id": cid, "name": name, "input": args},
+        lambda cid, text: {"type": "tool_result", "tool_use_id": cid, "content": text},
+    ),
+    "responses": (
+        lambda cid, name, args: {"type": "function_call", "call_id": cid, "name": name, "arguments": args},
+        lambda cid, text: {"type": "function_call_output", "call_id": cid, "output": text},
+    ),
+    "server": (
+        lambda cid, name, args: {"type": "server_tool_call", "id": cid, "name": name, "args": args},
+        lambda cid, text: {"type": "server_tool_result", "tool_call_id": cid, "output": text},
+    ),
+}
 
 
 @st.composite
@@ -77,8 +99,17 @@ def _build(r: dict[str, Any], noise: dict[str, Any]) -> dict[str, Any]:
             )
         )
         k += len(calls)
+        blocks = _STYLES[r.get("style", "messages")]
+        if blocks is not None:  # the calls written in the content too, as the provider does
+            make_call, _ = blocks
+            messages[-1].content = [{"type": "text", "text": turn["say"]}] + [
+                make_call(c["id"], c["name"], c["args"]) for c in calls
+            ]
         for answer in turn["answers"]:
-            messages.append(ToolMessage(f"result {answer}", tool_call_id=ids[answer]))
+            if blocks is None:
+                messages.append(ToolMessage(f"result {answer}", tool_call_id=ids[answer]))
+            else:
+                messages.append(HumanMessage([blocks[1](ids[answer], f"result {answer}")], id=next(mid)))
     return {"records": [dict(x) for x in r["records"]], "messages": messages}
 
 
