@@ -319,6 +319,34 @@ def test_a_model_call_failing_while_its_speculator_runs(mode: str, speculator_ki
     assert leftover_work() == []
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_early_tool_runs_stay_out_of_the_event_stream(mode: str) -> None:
+    """`astream_events` shows the agent's own runs only: a prefetch (right or wrong guess) is
+    traced as a speculative child, never as an event of the user's stream."""
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+
+    async def speculator(state: Any) -> Any:
+        return oracle(state)
+
+    mw = SpeculativeToolCalls(gate.wrap(oracle if mode == "sync" else speculator), read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+
+    async def events() -> list[Any]:
+        return [e async for e in agent.astream_events(ask(), version="v2")]
+
+    seen = asyncio.run(events())
+    assert mw.report.node("model").launched >= 4  # the prefetches ran
+    leaked = [(e["event"], e["name"]) for e in seen if "speculative" in (e.get("tags") or [])]
+    assert leaked == []
+    ran = [e["name"] for e in seen if e["event"] == "on_tool_start"]
+    assert "get_order" not in ran or all(
+        "ZZ" not in str(e["data"].get("input")) for e in seen if e["event"] == "on_tool_start"
+    )  # the wrong guess's call never shows
+
+
 def test_events_reach_the_custom_stream_as_json() -> None:
     shop = Shop(latency=0.02)
     gate = Latch(shop)

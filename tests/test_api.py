@@ -15,6 +15,7 @@ from langgraph.types import Command
 
 from langgraph_speculative import Guess, SpeculationPolicy, SpeculationReport, SpeculativeNode, speculate
 
+from . import oracle
 from .leftovers import leftover_work
 
 
@@ -440,3 +441,102 @@ def test_branches_of_the_parent_adopt_calls_inside_a_subgraph() -> None:
     assert outs == [{"n": 3}, {"n": 3}]
     assert saved[0] == saved[1]
     assert graph.last_report.node("a").adopted == 1
+
+
+def _loop(stop: int) -> StateGraph:  # type: ignore[type-arg]
+    """One node `a` looping `stop` times: it needs a recursion limit of `stop + 1`."""
+
+    async def step(state: S) -> dict[str, int]:
+        await asyncio.sleep(0.02)
+        return {"n": state["n"] + 1}
+
+    builder = StateGraph(S)
+    builder.add_node("a", step)
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: END if s["n"] >= stop else "a")
+    return builder
+
+
+def _outcome(run: Any) -> Any:
+    try:
+        return asyncio.run(run)
+    except Exception as exc:  # the same error must come out of both runs
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize("limit", [4, 5, 6, 7])
+def test_near_the_recursion_limit_it_is_the_plain_run(limit: int) -> None:
+    """Branches share the main run's recursion limit: one that would pass it stops (and says
+    why in the report); the run returns or raises exactly what the plain run does."""
+    cfg: Any = {"configurable": {"thread_id": "t"}, "recursion_limit": limit}
+    plain = _outcome(_loop(5).compile(checkpointer=InMemorySaver()).ainvoke({"n": 0}, cfg))
+    graph = speculate(_loop(5), {"a": lambda s: [{"n": s["n"] + 1}]}).compile(checkpointer=InMemorySaver())
+    assert _outcome(graph.ainvoke({"n": 0}, cfg)) == plain
+    assert (plain == {"n": 5}) == (limit > 5)
+    oracle.assert_report_sound(graph.last_report)
+    ends = [e for e in graph.last_report.events if e["event"] == "branch_end"]
+    assert ends if limit < 7 else not ends  # the branches that would pass the limit, and only them
+    assert all(e["reason"] == "recursion limit" for e in ends)
+
+
+def _with_config(state: S, config: Any) -> list[dict[str, int]]:
+    assert "configurable" in config
+    return [{"n": state["n"] + 1}]
+
+
+def _with_runtime(state: S, runtime: Any) -> list[dict[str, int]]:
+    assert runtime.store is not None
+    return [{"n": state["n"] + 1}]
+
+
+def _with_store(state: S, store: Any) -> list[dict[str, int]]:
+    assert store is not None
+    return [{"n": state["n"] + 1}]
+
+
+def _with_writer(state: S, writer: Any) -> list[dict[str, int]]:
+    assert callable(writer)
+    return [{"n": state["n"] + 1}]
+
+
+def _with_all(state: S, *, config: Any, runtime: Any, store: Any, writer: Any) -> list[dict[str, int]]:
+    assert runtime.store is store is not None and "configurable" in config and callable(writer)
+    return [{"n": state["n"] + 1}]
+
+
+@pytest.mark.parametrize("speculator", [_with_config, _with_runtime, _with_store, _with_writer, _with_all])
+def test_a_speculator_may_ask_for_what_langgraph_injects(speculator: Any) -> None:
+    """Like a node, a speculator may take `config`, `runtime`, `store` and `writer` beside the
+    state (LangGraph passes them): it is accepted, given them, and its right guesses adopted."""
+    from langgraph.store.memory import InMemoryStore
+
+    graph = speculate(_chain(slow_inc), {"a": speculator, "b": speculator}).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    assert graph.invoke({"n": 0}, {"configurable": {"thread_id": "t"}}) == {"n": 3}
+    assert graph.last_report.speculator_errors == 0 and graph.last_report.adopted >= 1
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("interrupt_after", "interrupt_after"),
+        ("interrupt_before_all", "never speculates"),
+        ("interrupt_after_all", "never speculates"),
+        ("last_node", "can never pay off"),
+    ],
+)
+def test_compile_warnings_point_at_the_users_compile_call(case: str, match: str) -> None:
+    """A warning about the graph names the line of the user's `compile()`, not the library's."""
+    node = "c" if case == "last_node" else "a"
+    graph = speculate(_chain(inc), {node: right})
+    kwargs: dict[str, Any] = {
+        "interrupt_after": {"interrupt_after": ["a"], "interrupt_after_all": "*"}.get(case),
+        "interrupt_before": "*" if case == "interrupt_before_all" else None,
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graph.compile(checkpointer=InMemorySaver(), **kwargs)
+    ours = [w for w in caught if match in str(w.message)]
+    assert ours, [str(w.message) for w in caught]
+    assert all(w.filename == __file__ for w in ours), [(w.filename, w.lineno) for w in ours]
