@@ -113,6 +113,7 @@ def test_junk_from_the_speculator_is_an_event_not_an_error(junk: Any, problem: s
     assert graph.invoke({"n": 0}) == {"n": 3}
     events = [e for e in graph.last_report.events if e["event"] == "invalid_guess"]
     assert events and problem in " ".join(events[0]["problems"])
+    oracle.assert_report_sound(graph.last_report)
     assert graph.last_report.node("a").speculator_errors == 1
 
 
@@ -134,6 +135,7 @@ def test_raising_and_hanging_speculators_cost_nothing() -> None:
     kinds = {e["event"] for e in graph.last_report.events}
     assert {"speculator_error"} <= kinds
     assert "speculator_timeout" in kinds or "speculator_late" in kinds
+    oracle.assert_report_sound(graph.last_report)
 
 
 def _latched_chain() -> StateGraph:  # type: ignore[type-arg]
@@ -540,3 +542,26 @@ def test_compile_warnings_point_at_the_users_compile_call(case: str, match: str)
     ours = [w for w in caught if match in str(w.message)]
     assert ours, [str(w.message) for w in caught]
     assert all(w.filename == __file__ for w in ours), [(w.filename, w.lineno) for w in ours]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_speculator_past_its_timeout_is_reported_with_the_timeout(asynchronous: bool) -> None:
+    """The actor is slower than `speculator_timeout`, the speculator slower still: the report
+    says it timed out, after how long, and the run is the plain run."""
+
+    async def hang(state: S) -> Any:
+        await asyncio.sleep(5)
+
+    def sync_hang(state: S) -> Any:
+        time.sleep(1.0)
+
+    graph = speculate(
+        _chain(slow_inc),
+        {"a": hang if asynchronous else sync_hang},
+        policy=SpeculationPolicy(speculator_timeout=0.05),
+    ).compile()
+    out = asyncio.run(graph.ainvoke({"n": 0})) if asynchronous else graph.invoke({"n": 0})
+    assert out == {"n": 3}
+    timeouts = [e for e in graph.last_report.events if e["event"] == "speculator_timeout"]
+    assert [(e["node"], e["timeout_s"]) for e in timeouts] == [("a", 0.05)]
+    oracle.assert_report_sound(graph.last_report)
