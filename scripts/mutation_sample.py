@@ -61,7 +61,8 @@ DEFAULT_MODULES = [
 # agents modules by the agents tests. `--tests` replaces both.
 CORE_TESTS = (
     "tests/test_mutation_kills.py tests/test_api.py tests/test_no_double_run.py tests/test_tool_gates.py "
-    "tests/test_keys.py tests/test_oracle_properties.py tests/test_streaming.py tests/test_shedding.py"
+    "tests/test_keys.py tests/test_oracle_properties.py tests/test_prefetch.py tests/test_streaming.py "
+    "tests/test_shedding.py"
 )
 AGENTS_TESTS = (
     "tests/test_mutation_kills.py tests/test_agents_patterns.py tests/test_agents_hitl.py "

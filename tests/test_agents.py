@@ -21,6 +21,7 @@ from langgraph_speculative.agents import SpeculativeToolCalls
 
 from .agents_fakes import READS, Latch, Shop, ask, scripted, shop_script, transcript
 from .leftovers import leftover_work
+from .oracle import agent_report_problems
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
 
@@ -95,7 +96,9 @@ def speculative(
         gate.wrap(speculator) if gate else speculator, read_only=read_only or READS, policy=policy
     )
     agent = create_agent(model, shop.tools(), middleware=[mw])
-    return run_agent(mode, agent), shop, mw
+    out = run_agent(mode, agent)
+    assert agent_report_problems(mw.report) == []
+    return out, shop, mw
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -271,6 +274,7 @@ def test_a_failing_model_call_cancels_the_turn(mode: str) -> None:
         assert leftover_work() == [] and all(e["finished"] for e in shop.executions)
     reasons = [e["reason"] for e in mw.report.events if e["event"] == "cancelled"]
     assert reasons == ["model_error", "model_error"]
+    assert agent_report_problems(mw.report) == []
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
@@ -317,6 +321,7 @@ def test_a_model_call_failing_while_its_speculator_runs(mode: str, speculator_ki
     if speculator_kind == "async":
         assert seen == ["cancelled"]
     assert leftover_work() == []
+    assert agent_report_problems(mw.report) == []
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -565,3 +565,36 @@ def test_a_speculator_past_its_timeout_is_reported_with_the_timeout(asynchronous
     timeouts = [e for e in graph.last_report.events if e["event"] == "speculator_timeout"]
     assert [(e["node"], e["timeout_s"]) for e in timeouts] == [("a", 0.05)]
     oracle.assert_report_sound(graph.last_report)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_adopted_call_that_fails_is_made_again_by_the_main_run(asynchronous: bool) -> None:
+    """The main run adopts `b`'s early call while it runs; it then fails (a transient error on
+    the branch): the main run makes the call itself, the result is the plain run's, and the
+    report takes the adoption back (`adopted_failed`)."""
+    from langgraph_speculative import speculation_info
+
+    def a(state: S) -> dict[str, int]:
+        time.sleep(0.3)
+        return {"n": state["n"] + 1}
+
+    def b(state: S) -> dict[str, int]:
+        if speculation_info() is not None:
+            time.sleep(0.6)
+            raise RuntimeError("transient failure of the early call")
+        return {"n": state["n"] + 1}
+
+    builder = StateGraph(S)
+    builder.add_node("a", a)
+    builder.add_node("b", b)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    graph = speculate(builder, {"a": right}).compile(checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    out = asyncio.run(graph.ainvoke({"n": 0}, cfg)) if asynchronous else graph.invoke({"n": 0}, cfg)
+    assert out == {"n": 2}
+    kinds = [e["event"] for e in graph.last_report.events]
+    assert "adopted" in kinds and "adopted_failed" in kinds, kinds
+    assert graph.last_report.adopted == 0
+    oracle.assert_report_sound(graph.last_report)

@@ -150,6 +150,8 @@ def test_tool_call_ids_are_positional_and_remap_restores_them(
     assert [getattr(m, "tool_calls", None) for m in back] == [
         getattr(m, "tool_calls", None) for m in main["messages"]
     ]
+    # the ids inside content blocks (and messages written as dicts) too: all the main run reads
+    assert [getattr(m, "content", m) for m in back] == [getattr(m, "content", m) for m in main["messages"]]
 
 
 @pytest.mark.parametrize("typed", [True, False])
