@@ -229,8 +229,8 @@ MUTATIONS = [
         "shed-run-stays-active",
         "a run that shed speculation is still counted active after it ends",
         "_graph.py",
-        "        process_budget().run_ended()\n        report = SpeculationReport(",
-        "        report = SpeculationReport(",
+        "        if shed.shed:\n            process_budget().run_ended()\n",
+        "        if shed.shed:\n",
     ),
 ]
 

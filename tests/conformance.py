@@ -233,6 +233,7 @@ def run_sync(case: Case, saver: Any, thread: str, speculative: bool, right: bool
             out.obs.turns.append(_result(functools.partial(graph.invoke, turn.input, tcfg, **turn.kwargs)))
         turn_effects.append(dict(probe.effects))
         if speculative and graph.last_report is not None:
+            oracle.assert_report_sound(graph.last_report)
             out.adopted += graph.last_report.adopted
             out.events += [e["event"] for e in graph.last_report.events]
     if not case.no_checkpointer:
@@ -269,6 +270,7 @@ async def run_async(case: Case, saver: Any, thread: str, speculative: bool, righ
             )
         turn_effects.append(dict(probe.effects))
         if speculative and graph.last_report is not None:
+            oracle.assert_report_sound(graph.last_report)
             out.adopted += graph.last_report.adopted
             out.events += [e["event"] for e in graph.last_report.events]
     if not case.no_checkpointer:

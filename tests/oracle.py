@@ -67,14 +67,18 @@ from langgraph.types import Interrupt
 from langgraph_speculative import speculation_info
 
 __all__ = (
+    "EVENT_FIELDS",
     "STREAM_MODES",
     "Observation",
     "Recorder",
     "RecordingStore",
     "Renamer",
+    "agent_report_problems",
+    "assert_report_sound",
     "assert_same",
     "canon",
     "diff",
+    "report_problems",
     "snapshot",
     "stream_view",
 )
@@ -465,3 +469,132 @@ def assert_same(plain: Observation, spec: Observation, what: str = "") -> None:
     if lines:
         head = f"{what}: " if what else ""
         raise AssertionError(head + "plain and speculative runs differ:\n  " + "\n  ".join(lines))
+
+
+# ----------------------------------------------------------------- the speculative run's report
+
+_NUM = (int, float)
+# The README's event table ("Speculation events"): the fields each event must carry, and their types.
+EVENT_FIELDS: dict[str, dict[str, Any]] = {
+    "guesses": {"guesses": list, "speculator_s": _NUM, "level": int},
+    "branch": {"thread": str, "rank": int, "level": int},
+    "launch": {"key": str, "branch": str, "level": int},
+    "hit": {"rank": int, "guesses": int},
+    "miss": {"guesses": int},
+    "adopted": {"key": str, "hidden_s": _NUM, "done": bool},
+    "adopted_failed": {"error": str},
+    "cancelled": {"thread": str, "reason": str},
+    "stale": {"key": str, "reason": str},
+    "speculator_error": {"error": str},
+    "speculator_timeout": {"timeout_s": _NUM},
+    "speculator_late": {},
+    "invalid_guess": {"problems": list},
+    "match_error": {"error": str},
+    "key_error": {"error": str},
+    "budget": {"inflight": int},
+    "shed": {"inflight": int},
+    "make_room": {"key": str, "limit": int},
+    "early_call_error": {"key": str, "error": str},
+    "prefetch": {"thread": str},
+    "branch_error": {"thread": str, "error": str},
+    "branch_end": {"thread": str, "reason": str},
+    "internal_error": {"error": str},
+}
+
+
+def report_problems(report: Any) -> list[str]:
+    """What is wrong with a graph run's `SpeculationReport` against its documented contract: every
+    event carries its documented fields with the documented types (no field dropped, none None),
+    is JSON-able, none is an `internal_error` (a bug of ours, contained), and the counters agree
+    with the events (one `hit` or `miss` event per decided call, one `adopted` event per adoption
+    kept). Empty: nothing."""
+    out: list[str] = []
+    events = list(report.events)
+    for i, ev in enumerate(events):
+        name = ev.get("event")
+        node = ev.get("node")
+        if ev.get("type") != "speculation" or not isinstance(name, str) or not isinstance(node, str):
+            out.append(f"event {i} lacks type/event/node: {ev!r}")
+            continue
+        if not isinstance(ev.get("t"), _NUM) or ev["t"] < 0:
+            out.append(f"event {i} ({name}) has no time: {ev!r}")
+        for fname, kind in EVENT_FIELDS.get(name, {}).items():
+            if not isinstance(ev.get(fname), kind) or isinstance(ev.get(fname), bool) is not (kind is bool):
+                out.append(f"event {i} ({name}) field {fname!r} is {ev.get(fname)!r}, not {kind}")
+        if name in ("branch", "launch", "guesses") and isinstance(ev.get("level"), int) and ev["level"] < 0:
+            out.append(f"event {i} ({name}) has a negative level: {ev!r}")
+        if name in ("hit", "branch") and isinstance(ev.get("rank"), int) and ev["rank"] < 0:
+            out.append(f"event {i} ({name}) has a negative rank: {ev!r}")
+        if name == "miss" and ev.get("guesses") == 0:
+            out.append(f"event {i} (miss) with no guess: a miss is a call that had guesses")
+        problems = ev.get("problems")
+        if name == "invalid_guess" and not (problems and all(isinstance(p, str) for p in problems)):
+            out.append(f"event {i} (invalid_guess) names no problem: {ev!r}")
+        if name == "speculator_timeout" and isinstance(ev.get("timeout_s"), _NUM) and ev["timeout_s"] <= 0:
+            out.append(f"event {i} (speculator_timeout) with timeout {ev['timeout_s']!r}")
+        if name == "adopted" and isinstance(ev.get("hidden_s"), _NUM) and ev["hidden_s"] < 0:
+            out.append(f"event {i} (adopted) hid {ev['hidden_s']!r} s")
+        if name == "internal_error":  # a bug of ours, contained: never expected in a test
+            out.append(f"event {i} (internal_error): {ev.get('error')!r}")
+        try:
+            json.dumps(ev)
+        except (TypeError, ValueError) as exc:
+            out.append(f"event {i} ({name}) is not JSON-able: {exc}")
+    if not report.dropped_events:
+        kinds = Counter(ev.get("event") for ev in events)
+        if kinds["hit"] != report.hits or kinds["miss"] != report.misses:
+            out.append(
+                f"{kinds['hit']} hit / {kinds['miss']} miss events, "
+                f"the counters say {report.hits} / {report.misses}"
+            )
+        # an adopted call that raised is taken back (`adopted_failed`): the main run made it
+        if kinds["adopted"] - kinds["adopted_failed"] != report.adopted:
+            out.append(
+                f"{kinds['adopted']} adopted events and {kinds['adopted_failed']} taken back, "
+                f"the counter says {report.adopted}"
+            )
+    return out
+
+
+def assert_report_sound(report: Any, what: str = "") -> None:
+    """Raise `AssertionError` listing what `report_problems` finds in `report`."""
+    problems = report_problems(report)
+    if problems:
+        head = f"{what}: " if what else ""
+        raise AssertionError(head + "the speculation report breaks its contract:\n  " + "\n  ".join(problems))
+
+
+def agent_report_problems(report: Any) -> list[str]:
+    """What is wrong with a `SpeculativeToolCalls` report: an event without its type, name, node
+    or time, a field left None, a value that is not JSON, a negative rank, an adopted call that
+    hid more time than had passed, a prefetch cancelled that was never launched."""
+    out: list[str] = []
+    launched: set[str] = set()
+    for i, ev in enumerate(list(report.events)):
+        name, node = ev.get("event"), ev.get("node")
+        if ev.get("type") != "speculation" or not isinstance(name, str) or not isinstance(node, str):
+            out.append(f"event {i} lacks type/event/node: {ev!r}")
+            continue
+        t = ev.get("t")
+        if not isinstance(t, _NUM) or t < 0:
+            out.append(f"event {i} ({name}) has no time: {ev!r}")
+            continue
+        nones = sorted(k for k, v in ev.items() if v is None)
+        if nones:
+            out.append(f"event {i} ({name}) leaves {nones} None")
+        rank = ev.get("rank")
+        if "rank" in ev and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 0):
+            out.append(f"event {i} ({name}) has rank {rank!r}")
+        hidden = ev.get("hidden_s")
+        if "hidden_s" in ev and not (isinstance(hidden, _NUM) and 0 <= hidden <= t + 1e-3):
+            out.append(f"event {i} ({name}) hid {hidden!r} s at {t} s")
+        call = json.dumps(ev.get("call"), sort_keys=True, default=repr)
+        if name == "launch":
+            launched.add(call)
+        if name == "cancelled" and ev.get("running") and call not in launched:
+            out.append(f"event {i} (cancelled) stops a prefetch never launched: {ev!r}")
+        try:
+            json.dumps(ev)
+        except (TypeError, ValueError) as exc:
+            out.append(f"event {i} ({name}) is not JSON-able: {exc}")
+    return out

@@ -21,6 +21,7 @@ from langgraph_speculative.agents import SpeculativeToolCalls
 
 from .agents_fakes import READS, Latch, Shop, ask, scripted, shop_script, transcript
 from .leftovers import leftover_work
+from .oracle import agent_report_problems
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
 
@@ -95,7 +96,9 @@ def speculative(
         gate.wrap(speculator) if gate else speculator, read_only=read_only or READS, policy=policy
     )
     agent = create_agent(model, shop.tools(), middleware=[mw])
-    return run_agent(mode, agent), shop, mw
+    out = run_agent(mode, agent)
+    assert agent_report_problems(mw.report) == []
+    return out, shop, mw
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -271,6 +274,82 @@ def test_a_failing_model_call_cancels_the_turn(mode: str) -> None:
         assert leftover_work() == [] and all(e["finished"] for e in shop.executions)
     reasons = [e["reason"] for e in mw.report.events if e["event"] == "cancelled"]
     assert reasons == ["model_error", "model_error"]
+    assert agent_report_problems(mw.report) == []
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("speculator_kind", ["sync", "async"])
+def test_a_model_call_failing_while_its_speculator_runs(mode: str, speculator_kind: str) -> None:
+    """The model fails before its speculator answers: the run raises the model's own error (as
+    the plain agent does), the speculator is stopped where it can be (an async one is cancelled),
+    and nothing it would have guessed runs afterwards."""
+    release = threading.Event()
+    seen: list[str] = []
+
+    def slow(state: Any) -> Any:
+        release.wait(1.0)
+        seen.append("answered")
+        return oracle(state)
+
+    async def aslow(state: Any) -> Any:
+        try:
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        seen.append("answered")
+        return oracle(state)
+
+    shop = Shop(latency=0.02)
+    model = scripted(shop_script(), delay=0.05, fail_at=0)
+    shop.model = model
+    mw = SpeculativeToolCalls(slow if speculator_kind == "sync" else aslow, read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+    try:
+        with pytest.raises(RuntimeError, match="the model failed"):
+            if mode == "invoke":
+                agent.invoke(ask())
+            else:
+                asyncio.run(agent.ainvoke(ask()))
+    finally:
+        release.set()
+    deadline = time.monotonic() + 3.0
+    while not seen and time.monotonic() < deadline and speculator_kind == "sync":
+        time.sleep(0.02)  # a sync speculator cannot be stopped: it answers into a closed turn
+    time.sleep(0.1)
+    assert shop.executions == []  # its guesses never ran: the turn was closed
+    if speculator_kind == "async":
+        assert seen == ["cancelled"]
+    assert leftover_work() == []
+    assert agent_report_problems(mw.report) == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_early_tool_runs_stay_out_of_the_event_stream(mode: str) -> None:
+    """`astream_events` shows the agent's own runs only: a prefetch (right or wrong guess) is
+    traced as a speculative child, never as an event of the user's stream."""
+    shop = Shop(latency=0.02)
+    gate = Latch(shop)
+    model = scripted(shop_script(), delay=0.02, wait_for=gate.ready)
+    shop.model = model
+
+    async def speculator(state: Any) -> Any:
+        return oracle(state)
+
+    mw = SpeculativeToolCalls(gate.wrap(oracle if mode == "sync" else speculator), read_only=READS)
+    agent = create_agent(model, shop.tools(), middleware=[mw])
+
+    async def events() -> list[Any]:
+        return [e async for e in agent.astream_events(ask(), version="v2")]
+
+    seen = asyncio.run(events())
+    assert mw.report.node("model").launched >= 4  # the prefetches ran
+    leaked = [(e["event"], e["name"]) for e in seen if "speculative" in (e.get("tags") or [])]
+    assert leaked == []
+    ran = [e["name"] for e in seen if e["event"] == "on_tool_start"]
+    assert "get_order" not in ran or all(
+        "ZZ" not in str(e["data"].get("input")) for e in seen if e["event"] == "on_tool_start"
+    )  # the wrong guess's call never shows
 
 
 def test_events_reach_the_custom_stream_as_json() -> None:

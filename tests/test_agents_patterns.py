@@ -93,6 +93,23 @@ def test_a_thread_seen_again_is_counted_once() -> None:
     assert spec.runs == 1 and spec._counts.calls["get_product"] == 1
 
 
+def test_learning_a_key_again_is_learning_only_the_last_conversation() -> None:
+    """`learn(..., key=k)` replaces what `k` taught: the speculator guesses exactly as one that
+    learned only the last conversation under `k` (beside the same others)."""
+    rng = random.Random(5)
+    others = [support_conversation(rng, i % 2 == 0)[0] for i in range(3)]
+    first, _ = support_conversation(rng, True)
+    last, _ = support_conversation(rng, False)
+    replaced, fresh = ToolPatternSpeculator.fit(others), ToolPatternSpeculator.fit(others)
+    for conversation in (first, first[:5], last):
+        replaced.learn(conversation, key="thread-1")
+    fresh.learn(last, key="thread-1")
+    assert replaced.runs == fresh.runs == 4
+    for messages in (first, last, *others):
+        for at in range(1, len(messages)):
+            assert replaced.guess(messages[:at], k=5) == fresh.guess(messages[:at], k=5)
+
+
 def test_learning_survives_a_restart_in_a_sqlite_store(tmp_path: Path) -> None:
     from langgraph.store.sqlite import SqliteStore
 

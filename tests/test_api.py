@@ -11,9 +11,11 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from langgraph_speculative import Guess, SpeculationPolicy, SpeculationReport, SpeculativeNode, speculate
 
+from . import oracle
 from .leftovers import leftover_work
 
 
@@ -98,6 +100,12 @@ def test_speculate_does_not_change_the_builder() -> None:
         (["x"], "not an update dict"),
         ([{"zz": 1}], "unknown keys"),
         ([Guess({"n": 1}, confidence=7)], "confidence"),
+        # every shape a guess can take is checked the same way, a Command's update included
+        ([Command(update={"zz": 1})], "unknown keys"),
+        ([[Command(update={"n": 1}), Command(update={"zz": 1})]], "unknown keys"),
+        ([Command(update={"n": 1}, goto="nope")], "not a node"),
+        ([Command(resume=1)], "resume"),
+        ([Command(graph=Command.PARENT, update={"n": 1})], "another graph"),
     ],
 )
 def test_junk_from_the_speculator_is_an_event_not_an_error(junk: Any, problem: str) -> None:
@@ -105,6 +113,7 @@ def test_junk_from_the_speculator_is_an_event_not_an_error(junk: Any, problem: s
     assert graph.invoke({"n": 0}) == {"n": 3}
     events = [e for e in graph.last_report.events if e["event"] == "invalid_guess"]
     assert events and problem in " ".join(events[0]["problems"])
+    oracle.assert_report_sound(graph.last_report)
     assert graph.last_report.node("a").speculator_errors == 1
 
 
@@ -126,6 +135,7 @@ def test_raising_and_hanging_speculators_cost_nothing() -> None:
     kinds = {e["event"] for e in graph.last_report.events}
     assert {"speculator_error"} <= kinds
     assert "speculator_timeout" in kinds or "speculator_late" in kinds
+    oracle.assert_report_sound(graph.last_report)
 
 
 def _latched_chain() -> StateGraph:  # type: ignore[type-arg]
@@ -433,3 +443,165 @@ def test_branches_of_the_parent_adopt_calls_inside_a_subgraph() -> None:
     assert outs == [{"n": 3}, {"n": 3}]
     assert saved[0] == saved[1]
     assert graph.last_report.node("a").adopted == 1
+
+
+def _loop(stop: int) -> StateGraph:  # type: ignore[type-arg]
+    """One node `a` looping `stop` times: it needs a recursion limit of `stop + 1`."""
+
+    async def step(state: S) -> dict[str, int]:
+        await asyncio.sleep(0.1)  # ample time for the speculator and the branch to start
+        return {"n": state["n"] + 1}
+
+    builder = StateGraph(S)
+    builder.add_node("a", step)
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: END if s["n"] >= stop else "a")
+    return builder
+
+
+def _outcome(run: Any) -> Any:
+    try:
+        return asyncio.run(run)
+    except Exception as exc:  # the same error must come out of both runs
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize("limit", [4, 5, 6, 7])
+def test_near_the_recursion_limit_it_is_the_plain_run(limit: int) -> None:
+    """Branches share the main run's recursion limit: one that would pass it stops (and says
+    why in the report); the run returns or raises exactly what the plain run does."""
+    cfg: Any = {"configurable": {"thread_id": "t"}, "recursion_limit": limit}
+    plain = _outcome(_loop(5).compile(checkpointer=InMemorySaver()).ainvoke({"n": 0}, cfg))
+    graph = speculate(_loop(5), {"a": lambda s: [{"n": s["n"] + 1}]}).compile(checkpointer=InMemorySaver())
+    assert _outcome(graph.ainvoke({"n": 0}, cfg)) == plain
+    assert (plain == {"n": 5}) == (limit > 5)
+    oracle.assert_report_sound(graph.last_report)
+    ends = [e for e in graph.last_report.events if e["event"] == "branch_end"]
+    assert ends if limit < 6 else limit == 6 or not ends  # those that would pass the limit, only them
+    assert all(e["reason"] == "recursion limit" for e in ends)
+
+
+def _with_config(state: S, config: Any) -> list[dict[str, int]]:
+    assert "configurable" in config
+    return [{"n": state["n"] + 1}]
+
+
+def _with_runtime(state: S, runtime: Any) -> list[dict[str, int]]:
+    assert runtime.store is not None
+    return [{"n": state["n"] + 1}]
+
+
+def _with_store(state: S, store: Any) -> list[dict[str, int]]:
+    assert store is not None
+    return [{"n": state["n"] + 1}]
+
+
+def _with_writer(state: S, writer: Any) -> list[dict[str, int]]:
+    assert callable(writer)
+    return [{"n": state["n"] + 1}]
+
+
+def _with_all(state: S, *, config: Any, runtime: Any, store: Any, writer: Any) -> list[dict[str, int]]:
+    assert runtime.store is store is not None and "configurable" in config and callable(writer)
+    return [{"n": state["n"] + 1}]
+
+
+@pytest.mark.parametrize("speculator", [_with_config, _with_runtime, _with_store, _with_writer, _with_all])
+def test_a_speculator_may_ask_for_what_langgraph_injects(speculator: Any) -> None:
+    """Like a node, a speculator may take `config`, `runtime`, `store` and `writer` beside the
+    state (LangGraph passes them): it is accepted, given them, and its right guesses adopted."""
+    from langgraph.store.memory import InMemoryStore
+
+    graph = speculate(_chain(slow_inc), {"a": speculator, "b": speculator}).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    assert graph.invoke({"n": 0}, {"configurable": {"thread_id": "t"}}) == {"n": 3}
+    assert graph.last_report.speculator_errors == 0 and graph.last_report.adopted >= 1
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("interrupt_after", "interrupt_after"),
+        ("interrupt_before_all", "never speculates"),
+        ("interrupt_after_all", "never speculates"),
+        ("last_node", "can never pay off"),
+    ],
+)
+def test_compile_warnings_point_at_the_users_compile_call(case: str, match: str) -> None:
+    """A warning about the graph names the line of the user's `compile()`, not the library's."""
+    node = "c" if case == "last_node" else "a"
+    graph = speculate(_chain(inc), {node: right})
+    kwargs: dict[str, Any] = {
+        "interrupt_after": {"interrupt_after": ["a"], "interrupt_after_all": "*"}.get(case),
+        "interrupt_before": "*" if case == "interrupt_before_all" else None,
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graph.compile(checkpointer=InMemorySaver(), **kwargs)
+    ours = [w for w in caught if match in str(w.message)]
+    assert ours, [str(w.message) for w in caught]
+    assert all(w.filename == __file__ for w in ours), [(w.filename, w.lineno) for w in ours]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_speculator_past_its_timeout_is_reported_with_the_timeout(asynchronous: bool) -> None:
+    """The actor is slower than `speculator_timeout`, the speculator slower still: the report
+    says it timed out, after how long, and the run is the plain run."""
+
+    async def hang(state: S) -> Any:
+        await asyncio.sleep(5)
+
+    def sync_hang(state: S) -> Any:
+        time.sleep(1.0)
+
+    def actor(state: S) -> dict[str, int]:
+        time.sleep(1.0 if state["n"] == 0 else 0)  # `a` outlasts the speculator's timeout by far
+        return {"n": state["n"] + 1}
+
+    graph = speculate(
+        _chain(actor),
+        {"a": hang if asynchronous else sync_hang},
+        policy=SpeculationPolicy(speculator_timeout=0.05),
+    ).compile()
+    out = asyncio.run(graph.ainvoke({"n": 0})) if asynchronous else graph.invoke({"n": 0})
+    assert out == {"n": 3}
+    timeouts = [e for e in graph.last_report.events if e["event"] == "speculator_timeout"]
+    assert [(e["node"], e["timeout_s"]) for e in timeouts] == [("a", 0.05)]
+    oracle.assert_report_sound(graph.last_report)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_adopted_call_that_fails_is_made_again_by_the_main_run(asynchronous: bool) -> None:
+    """The main run adopts `b`'s early call while it runs; it then fails (a transient error on
+    the branch): the main run makes the call itself, the result is the plain run's, and the
+    report takes the adoption back (`adopted_failed`)."""
+    from langgraph_speculative import speculation_info
+
+    early_b = threading.Event()
+
+    def a(state: S) -> dict[str, int]:
+        early_b.wait(5)  # the main run reaches b while b's early call runs
+        return {"n": state["n"] + 1}
+
+    def b(state: S) -> dict[str, int]:
+        if speculation_info() is not None:
+            early_b.set()
+            time.sleep(0.5)
+            raise RuntimeError("transient failure of the early call")
+        return {"n": state["n"] + 1}
+
+    builder = StateGraph(S)
+    builder.add_node("a", a)
+    builder.add_node("b", b)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    graph = speculate(builder, {"a": right}).compile(checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    out = asyncio.run(graph.ainvoke({"n": 0}, cfg)) if asynchronous else graph.invoke({"n": 0}, cfg)
+    assert out == {"n": 2}
+    kinds = [e["event"] for e in graph.last_report.events]
+    assert "adopted" in kinds and "adopted_failed" in kinds, kinds
+    assert graph.last_report.adopted == 0
+    oracle.assert_report_sound(graph.last_report)

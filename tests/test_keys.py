@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -41,7 +42,30 @@ def _readable(draw: Any) -> dict[str, Any]:
         answers = [draw(st.integers(0, n_calls + len(calls) - 1)) for _ in calls] if calls else []
         n_calls += len(calls)
         turns.append({"ask": draw(_TEXT), "say": draw(_TEXT), "calls": calls, "answers": answers})
-    return {"records": records, "turns": turns}
+    # how the conversation is written: LangChain messages, or the content blocks of a provider
+    style = draw(st.sampled_from(sorted(_STYLES))) if turns else "messages"  # no message: no style
+    return {"records": records, "turns": turns, "style": style}
+
+
+# (call block, result block) of each way a tool call and its answer can be written in content:
+# LangChain's `ToolMessage`, Anthropic's `tool_use`/`tool_result`, the OpenAI Responses API's
+# `function_call`/`function_call_output`, LangChain's standard server-side tool blocks.
+_STYLES: dict[str, Any] = {
+    "messages": None,
+    "dicts": "dicts",  # messages written as dicts, their tool calls without a `type`
+    "anthropic": (
+        lambda cid, name, args: {"type": "tool_use", "id": cid, "name": name, "input": args},
+        lambda cid, text: {"type": "tool_result", "tool_use_id": cid, "content": text},
+    ),
+    "responses": (
+        lambda cid, name, args: {"type": "function_call", "call_id": cid, "name": name, "arguments": args},
+        lambda cid, text: {"type": "function_call_output", "call_id": cid, "output": text},
+    ),
+    "server": (
+        lambda cid, name, args: {"type": "server_tool_call", "id": cid, "name": name, "args": args},
+        lambda cid, text: {"type": "server_tool_result", "tool_call_id": cid, "output": text},
+    ),
+}
 
 
 @st.composite
@@ -77,8 +101,27 @@ def _build(r: dict[str, Any], noise: dict[str, Any]) -> dict[str, Any]:
             )
         )
         k += len(calls)
+        blocks = _STYLES[r.get("style", "messages")]
+        if blocks == "dicts":
+            messages[-2] = {"role": "user", "content": turn["ask"]}
+            messages[-1] = {
+                "role": "assistant",
+                "content": turn["say"],
+                "tool_calls": [{"name": c["name"], "args": c["args"], "id": c["id"]} for c in calls],
+            }
+            for answer in turn["answers"]:
+                messages.append({"role": "tool", "content": f"result {answer}", "tool_call_id": ids[answer]})
+            continue
+        if blocks is not None:  # the calls written in the content too, as the provider does
+            make_call, _ = blocks
+            messages[-1].content = [{"type": "text", "text": turn["say"]}] + [
+                make_call(c["id"], c["name"], c["args"]) for c in calls
+            ]
         for answer in turn["answers"]:
-            messages.append(ToolMessage(f"result {answer}", tool_call_id=ids[answer]))
+            if blocks is None:
+                messages.append(ToolMessage(f"result {answer}", tool_call_id=ids[answer]))
+            else:
+                messages.append(HumanMessage([blocks[1](ids[answer], f"result {answer}")], id=next(mid)))
     return {"records": [dict(x) for x in r["records"]], "messages": messages}
 
 
@@ -107,16 +150,22 @@ def test_tool_call_ids_are_positional_and_remap_restores_them(
     assert [getattr(m, "tool_calls", None) for m in back] == [
         getattr(m, "tool_calls", None) for m in main["messages"]
     ]
+    # the ids inside content blocks (and messages written as dicts) too: all the main run reads
+    assert [getattr(m, "content", m) for m in back] == [getattr(m, "content", m) for m in main["messages"]]
 
 
-def test_records_shaped_like_tool_calls_keep_their_ids() -> None:
-    """Issue 27: `{"id", "name"}` records are data, not tool calls."""
+@pytest.mark.parametrize("typed", [True, False])
+def test_records_shaped_like_tool_calls_keep_their_ids(typed: bool) -> None:
+    """Issue 27: `{"id", "name"}` records are data, not tool calls. A `ToolCall` is one with or
+    without its optional `type` (LangChain's `ToolCall` has it `NotRequired`)."""
     ann1, ann2 = {"user": {"id": "u-1", "name": "Ann"}}, {"user": {"id": "u-2", "name": "Ann"}}
     assert default_key(ann1) != default_key(ann2)
     assert default_key({"users": [{"id": "u-1", "name": "Ann"}]}) != default_key(
         {"users": [{"id": "u-2", "name": "Ann"}]}
     )
-    call = {"name": "get_user", "args": {"id": "u-1"}, "id": "call_1", "type": "tool_call"}
+    call: dict[str, Any] = {"name": "get_user", "args": {"id": "u-1"}, "id": "call_1", "type": "tool_call"}
+    if not typed:
+        del call["type"]
     other = {**call, "id": "call_2"}
     # a ToolCall sent to a tool node, alone or with its context, is a tool call: its id is positional
     assert default_key(Send("tools", call)) == default_key(Send("tools", other))
@@ -130,7 +179,7 @@ def test_records_shaped_like_tool_calls_keep_their_ids() -> None:
         {"user": {"id": "call_2", "name": "x", "args": {}}}
     )
     # strings equal to a tool-call id elsewhere are still read as they are
-    msg = AIMessage("", tool_calls=[call])
+    msg = AIMessage("", tool_calls=[call])  # type: ignore[list-item]
     assert default_key({"m": [msg], "note": "call_1"}) != default_key({"m": [msg], "note": "call_9"})
 
 

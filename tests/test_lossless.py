@@ -134,6 +134,7 @@ def run_sync(spec: Spec, saver: Any, thread: str, speculative: bool, latch: bool
     for turn in _turns(spec):
         _turn_sync(spec, graph, turn, cfg, res)
         if speculative and graph.last_report is not None:
+            oracle.assert_report_sound(graph.last_report)
             res.adopted += graph.last_report.adopted
             res.events += [e["event"] for e in graph.last_report.events]
     res.obs.fill(probe.recorder, graph.store)
@@ -150,6 +151,7 @@ async def run_async(spec: Spec, saver: Any, thread: str, speculative: bool, latc
     for turn in _turns(spec):
         await _turn_async(spec, graph, turn, cfg, res)
         if speculative and graph.last_report is not None:
+            oracle.assert_report_sound(graph.last_report)
             res.adopted += graph.last_report.adopted
             res.events += [e["event"] for e in graph.last_report.events]
     res.obs.fill(probe.recorder, graph.store)

@@ -75,6 +75,7 @@ def run_sync(spec: DomainSpec, thread: str, speculative: bool) -> tuple[oracle.O
         except Exception as exc:  # the same error must come out of both runs
             obs.turns.append(oracle.raised(exc))
         if speculative and graph.last_report is not None:
+            oracle.assert_report_sound(graph.last_report, spec.describe())
             adopted += graph.last_report.adopted
     obs.fill(rec, graph.store)
     obs.history = oracle.history(graph.get_state_history(cfg))
@@ -97,6 +98,7 @@ async def run_async(spec: DomainSpec, thread: str, speculative: bool) -> tuple[o
         except Exception as exc:  # the same error must come out of both runs
             obs.turns.append(oracle.raised(exc))
         if speculative and graph.last_report is not None:
+            oracle.assert_report_sound(graph.last_report, spec.describe())
             adopted += graph.last_report.adopted
     obs.fill(rec, graph.store)
     obs.history = oracle.history([s async for s in graph.aget_state_history(cfg)])

@@ -19,6 +19,7 @@ from langgraph.store.memory import InMemoryStore
 
 from langgraph_speculative import SpeculationPolicy, speculate
 
+from . import oracle
 from .leftovers import leftover_work
 
 TARGETS = ("billing", "shipping", "returns")
@@ -109,6 +110,7 @@ def test_prefetch_adopts_the_chosen_successor_and_commits_what_plain_commits(asy
         report = graph.last_report
         assert report is not None
         assert sum(report.node(t).adopted for t in TARGETS) == 1  # the chosen one, every run
+        oracle.assert_report_sound(report)
     assert calls["final"] == plain_calls["final"] == len(texts)  # downstream: once per input
     assert calls["router"] == plain_calls["router"]
     assert leftover_work() == []
