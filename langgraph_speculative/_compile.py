@@ -213,8 +213,11 @@ def _refuse_delta_channels(plain: Any) -> None:
     if delta:
         raise ValueError(
             f"speculate(): the state's {delta} use DeltaChannel, whose value lives in a thread's "
-            "history; a branch forks one checkpoint and could not rebuild it. Use a plain reducer "
-            "(e.g. Annotated[list, operator.add]) for these keys, or compile without speculate()"
+            "history; a branch forks one checkpoint and could not rebuild it. For an agent built "
+            "with create_agent or create_deep_agent, speculate its tool calls with the middleware "
+            "instead: middleware=[SpeculativeToolCalls(...)] (from langgraph_speculative.agents). "
+            "For your own graph, use a plain reducer (e.g. Annotated[list, operator.add]) for "
+            "these keys, or compile without speculate()"
         )
 
 

@@ -396,3 +396,15 @@ def test_graph_level_mcp_agent_without_read_only_tools_uses_the_declarations(sho
         assert graph.last_report is not None and graph.last_report.node("tools").adopted == 2
 
     asyncio.run(main())
+
+
+def test_graph_level_speculate_of_a_deep_agent_refuses_and_points_to_the_middleware() -> None:
+    """A deep agent's `messages` and `files` are `DeltaChannel`s (a value rebuilt from the
+    thread's history, which a branch's fork does not have): `speculate()` refuses it at compile
+    time, naming the channels and the middleware that speculates its tool calls instead."""
+    from langgraph_speculative import speculate
+
+    agent = deep_agent([], SlowState(0.0))
+    with pytest.raises(ValueError, match="DeltaChannel") as info:
+        speculate(agent.builder, {"model": lambda s: []}).compile()
+    assert "messages" in str(info.value) and "SpeculativeToolCalls" in str(info.value)
