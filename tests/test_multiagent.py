@@ -205,3 +205,34 @@ def test_swarm_handoffs_hit_and_the_next_agent_is_adopted(mode: str) -> None:
     assert len(ids) == len(set(ids))
     seen = events(graph)
     assert seen[("hit", "alice")] == 1 and seen[("adopted", "bob")] == 1, seen
+
+
+# ---------------------------------------------------------------------- handoff_speculator
+
+
+@pytest.mark.parametrize("kind", ["supervisor", "swarm"])
+def test_handoff_speculator_is_the_one_line_setup(kind: str) -> None:
+    """`handoff_speculator(choose)`: the user names the next agent, the library writes the
+    handoff `Command` the packages' tools send; the guesses hit and the transcript is plain's."""
+    from langgraph_speculative.agents import handoff_speculator
+
+    def next_worker(state: dict[str, Any]) -> str | None:
+        n = _handoffs(state["messages"])
+        return WORKERS[n] if n < len(WORKERS) else None
+
+    def next_agent(state: dict[str, Any]) -> str | None:
+        n = _handoffs(state["messages"])
+        return AGENTS[n + 1] if n + 1 < len(AGENTS) else None
+
+    if kind == "supervisor":
+        build, speculators = supervisor, {"supervisor": handoff_speculator(next_worker)}
+    else:
+        build, speculators = swarm, {name: handoff_speculator(next_agent) for name in AGENTS[:-1]}
+    plain, _ = run(build().compile(), "sync")
+    graph = speculate(build(), speculators).compile()
+    out, _ = run(graph, "sync")
+    assert transcript(out["messages"], canonical_ids=True) == transcript(
+        plain["messages"], canonical_ids=True
+    )
+    assert sum(e["event"] == "hit" for e in graph.last_report.events) >= 1, events(graph)
+    assert not [e for e in graph.last_report.events if e["event"] == "invalid_guess"]

@@ -16,8 +16,15 @@ except ImportError as exc:  # pragma: no cover - depends on extras
     ) from exc
 
 from ._graph_level import model_call_speculator
+from ._handoffs import handoff_speculator
 from ._middleware import SpeculativeToolCalls
 from ._model import model_speculator
 from ._patterns import ToolPatternSpeculator
 
-__all__ = ("SpeculativeToolCalls", "ToolPatternSpeculator", "model_call_speculator", "model_speculator")
+__all__ = (
+    "SpeculativeToolCalls",
+    "ToolPatternSpeculator",
+    "handoff_speculator",
+    "model_call_speculator",
+    "model_speculator",
+)
