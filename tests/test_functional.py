@@ -48,7 +48,9 @@ class Log:
         return [a for n, a in self.calls if n == name]
 
 
-def chain_workflow(saver: Any, log: Log, *, latency: float = LATENCY, store: Any = None) -> Any:
+def chain_workflow(
+    saver: Any, log: Log, *, latency: float = LATENCY, tool_latency: float | None = None, store: Any = None
+) -> Any:
     """model -> tool -> notify (unsafe) -> model -> tool, each a task; returns a summary."""
 
     @task
@@ -60,7 +62,7 @@ def chain_workflow(saver: Any, log: Log, *, latency: float = LATENCY, store: Any
     @task
     def tool(call: dict[str, Any]) -> str:
         log.add("tool", call)
-        time.sleep(latency)
+        time.sleep(latency if tool_latency is None else tool_latency)
         return f"result({call['query']})"
 
     @task
@@ -169,7 +171,10 @@ def test_same_as_plain_sync(kind: str, guess: str, tmp_path: Any) -> None:
 
 def test_unsafe_task_never_runs_on_a_branch() -> None:
     log = Log()
-    spec = speculate_tasks(chain_workflow(InMemorySaver(), log), {"model": right_model}, unsafe=["notify"])
+    # a model of 0.3 s, a tool of 0.02 s: the branch's early tool call returns, and the branch reaches
+    # `notify`, long before the model answers, even under load
+    workflow = chain_workflow(InMemorySaver(), log, latency=0.3, tool_latency=0.02)
+    spec = speculate_tasks(workflow, {"model": right_model}, unsafe=["notify"])
     spec.invoke("dogs", fresh())
     report = spec.last_report
     assert report is not None

@@ -8,6 +8,7 @@ import asyncio
 import operator
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
 
@@ -362,11 +363,24 @@ def test_a_method_patched_onto_the_graph_is_not_what_its_copies_run() -> None:
 # ---------------------------------------------------------------- item 11: the run is freed at once
 
 
-def _pregel_loops(kinds: tuple[str, ...] = ("SyncPregelLoop", "AsyncPregelLoop", "PregelRunner")) -> int:
-    """LangGraph's run loops and runners alive now (by class name: they are not public)."""
+def _pregel_loops(
+    kinds: tuple[str, ...] = ("SyncPregelLoop", "AsyncPregelLoop", "PregelRunner"),
+    *,
+    besides: weakref.WeakSet[Any] | None = None,
+) -> list[Any]:
+    """LangGraph's run loops and runners alive now (by class name: they are not public), other
+    than those in `besides` (alive before the check began: another test's business)."""
     import gc
 
-    return sum(type(o).__name__ in kinds for o in gc.get_objects())
+    alive = [o for o in gc.get_objects() if type(o).__name__ in kinds]
+    return [o for o in alive if besides is None or o not in besides]
+
+
+def _held_by(objs: list[Any]) -> list[str]:
+    """What keeps each of `objs` alive (the types of its referrers), for a failing assertion."""
+    import gc
+
+    return [f"{type(o).__name__} <- {sorted({type(r).__name__ for r in gc.get_referrers(o)})}" for o in objs]
 
 
 def _slow_speculator(guess: dict[str, Any] | None) -> Any:
@@ -398,7 +412,9 @@ def test_the_run_is_freed_when_it_returns(mode: str, speculator: Any) -> None:
 
     graph = speculate(_chain(inc, names=("a", "b")), {"a": speculator, "b": speculator}).compile()
     graph.invoke({"n": 0})  # the process loop and pool exist before the check starts
+    settle_background_calls()
     gc.collect()
+    before = weakref.WeakSet(_pregel_loops())
     gc.disable()
     try:
         for _ in range(3):
@@ -408,11 +424,13 @@ def test_the_run_is_freed_when_it_returns(mode: str, speculator: Any) -> None:
                 out = asyncio.run(graph.ainvoke({"n": 0}))
             assert out == {"n": 2}
             if mode == "sync":  # the main run's loop, at once (branches run on asyncio loops)
-                assert _pregel_loops(("SyncPregelLoop",)) == 0
+                left = _pregel_loops(("SyncPregelLoop",), besides=before)
+                assert left == [], _held_by(left)
             # a branch's sync node still running on the pool holds its branch until it returns
             # (sync code cannot be interrupted); then nothing may be left, cycles included
             settle_background_calls()
-            assert _pregel_loops() == 0
+            left = _pregel_loops(besides=before)
+            assert left == [], _held_by(left)
     finally:
         gc.enable()
 
