@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -49,8 +50,8 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore, Op, PutOp, Result
 
 from ._budget import process_budget
-from ._guesses import check_confidence, describe, jsonable
-from ._keys import default_key, default_match, normalize
+from ._guesses import describe, jsonable, sift_guesses
+from ._keys import default_key, default_match
 from ._policy import Guess, SpeculationPolicy
 from ._report import SpeculationReport, graph_report
 from ._threads import has_sync_path, offload, process_loop
@@ -410,17 +411,8 @@ class _Run:
                         self._adopt_failed(early, exc)
                     else:
                         return self._adopted(early, value)
-                self._count_call(name)
-                spec = start()
-                try:
-                    value = await func(*a, **kw)
-                except BaseException:
-                    if spec is not None:
-                        self._resolve(spec, _FAILED)
-                    raise
-                if spec is not None:
-                    self._resolve(spec, value)
-                return value
+                with self._real_call(name, start) as done:
+                    return done(await func(*a, **kw))
 
             return awrapped
 
@@ -434,19 +426,31 @@ class _Run:
                     self._adopt_failed(early, exc)
                 else:
                     return self._adopted(early, value)
-            self._count_call(name)
-            spec = start()
-            try:
-                value = func(*a, **kw)
-            except BaseException:
-                if spec is not None:
-                    self._resolve(spec, _FAILED)
-                raise
+            with self._real_call(name, start) as done:
+                return done(func(*a, **kw))
+
+        return wrapped
+
+    @contextlib.contextmanager
+    def _real_call(
+        self, name: str, start: Callable[[], _Speculation | None]
+    ) -> Iterator[Callable[[Any], Any]]:
+        """The task's own call (not adopted): counted, speculated on (`start`), its value passed
+        through `done` to the speculation waiting for it, or its failure if it raises."""
+        self._count_call(name)
+        spec = start()
+
+        def done(value: Any) -> Any:
             if spec is not None:
                 self._resolve(spec, value)
             return value
 
-        return wrapped
+        try:
+            yield done
+        except BaseException:
+            if spec is not None:
+                self._resolve(spec, _FAILED)
+            raise
 
     def _count_call(self, name: str) -> None:
         if name in self.spec.speculators:
@@ -961,29 +965,13 @@ def _coerce(raw: Any, policy: SpeculationPolicy) -> tuple[list[Guess], list[str]
             f"speculator returned {type(raw).__name__}; return a list of guesses of the task's "
             "return value (plain values or Guess(value, confidence=...)), best first"
         ]
-    guesses: list[Guess] = []
-    problems: list[str] = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw):
-        guess = item if isinstance(item, Guess) else Guess(item)
-        conf = guess.confidence
-        bad = check_confidence(conf)
-        if bad is not None:
-            problems.append(f"guess {i} {bad}")
-            continue
-        if policy.min_confidence is not None and conf is not None and conf < policy.min_confidence:
-            continue
-        try:
-            fingerprint = default_key(normalize(guess.update))
-        except Exception:
-            fingerprint = repr(guess.update)
-        if fingerprint in seen:
-            continue
-        seen.add(fingerprint)
-        guesses.append(guess)
-        if len(guesses) >= policy.k:
-            break
-    return guesses, problems
+    return sift_guesses(
+        raw,
+        lambda value: None,  # any value can be a task's return value
+        fingerprint=default_key,
+        min_confidence=policy.min_confidence,
+        limit=policy.k,
+    )
 
 
 def _task_names(func: Any) -> set[str]:

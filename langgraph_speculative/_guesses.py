@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from langgraph.graph import END
@@ -14,7 +14,7 @@ from langgraph.types import Command, Send
 from ._keys import normalize
 from ._policy import Guess
 
-__all__ = ("check_confidence", "coerce_guesses", "describe", "jsonable")
+__all__ = ("check_confidence", "coerce_guesses", "describe", "jsonable", "sift_guesses")
 
 _MAX_TEXT = 400  # characters of one string in an event
 _MAX_ITEMS = 50  # items of one list or dict in an event
@@ -81,26 +81,49 @@ def coerce_guesses(
             f"speculator returned {type(raw).__name__}; return a list of Guess objects "
             "or update dicts, best first"
         ]
+    return sift_guesses(raw, lambda update: _check(update, channels, nodes), fingerprint=_as_json)
+
+
+def sift_guesses(
+    raw: Sequence[Any],
+    problem: Callable[[Any], str | None],
+    *,
+    fingerprint: Callable[[Any], str],
+    min_confidence: float | None = None,
+    limit: int | None = None,
+) -> tuple[list[Guess], list[str]]:
+    """A speculator's list of answers as distinct guesses in order (plain values wrapped in a
+    `Guess`), and a problem for each one dropped as malformed: `problem(update)` or a bad
+    confidence. Guesses under `min_confidence` are dropped silently; at most `limit` are kept.
+    Two guesses are the same when `fingerprint` of their normalized updates is (`repr` when it
+    cannot read one)."""
     guesses: list[Guess] = []
     problems: list[str] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
         guess = item if isinstance(item, Guess) else Guess(item)
-        problem = _check(guess.update, channels, nodes)
-        if problem is None:
-            problem = check_confidence(guess.confidence)
-        if problem is not None:
-            problems.append(f"guess {i} {problem}")
+        bad = problem(guess.update) or check_confidence(guess.confidence)
+        if bad is not None:
+            problems.append(f"guess {i} {bad}")
+            continue
+        conf = guess.confidence
+        if min_confidence is not None and conf is not None and conf < min_confidence:
             continue
         try:
-            fingerprint = json.dumps(normalize(guess.update), sort_keys=True)
+            seen_as = fingerprint(normalize(guess.update))
         except Exception:
-            fingerprint = repr(guess.update)
-        if fingerprint in seen:
+            seen_as = repr(guess.update)
+        if seen_as in seen:
             continue
-        seen.add(fingerprint)
+        seen.add(seen_as)
         guesses.append(guess)
+        if limit is not None and len(guesses) >= limit:
+            break
     return guesses, problems
+
+
+def _as_json(update: Any) -> str:
+    return json.dumps(update, sort_keys=True)
 
 
 def _check(update: Any, channels: Collection[str], nodes: Collection[str]) -> str | None:

@@ -197,7 +197,7 @@ class Guesser:
             self.s.emit("speculator_error", b.name, error=f"its input could not be copied: {describe(exc)}")
             return _NO_GUESS
         cfg: RunnableConfig = {
-            **_speculator_config(entry.config, self.s.run),
+            **_speculative_config(entry.config, self.s.run, speculator=True),
             "callbacks": callbacks,
             "run_name": f"{b.name}:speculator",
         }
@@ -301,39 +301,29 @@ def _may_prefetch(t: Binding, run: Run, gates: set[str]) -> bool:
     )
 
 
-def _read_only_store(config: RunnableConfig, run: Run) -> RunnableConfig:
-    """`config` with a store that speculative work reads through and cannot write to directly
-    (an early call's writes wait for its adoption; anything else's stop it)."""
-    if run.store is None:
-        return config
-    conf = dict(config.get("configurable") or {})
-    for k, v in conf.items():
-        if isinstance(v, Runtime):
-            conf[k] = v.override(store=BranchStore(run.store.inner))
-            break
-    return {**config, "configurable": conf}
-
-
 _QUIET_RUNTIME = Runtime()
 
 
-def _speculator_config(config: RunnableConfig, run: Run) -> RunnableConfig:
-    """The config a speculator is called with: the node's, without LangGraph's internals (the
-    `__pregel_*` keys: they hold the run's Pregel loop, which a speculator still running on the
-    process pool when the run ends must not keep alive, and its checkpointer, which a speculator
-    that is itself a graph must never write to), with a runtime whose store it can only read and
-    whose stream writer and heartbeat do nothing (a guess never reaches the user's stream)."""
+def _speculative_config(config: RunnableConfig, run: Run, *, speculator: bool = False) -> RunnableConfig:
+    """`config` for speculative work: a runtime whose store it reads through and cannot write to
+    directly (an early call's writes wait for its adoption; anything else's stop it).
+
+    A speculator's (`speculator=True`) also goes without LangGraph's internals (the `__pregel_*`
+    keys: they hold the run's Pregel loop, which a speculator still running on the process pool
+    when the run ends must not keep alive, and its checkpointer, which a speculator that is
+    itself a graph must never write to), and its runtime's stream writer and heartbeat do
+    nothing (a guess never reaches the user's stream)."""
     conf: dict[str, Any] = {}
     for k, v in (config.get("configurable") or {}).items():
         if isinstance(v, Runtime):
-            store = v.store if run.store is None else BranchStore(run.store.inner)
-            conf[k] = v.override(
-                store=store,
-                stream_writer=_QUIET_RUNTIME.stream_writer,
-                heartbeat=_QUIET_RUNTIME.heartbeat,
-                control=None,
-            )
-        elif not k.startswith("__pregel_"):
+            changes: dict[str, Any] = {}
+            if run.store is not None:
+                changes["store"] = BranchStore(run.store.inner)
+            if speculator:
+                quiet = _QUIET_RUNTIME
+                changes.update(stream_writer=quiet.stream_writer, heartbeat=quiet.heartbeat, control=None)
+            conf[k] = v.override(**changes) if changes else v
+        elif not (speculator and k.startswith("__pregel_")):
             conf[k] = v
     return {**config, "configurable": conf}
 
@@ -342,4 +332,4 @@ def _prefetch_config(config: RunnableConfig, name: str, run: Run) -> RunnableCon
     """The config of an early call of `name` made on its predecessor's input: the predecessor's,
     named for `name`, with a store whose writes wait for adoption."""
     metadata = {**(config.get("metadata") or {}), "langgraph_node": name}
-    return {**_read_only_store(config, run), "metadata": metadata}
+    return {**_speculative_config(config, run), "metadata": metadata}
