@@ -29,7 +29,7 @@ from ._handoff import own_command
 from ._keys import default_key
 from ._report import SpeculationReport
 from ._state import Binding, Branch, Entry, Run, Source, forget_when_done, only_reads
-from ._tee import RecordingSaver
+from ._tee import ForkSerde, RecordingSaver
 from ._trace import current_run_tree, quiet, untraced
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class Forks:
                 self.s.emit("branch_end", branch.parent.name, thread=branch.bid, reason="recursion limit")
                 return
             saver = RecordingSaver(
-                InMemorySaver(serde=self.s.run.recorder.serde),
+                InMemorySaver(serde=ForkSerde()),  # type: ignore[arg-type]
                 implicit=None if self.s.run.thread_id is not None else "speculative",
             )
             base: RunnableConfig = {"configurable": {"checkpoint_ns": ""}}
@@ -309,7 +309,8 @@ class Forks:
         _CURRENT.set(Ctx(cast(Any, self.s), entry.owner, entry))  # the Session: a NodeHost
         var_child_runnable_config.set(config)  # get_config(), get_stream_writer() & co see its config
         given = entry.state  # (an adoption may point `entry.state` at the main run's input)
-        before = _fingerprint(given)
+        # with the default key, the call's key is that fingerprint already (an adopted input has it too)
+        before = entry.key if entry.binding.key_fn is None and entry.key else _fingerprint(given)
         try:
             result = await self.s.call(entry.binding.early_action, given, config)
             if before is not None and _fingerprint(given) != before:

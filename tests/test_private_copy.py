@@ -220,3 +220,49 @@ def test_a_speculator_or_key_mutating_its_input_deeply_changes_nothing_committed
     report = graphs["spec"].last_report
     assert report is not None and report.adopted >= 1  # the guesses were right: work was adopted
     assert leftover_work() == []
+
+
+# ------------------------------------------------------------- a branch's fork of the state
+
+
+class Shaped(TypedDict):
+    pair: tuple[int, int]
+    n: int
+    seen: str
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_branch_sees_the_types_the_main_run_sees(mode: str) -> None:
+    """A checkpointer's serializer turns a tuple into a list. A branch forks the run's checkpoint
+    into a saver of its own: its nodes (whose early calls the main run adopts) must still see
+    the tuple the main run's nodes see, not what a serializer's round trip makes of it."""
+
+    def a(state: Shaped) -> dict[str, Any]:
+        time.sleep(0.05)
+        return {"n": state["n"] + 1}
+
+    def b(state: Shaped) -> dict[str, Any]:
+        time.sleep(0.05)
+        return {"seen": type(state["pair"]).__name__}
+
+    def build() -> StateGraph:  # type: ignore[type-arg]
+        g = StateGraph(Shaped)
+        g.add_node("a", a)
+        g.add_node("b", b)
+        g.add_edge(START, "a")
+        g.add_edge("a", "b")
+        g.add_edge("b", END)
+        return g
+
+    def run(graph: Any) -> Any:
+        cfg = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        inp = {"pair": (1, 2), "n": 0, "seen": ""}
+        return graph.invoke(inp, cfg) if mode == "sync" else asyncio.run(graph.ainvoke(inp, cfg))
+
+    plain = run(build().compile(checkpointer=InMemorySaver()))
+    spec = speculate(build(), {"a": lambda s: [{"n": s["n"] + 1}]}).compile(checkpointer=InMemorySaver())
+    for _ in range(3):
+        assert run(spec) == plain == {"pair": (1, 2), "n": 1, "seen": "tuple"}
+    report = spec.last_report
+    assert report is not None and not oracle.report_problems(report)
+    assert leftover_work() == []
