@@ -14,11 +14,14 @@ time of each conversation and the ratio speculative / plain of their medians.
 - **deepagents-sync / deepagents-async**: `create_deep_agent` over its state backend with a disk's
   latency (`tests/stacks_fakes.py`), files in the agent's state; a conversation per note (read_file,
   grep, write_file, ls) with `read_only={"read_file", "ls", "glob", "grep"}`.
-
 - **supervisor**: `create_supervisor` over three `create_agent` workers (three handoffs: seven
-  model calls), speculated at graph level with `speculate(builder, {"supervisor": guess})`, where
-  the speculator guesses the next handoff (`tests/test_multiagent.py`); sync, no checkpointer.
+  model calls), speculated at graph level with the one-line setup,
+  `speculate(builder, {"supervisor": handoff_speculator(next_worker)})`, where `next_worker` names
+  the next handoff from the messages (`tests/test_multiagent.py`); sync, no checkpointer.
   Checks the same messages and no message twice.
+- **swarm**: `create_swarm` of three `create_agent` agents (alice hands off to bob, bob to carol,
+  carol answers), each but the last speculated with `handoff_speculator(next_agent)`; the same
+  checks.
 
 The model is scripted with `--model-latency` per call. The speculator is `ToolPatternSpeculator`,
 taught by `--train` earlier conversations of other customers/notes (`--speculator oracle`: one
@@ -247,28 +250,46 @@ def _deep(args: Any, train: list[int], measure: list[int], mode: str) -> dict[st
 # ---------------------------------------------------------------------- supervisor
 
 
-def _supervisor(args: Any, measure: list[int]) -> dict[str, Any]:
+def _multiagent(kind: str, args: Any, measure: list[int]) -> dict[str, Any]:
+    """The supervisor (or swarm) of `tests/test_multiagent.py`, plain and speculated with the
+    documented one-line setup: `handoff_speculator` naming the next agent."""
     from langchain_core.messages import HumanMessage as Ask
 
     from langgraph_speculative import speculate
-    from tests.test_multiagent import supervisor, supervisor_guess
+    from langgraph_speculative.agents import handoff_speculator
+    from tests.test_multiagent import AGENTS, WORKERS, _handoffs, supervisor, swarm
 
+    def next_worker(state: dict[str, Any]) -> str | None:
+        n = _handoffs(state["messages"])
+        return WORKERS[n] if n < len(WORKERS) else None
+
+    def next_agent(state: dict[str, Any]) -> str | None:
+        n = _handoffs(state["messages"])
+        return AGENTS[n + 1] if n + 1 < len(AGENTS) else None
+
+    if kind == "supervisor":
+        build, speculators = supervisor, {"supervisor": handoff_speculator(next_worker)}
+    else:
+        build, speculators = swarm, {name: handoff_speculator(next_agent) for name in AGENTS[:-1]}
     plain_t, spec_t, reports = [], [], []
     for i in measure:
         inputs = {"messages": [Ask(f"the report of quarter {i}", id=f"ask-{i}")]}
         t0 = time.perf_counter()
-        ref = supervisor(args.model_latency).compile().invoke(inputs)
+        ref = build(args.model_latency).compile().invoke(inputs)
         plain_t.append(time.perf_counter() - t0)
-        graph = speculate(supervisor(args.model_latency), {"supervisor": supervisor_guess}).compile()
+        graph = speculate(build(args.model_latency), speculators).compile()
         t0 = time.perf_counter()
         out = graph.invoke(inputs)
         spec_t.append(time.perf_counter() - t0)
         if transcript(out["messages"], canonical_ids=True) != transcript(ref["messages"], canonical_ids=True):
-            raise Check(f"supervisor run {i}: the messages differ from the plain graph's")
+            raise Check(f"{kind} run {i}: the messages differ from the plain graph's")
         if len({m.id for m in out["messages"]}) != len(out["messages"]):
-            raise Check(f"supervisor run {i}: a message appears twice")
+            raise Check(f"{kind} run {i}: a message appears twice")
         reports.append(graph.last_report)
     return _summary(plain_t, spec_t, reports)
+
+
+WORKLOADS = ["mcp", "deepagents-sync", "deepagents-async", "supervisor", "swarm"]
 
 
 def main() -> None:
@@ -279,14 +300,12 @@ def main() -> None:
     p.add_argument("--conversations", type=int, default=8)
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--speculator", choices=["pattern", "oracle"], default="pattern")
-    p.add_argument(
-        "--only", choices=["mcp", "deepagents-sync", "deepagents-async", "supervisor"], action="append"
-    )
+    p.add_argument("--only", choices=WORKLOADS, action="append")
     args = p.parse_args()
     n = 3 if args.quick else args.conversations
     train = list(range(3, 3 + args.train))
     measure = list(range(3 + args.train, 3 + args.train + n))
-    wanted = args.only or ["mcp", "deepagents-sync", "deepagents-async", "supervisor"]
+    wanted = args.only or WORKLOADS
     results: dict[str, Any] = {
         "command": "python benchmarks/stacks.py " + " ".join(sys.argv[1:]),
         "model_latency_s": args.model_latency,
@@ -299,13 +318,14 @@ def main() -> None:
     for mode in ("sync", "async"):
         if f"deepagents-{mode}" in wanted:
             results[f"deepagents-{mode}"] = _deep(args, train, measure, mode)
-    if "supervisor" in wanted:
-        results["supervisor"] = _supervisor(args, measure)
+    for kind in ("supervisor", "swarm"):
+        if kind in wanted:
+            results[kind] = _multiagent(kind, args, measure)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(f"{'workload':<18} {'plain (median s)':>17} {'speculative':>12} {'ratio':>6} {'adopted':>8}")
-    for name in ("mcp", "deepagents-sync", "deepagents-async", "supervisor"):
+    for name in WORKLOADS:
         if name in results:
             r = results[name]
             print(
