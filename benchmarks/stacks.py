@@ -10,7 +10,8 @@ time of each conversation and the ratio speculative / plain of their medians.
   tool `--tool-latency`) through `langchain-mcp-adapters`; a refund conversation per customer
   (find_user, get_order, issue_refund). `SpeculativeToolCalls(speculator)` with no `read_only`:
   the server's `readOnlyHint` decides what may run early (the refund never does). Async (MCP
-  tools are async only).
+  tools are async only). **mcp-graph**: the same at graph level,
+  `speculate(agent, {"model": model_call_speculator(speculator)})`, no `read_only_tools` given.
 - **deepagents-sync / deepagents-async**: `create_deep_agent` over its state backend with a disk's
   latency (`tests/stacks_fakes.py`), files in the agent's state; a conversation per note (read_file,
   grep, write_file, ls) with `read_only={"read_file", "ls", "glob", "grep"}`.
@@ -131,19 +132,31 @@ def _mcp_turn(messages: list[BaseMessage]) -> Any:
     return [calls[n]] if n < len(calls) else "Done."
 
 
-async def _mcp(args: Any, train: list[int], measure: list[int]) -> dict[str, Any]:
+async def _mcp(args: Any, train: list[int], measure: list[int], level: str = "middleware") -> dict[str, Any]:
+    """`level="middleware"`: `SpeculativeToolCalls(speculator)`; `"graph"`: `speculate(agent,
+    {"model": model_call_speculator(speculator)})`. Neither is told which tools only read."""
     from langchain_mcp_adapters.client import MultiServerMCPClient
 
+    from langgraph_speculative import speculate
+    from langgraph_speculative.agents import model_call_speculator
     from tests.mcp_shop import McpShop
 
     with McpShop(latency=args.tool_latency) as shop:
         connection: Any = shop.connection()
         tools = await MultiServerMCPClient({"shop": connection}).get_tools()
         speculator: Any = ToolPatternSpeculator() if args.speculator == "pattern" else _oracle(_mcp_plan)
-        mw = SpeculativeToolCalls(speculator, policy=SpeculationPolicy(k=args.k))
+        policy = SpeculationPolicy(k=args.k)
+        mw = SpeculativeToolCalls(speculator, policy=policy)
+        graphs: list[Any] = []
 
         def agent(spec: bool) -> Any:
             model = scripted([_mcp_turn] * 4, delay=args.model_latency, ids="seeded")
+            if level == "graph" and spec:
+                graph = speculate(
+                    create_agent(model, tools), {"model": model_call_speculator(speculator)}, policy=policy
+                )
+                graphs.append(graph)
+                return graph
             return create_agent(model, tools, middleware=[mw] if spec else [])
 
         def ask(i: int) -> dict[str, Any]:
@@ -152,6 +165,7 @@ async def _mcp(args: Any, train: list[int], measure: list[int]) -> dict[str, Any
         for i in train:
             await agent(True).ainvoke(ask(i))
         mw.report.events.clear()
+        graphs.clear()
         plain_t, spec_t = [], []
         for i in measure:
             before = shop.calls().get("issue_refund", 0)
@@ -167,6 +181,8 @@ async def _mcp(args: Any, train: list[int], measure: list[int]) -> dict[str, Any
                 raise Check(f"mcp conversation {i}: the transcript differs from the plain agent's")
             if after - middle != middle - before:
                 raise Check(f"mcp conversation {i}: {after - middle} refunds, plain {middle - before}")
+        if level == "graph":  # a branch runs the tools node only where every call only reads
+            return _summary(plain_t, spec_t, [g.last_report for g in graphs])
         if any(e["event"] == "launch" and e["call"]["name"] == "issue_refund" for e in mw.report.events):
             raise Check("mcp: the refund ran early")
         return {**_summary(plain_t, spec_t, [mw]), "read_only": sorted(mw.read_only)}
@@ -289,7 +305,7 @@ def _multiagent(kind: str, args: Any, measure: list[int]) -> dict[str, Any]:
     return _summary(plain_t, spec_t, reports)
 
 
-WORKLOADS = ["mcp", "deepagents-sync", "deepagents-async", "supervisor", "swarm"]
+WORKLOADS = ["mcp", "mcp-graph", "deepagents-sync", "deepagents-async", "supervisor", "swarm"]
 
 
 def main() -> None:
@@ -315,6 +331,8 @@ def main() -> None:
     }
     if "mcp" in wanted:
         results["mcp"] = asyncio.run(_mcp(args, train, measure))
+    if "mcp-graph" in wanted:
+        results["mcp-graph"] = asyncio.run(_mcp(args, train, measure, level="graph"))
     for mode in ("sync", "async"):
         if f"deepagents-{mode}" in wanted:
             results[f"deepagents-{mode}"] = _deep(args, train, measure, mode)
