@@ -272,21 +272,9 @@ def _multiagent(kind: str, args: Any, measure: list[int]) -> dict[str, Any]:
     from langchain_core.messages import HumanMessage as Ask
 
     from langgraph_speculative import speculate
-    from langgraph_speculative.agents import handoff_speculator
-    from tests.test_multiagent import AGENTS, WORKERS, _handoffs, supervisor, swarm
+    from tests.test_multiagent import one_line_setup
 
-    def next_worker(state: dict[str, Any]) -> str | None:
-        n = _handoffs(state["messages"])
-        return WORKERS[n] if n < len(WORKERS) else None
-
-    def next_agent(state: dict[str, Any]) -> str | None:
-        n = _handoffs(state["messages"])
-        return AGENTS[n + 1] if n + 1 < len(AGENTS) else None
-
-    if kind == "supervisor":
-        build, speculators = supervisor, {"supervisor": handoff_speculator(next_worker)}
-    else:
-        build, speculators = swarm, {name: handoff_speculator(next_agent) for name in AGENTS[:-1]}
+    build, speculators = one_line_setup(kind)
     plain_t, spec_t, reports = [], [], []
     for i in measure:
         inputs = {"messages": [Ask(f"the report of quarter {i}", id=f"ask-{i}")]}

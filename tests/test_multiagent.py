@@ -14,6 +14,7 @@ import asyncio
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -210,24 +211,33 @@ def test_swarm_handoffs_hit_and_the_next_agent_is_adopted(mode: str) -> None:
 # ---------------------------------------------------------------------- handoff_speculator
 
 
+def next_worker(state: dict[str, Any]) -> str | None:
+    """The supervisor's next handoff, from the messages."""
+    n = _handoffs(state["messages"])
+    return WORKERS[n] if n < len(WORKERS) else None
+
+
+def next_agent(state: dict[str, Any]) -> str | None:
+    """The swarm's next agent, from the messages."""
+    n = _handoffs(state["messages"])
+    return AGENTS[n + 1] if n + 1 < len(AGENTS) else None
+
+
+def one_line_setup(kind: str) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The builder of the `supervisor` or `swarm` graph and its speculators, each a
+    `handoff_speculator` naming the next agent (also `benchmarks/stacks.py`'s)."""
+    from langgraph_speculative.agents import handoff_speculator
+
+    if kind == "supervisor":
+        return supervisor, {"supervisor": handoff_speculator(next_worker)}
+    return swarm, {name: handoff_speculator(next_agent) for name in AGENTS[:-1]}
+
+
 @pytest.mark.parametrize("kind", ["supervisor", "swarm"])
 def test_handoff_speculator_is_the_one_line_setup(kind: str) -> None:
     """`handoff_speculator(choose)`: the user names the next agent, the library writes the
     handoff `Command` the packages' tools send; the guesses hit and the transcript is plain's."""
-    from langgraph_speculative.agents import handoff_speculator
-
-    def next_worker(state: dict[str, Any]) -> str | None:
-        n = _handoffs(state["messages"])
-        return WORKERS[n] if n < len(WORKERS) else None
-
-    def next_agent(state: dict[str, Any]) -> str | None:
-        n = _handoffs(state["messages"])
-        return AGENTS[n + 1] if n + 1 < len(AGENTS) else None
-
-    if kind == "supervisor":
-        build, speculators = supervisor, {"supervisor": handoff_speculator(next_worker)}
-    else:
-        build, speculators = swarm, {name: handoff_speculator(next_agent) for name in AGENTS[:-1]}
+    build, speculators = one_line_setup(kind)
     plain, _ = run(build().compile(), "sync")
     graph = speculate(build(), speculators).compile()
     out, _ = run(graph, "sync")
