@@ -76,6 +76,7 @@ class NodeTuning:
         self.name = name
         self.policy = policy
         self.estimates = est.Estimates()
+        self.successors = est.Successors()  # what prefetching its successors showed
         self.rng = random.Random(f"{policy.seed}:{name}")
         self._lock = threading.Lock()
 
@@ -105,6 +106,18 @@ class NodeTuning:
         with self._lock:
             est.observe(self.estimates, outcome, self.policy)
 
+    def choose_successors(self, names: Sequence[str]) -> list[str]:
+        """Of the successors a prefetch could launch, those worth an early call, likeliest first."""
+        with self._lock:
+            tokens = self.estimates.call_tokens.get(0.0)
+            return est.choose_successors(self.successors, names, self.policy, tokens=tokens)
+
+    def observe_successors(self, hits: dict[str, bool], saved: float | None) -> None:
+        """Learn from one prefetch: per successor checked, whether the main run adopted (or would
+        have adopted) its early call."""
+        with self._lock:
+            est.observe_successors(self.successors, hits, saved, self.policy)
+
     def add_tokens(self, kind: str, tokens: int) -> None:
         """Learn the tokens of one speculative call ("call") or speculator call ("speculator")."""
         keep = 1.0 - 1.0 / self.policy.window
@@ -116,7 +129,7 @@ class NodeTuning:
         """The estimates as plain data."""
         with self._lock:
             e, prior = self.estimates, self.policy.prior
-            return {
+            out: dict[str, Any] = {
                 "hit_rates": [round(est.hit_rate(e, r, None, prior), 4) for r in range(1, len(e.ranks) + 1)],
                 "checked": round(e.steps, 3),
                 "actor_s": round(e.actor_s.get(0.0), 6),
@@ -125,6 +138,11 @@ class NodeTuning:
                 "call_tokens": round(e.call_tokens.get(0.0), 1),
                 "speculator_tokens": round(e.speculator_tokens.get(0.0), 1),
             }
+            if self.successors.rates:  # a prefetch= node: each successor's adoption rate
+                out["prefetch_hit_rates"] = {
+                    n: round(self.successors.rate(n, prior), 4) for n in sorted(self.successors.rates)
+                }
+            return out
 
 
 class Tuner:

@@ -398,7 +398,8 @@ def speculate(
             state: speculation without a speculator (every node that can follow it, from the
             graph's edges and path maps, at most `policy.k` of them). An early call is adopted
             when its key on the real input equals its key on the listed node's input, so give
-            the successors `keys=` that read only what the listed node does not write.
+            the successors `keys=` that read only what the listed node does not write. With an
+            adaptive policy only the successors seen adopted often enough are launched.
 
     Raises:
         TypeError: `builder` is not a graph, an argument has the wrong type, a speculator, key

@@ -49,11 +49,14 @@ __all__ = (
     "Mean",
     "Outcome",
     "Rate",
+    "Successors",
     "choose",
+    "choose_successors",
     "gate",
     "guess_value",
     "hit_rate",
     "observe",
+    "observe_successors",
     "saved_s",
     "speculator_cost",
     "step_value",
@@ -143,6 +146,22 @@ class Outcome:
     """From the guesses' arrival to the actor's answer (<= 0: the guesses came too late)."""
     lag_s: float | None = None
     """From the guesses' arrival to a branch's first launched call, when one launched."""
+
+
+@dataclass
+class Successors:
+    """What prefetching a node's successors has shown (`prefetch=` with an adaptive policy)."""
+
+    rates: dict[str, Rate] = field(default_factory=dict)
+    """Per successor: would an early call made on the node's input have been adopted (checked
+    every time, launched or not: the main run's next call of it had the same key)."""
+    saved_s: Mean = field(default_factory=Mean)
+    """What an adopted early call hid: from the prefetch to the main run's call of it."""
+
+    def rate(self, name: str, prior: float) -> float:
+        """The chance that `name`'s early call is adopted (the prior weighs 0.4 of an outcome)."""
+        r = self.rates.get(name) or Rate()
+        return (r.hits + _PRIOR_WEIGHT * prior) / (r.seen + _PRIOR_WEIGHT)
 
 
 def _bin(confidence: float | None) -> int:
@@ -235,6 +254,29 @@ def choose(
             scored.append((-v, r))
     scored.sort()
     return sorted(r for _, r in scored[: (len(scored) if limit is None else max(0, limit))])
+
+
+def choose_successors(
+    s: Successors, names: Sequence[str], policy: AdaptivePolicy, *, tokens: float = 0.0
+) -> list[str]:
+    """Of a node's successors (`names`, in the graph's order), those whose early call is worth
+    its price (`guess_value` > 0, each as a guess right with its own rate), likeliest first.
+    Before any outcome every successor has the policy's prior, so all of them are worth it."""
+    saved = s.saved_s.get(1.0)
+    rated = sorted(((-s.rate(n, policy.prior), i, n) for i, n in enumerate(names)))
+    return [n for q, _, n in rated if guess_value(-q, saved, tokens, policy) > 0]
+
+
+def observe_successors(
+    s: Successors, hits: dict[str, bool], saved: float | None, policy: AdaptivePolicy
+) -> None:
+    """Update `s` with one prefetch's outcome: per successor checked, was it adopted (would it
+    have been); `saved`: what the hit hid, when there was one."""
+    keep = 1.0 - 1.0 / policy.window
+    for name, hit in hits.items():
+        s.rates.setdefault(name, Rate()).add(hit, keep)
+    if saved is not None:
+        s.saved_s.add(max(0.0, saved), keep)
 
 
 def step_value(est: Estimates, policy: AdaptivePolicy, *, path: float = 1.0, k: int | None = None) -> float:

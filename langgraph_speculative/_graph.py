@@ -206,6 +206,7 @@ class SpeculativeCompiledGraph(CompiledStateGraph):  # type: ignore[type-arg]
         report.runs = 1
         report.branches = session.branch_outcomes()
         report.checkpointer_calls = session.run.recorder.round_trips
+        session.guesser.settle()  # adaptive prefetches learn what the run's last steps showed
         session.adaptive.finish(session)  # tokens of early calls never adopted (issue 18)
         self._local.report = report
         self.speculation.keep(session.run_id, report)

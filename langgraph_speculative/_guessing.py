@@ -15,6 +15,9 @@ import copy
 import time
 import uuid
 import weakref
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -30,7 +33,7 @@ from ._threads import has_sync_path
 from ._trace import quiet, untraced
 
 if TYPE_CHECKING:
-    from ._adaptive import RunTuning
+    from ._adaptive import NodeTuning, RunTuning
     from ._branches import Forks
     from ._budget import ProcessBudget
     from ._concurrency import SharedLimit
@@ -73,6 +76,19 @@ class GuessHost(Protocol):
     def _cancel_branch(self, branch: Branch, why: str) -> None: ...
 
 
+@dataclass(eq=False)
+class _Watch:
+    """One prefetch of an adaptive node, checked against what the main run calls next: each
+    successor it could launch (launched or not) with the key its early call had."""
+
+    tuning: NodeTuning
+    step: int
+    keys: dict[str, str]
+    started: float
+    hits: set[str] = field(default_factory=set)
+    saved: float | None = None
+
+
 class Guesser:
     """Runs speculators and branches out on their guesses, for one run; and launches the
     successors of `prefetch=` nodes early, without a speculator."""
@@ -80,30 +96,44 @@ class Guesser:
     def __init__(self, session: GuessHost) -> None:
         self.s = session
         self.groups: list[tuple[int | None, Branch]] = []  # prefetch groups, by the step they began
+        self.watches: list[_Watch] = []  # adaptive prefetches not yet checked
+        self.watched: Counter[str] = Counter()  # successors they check: the main run keys these
 
     # ------------------------------------------------------------------ prefetch
 
     def prefetch(self, b: Binding, state: Any, config: RunnableConfig) -> None:
         """On the loop: `b` (listed in `prefetch=`) starts on the main run: launch the nodes that
         can follow it early on its input (at most `policy.k`), each keyed by its own key; the
-        main run adopts the one whose key matches on its real input."""
+        main run adopts the one whose key matches on its real input. With an adaptive policy,
+        only the successors whose early calls the graph's runs have shown to pay, likeliest
+        first; every successor is checked against the main run's next call, launched or not."""
         s = self.s
         if s.closed or b.policy is None or s.budget.shedding():
             return
         step = step_of(config)
+        eligible = [
+            (name, t)
+            for name in b.prefetch
+            if (t := s.plan.bindings.get(name)) is not None and _may_prefetch(t, s.run, s.plan.gates)
+        ]
+        tuning = s.adaptive.tuner.node(b)
+        keys: dict[str, str] = {}
+        if tuning is not None:  # every successor keyed now, to be checked
+            keys = {name: key for name, t in eligible if (key := _key_of(t, state)) is not None}
+            if step is not None and keys:
+                self.watches.append(_Watch(tuning, step, keys, time.monotonic()))
+                self.watched.update(list(keys))
+            order = tuning.choose_successors(list(keys))
+            eligible = [(name, s.plan.bindings[name]) for name in order]
         parent = Entry(b, None, s.main_level, state, config, None, owner=None)
         bid = f"{s.run.thread_id or 'run'}:prefetch:{uuid.uuid4().hex[:12]}"
         group = Branch(parent, Guess({}), 0, s.main_level + 1, bid, slot=False)
         launched: list[str] = []
-        for name in b.prefetch:
+        for name, t in eligible:
             if len(launched) >= b.policy.k:
                 break
-            t = s.plan.bindings.get(name)
-            if t is None or not _may_prefetch(t, s.run, s.plan.gates):
-                continue
-            try:
-                key = t.key(state)
-            except BaseException:  # a key that cannot read this input: nothing to launch
+            key = keys[name] if name in keys else _key_of(t, state)
+            if key is None:  # a key that cannot read this input: nothing to launch
                 continue
             cfg = _prefetch_config(config, name, s.run)
             if s.forks.launch(t, key, state, cfg, group, None) is not None:
@@ -111,12 +141,28 @@ class Guesser:
         if group.entries:
             s.branches[group.bid] = group
             self.groups.append((step, group))
-            s.emit("prefetch", b.name, launched=launched, thread=group.bid)
+        if group.entries or keys:
+            skipped = sorted(set(keys) - set(launched))
+            extra = {"skipped": skipped} if keys else {}
+            s.emit("prefetch", b.name, launched=launched, thread=group.bid, **extra)
+
+    def seen(self, name: str, key: str, step: int | None) -> None:
+        """On the loop: the main run calls `name` at `step` with `key`: a prefetch made the step
+        before whose early call of `name` had this key was (or would have been) adopted."""
+        for w in self.watches:
+            if step == w.step + 1 and w.keys.get(name) == key:
+                w.hits.add(name)
+                if w.saved is None:
+                    w.saved = time.monotonic() - w.started
 
     def expire(self, step: int | None) -> None:
         """On the loop: the main run started a call at `step`: prefetches begun two or more steps
-        before were not wanted (their successor step has passed): cancel what is left of them."""
-        if step is None or not self.groups:
+        before were not wanted (their successor step has passed): cancel what is left of them,
+        and learn what the adaptive ones showed."""
+        if step is None:
+            return
+        self.settle(lambda w: step > w.step + 1)
+        if not self.groups:
             return
         keep = []
         for began, group in self.groups:
@@ -125,6 +171,21 @@ class Guesser:
             else:
                 keep.append((began, group))
         self.groups = keep
+
+    def settle(self, due: Callable[[_Watch], bool] = lambda w: True) -> None:
+        """Learn from the adaptive prefetches that are `due` (all of them when the run ends):
+        each successor they checked was adopted, or would have been, or not."""
+        if not self.watches:
+            return
+        keep = []
+        for w in self.watches:
+            if due(w):
+                w.tuning.observe_successors({n: n in w.hits for n in w.keys}, w.saved)
+                self.watched.subtract(list(w.keys))
+            else:
+                keep.append(w)
+        self.watches = keep
+        self.watched = +self.watched
 
     def _eligible(self, entry: Entry) -> bool:
         """May `entry` branch now? Branches reach at most `depth` speculative nodes ahead."""
@@ -284,6 +345,14 @@ def step_of(config: RunnableConfig) -> int | None:
     """The superstep a node's call belongs to (LangGraph's `langgraph_step` metadata)."""
     step = (config.get("metadata") or {}).get("langgraph_step")
     return step if isinstance(step, int) else None
+
+
+def _key_of(t: Binding, state: Any) -> str | None:
+    """`t`'s key on `state`; None when its key function cannot read it."""
+    try:
+        return t.key(state)
+    except BaseException:
+        return None
 
 
 def _may_prefetch(t: Binding, run: Run, gates: set[str]) -> bool:

@@ -1,6 +1,6 @@
 """What a session holds of its speculation and how it lets go: budget slots taken and given
-back, cancelling losers (and early calls that must make room for the main run), letting go of
-their forks, closing.
+back (and a main-run call that skips speculation on a busy process), cancelling losers (and
+early calls that must make room for the main run), letting go of their forks, closing.
 
 `Session` inherits this: the bookkeeping of everything its `Forks` and `Guesser` start. A branch
 lives in an in-memory checkpointer of its own, so a lost branch leaves nothing anywhere once the
@@ -10,10 +10,11 @@ session forgets it: the run then keeps only its `(branch id, outcome)`.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._state import Branch, Entry
+from ._state import Binding, Branch, Entry
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -50,9 +51,26 @@ class Lifecycle:
     main_ctx: Any
     writer: Any
     writer_ctx: Any
+    _results_lock: threading.Lock
 
     def emit(self, event: str, node: str, **data: Any) -> None:
         raise NotImplementedError
+
+    def _may_speculate(self, b: Binding) -> bool:
+        raise NotImplementedError
+
+    def _shed_outright(self, b: Binding) -> bool:
+        """Should this main-run call skip speculation altogether? When the process is busy and
+        nothing the run speculated could use it (no branch, no early call): it then costs what
+        the plain graph's call costs (no registry, no entry, no trip to the session's loop)."""
+        if self.branches or self.cache or self.closed or not self.budget.shedding():
+            return False
+        if self._may_speculate(b):
+            stats = self.report.node(b.name)  # counted as `_begin_fresh` would have
+            with self._results_lock:  # sync runs count from LangGraph's worker threads
+                stats.calls += 1
+                stats.shed += 1
+        return True
 
     def acquire(self) -> str | None:
         """Take a slot of the run's `max_inflight` and of the process budget for a branch or an

@@ -205,7 +205,7 @@ class Session(Lifecycle):
         info, fut, over = self._enter()
         if over:
             self._soon(self._make_room, over)
-        if self.guesser.groups:
+        if self.guesser.groups or self.guesser.watches:
             self._soon(self.guesser.expire, step_of(config))
         try:
             result = self._main_sync(b, state, config, info)
@@ -216,7 +216,7 @@ class Session(Lifecycle):
         return result
 
     def _main_sync(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
-        key = self._key(b, state) if self.cache_names.get(b.name) or self.branches else None
+        key = self._main_key(b, state, config, self._soon)
         marker: Entry | None = None
         # A round trip to the loop only when an early call is there to claim or a branch could
         # launch this call (a dict lookup is atomic).
@@ -266,7 +266,7 @@ class Session(Lifecycle):
         info, fut, over = self._enter()
         if over:
             self._make_room(over)
-        if self.guesser.groups:
+        if self.guesser.groups or self.guesser.watches:
             self.guesser.expire(step_of(config))
         try:
             result = await self._main_async(b, state, config, info)
@@ -311,7 +311,7 @@ class Session(Lifecycle):
                 post(self._finish, call, result)
 
     async def _main_async(self, b: Binding, state: Any, config: RunnableConfig, info: Any) -> Any:
-        key = self._key(b, state) if self.cache_names.get(b.name) or self.branches else None
+        key = self._main_key(b, state, config, _now)
         marker: Entry | None = None
         if key is not None:
             entry, marker = self._claim_or_mark(b, key, state, config, info)
@@ -347,18 +347,16 @@ class Session(Lifecycle):
         self._own_call_over(call, marker, result, None, _now)
         return result
 
-    def _shed_outright(self, b: Binding) -> bool:
-        """Should this main-run call skip speculation altogether? When the process is busy and
-        nothing the run speculated could use it (no branch, no early call): it then costs what
-        the plain graph's call costs (no registry, no entry, no trip to the session's loop)."""
-        if self.branches or self.cache or self.closed or not self.budget.shedding():
-            return False
-        if self._may_speculate(b):
-            stats = self.report.node(b.name)  # counted as `_begin_fresh` would have
-            with self._results_lock:  # sync runs count from LangGraph's worker threads
-                stats.calls += 1
-                stats.shed += 1
-        return True
+    def _main_key(self, b: Binding, state: Any, config: RunnableConfig, post: Any) -> str | None:
+        """The key of a main-run call, when an early call, a branch or a prefetch that checks it
+        could use it (`post` runs a step on the loop: `_soon` or a direct call)."""
+        watched = b.name in self.guesser.watched
+        if not (watched or self.cache_names.get(b.name) or self.branches):
+            return None
+        key = self._key(b, state)
+        if watched and key is not None:
+            post(self.guesser.seen, b.name, key, step_of(config))
+        return key
 
     def _key(self, b: Binding, state: Any) -> str | None:
         """The adoption key of a main-run call; None (nothing adopted) when the key function fails."""

@@ -81,6 +81,7 @@ class Spec:
     turns: int
     context: int
     stream: bool = False  # run the turns by `stream` (every mode) rather than `invoke`
+    prefetch: frozenset[int] = frozenset()  # `prefetch=`: their successors launched early
 
     def describe(self) -> str:
         return (
@@ -88,7 +89,8 @@ class Spec:
             f"interrupt={self.interrupt} raises={self.raises} store w/r={self.store_write}/{self.store_read} "
             f"key={self.custom_key} match={self.custom_match} k={self.k} depth={self.depth} "
             f"minconf={self.min_confidence} inflight={self.max_inflight} async={self.asynchronous} "
-            f"turns={self.turns} ctx={self.context} slow={self.slow} stream={self.stream}"
+            f"turns={self.turns} ctx={self.context} slow={self.slow} stream={self.stream} "
+            f"prefetch={sorted(self.prefetch)}"
         )
 
 
@@ -152,7 +154,8 @@ def random_spec(rnd: random.Random, asynchronous: bool | None = None) -> Spec:
         asynchronous=rnd.random() < 0.5 if asynchronous is None else asynchronous,
         turns=rnd.randint(1, 2) if asks is None else 2,
         context=rnd.randint(0, 9),
-        stream=rnd.random() < 0.5,  # drawn last: every earlier draw (and old seeds) unchanged
+        stream=rnd.random() < 0.5,  # drawn after the rest: earlier draws (and old seeds) unchanged
+        prefetch=frozenset(i for i in nodes if rnd.random() < 0.4) if rnd.random() < 0.3 else frozenset(),
     )
 
 

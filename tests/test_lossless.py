@@ -2,7 +2,8 @@
 
 Random apps (`tests/random_graphs.py`: seven layouts with `Send`, `Command` and subgraphs, the
 run's context, the store, a node that asks a person and is resumed, a node that raises, unsafe
-nodes with side effects, custom keys and matches, confidences and budgets, one or two turns on a
+nodes with side effects, custom keys and matches, confidences and budgets, `prefetch=` nodes (their
+successors launched early; adaptive in `test_adaptive`), one or two turns on a
 thread), speculated with right, wrong, partly right, raising, hanging and junk speculators. For
 every example, plain and speculative runs must agree on everything the differential oracle
 (`tests/oracle.py`) compares: every turn's result or exception, every stream mode's chunks (half
@@ -21,6 +22,7 @@ import asyncio
 import operator
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -80,20 +82,32 @@ def _graph(spec: Spec, probe: Probe, speculative: bool, saver: Any) -> Any:
     builder = build(spec, probe)
     if speculative:
         names = [f"n{i}" for i in spec.speculators]
-        builder = speculate(
-            builder,
-            {f"n{i}": make_speculator(spec, i) for i in spec.speculators},
-            policy=SpeculationPolicy(
-                k=spec.k,
-                depth=spec.depth,
-                min_confidence=spec.min_confidence,
-                max_inflight=spec.max_inflight,
-                speculator_timeout=0.5,
-            ),
-            unsafe={f"n{i}" for i in spec.unsafe},
-            keys={n: key_v for n in names} if spec.custom_key else None,
-            matches={n: match_v for n in names} if spec.custom_match else None,
-        )
+        keyed = [f"n{i}" for i in range(spec.n)] if spec.prefetch else names
+        prefetch = {f"n{i}" for i in spec.prefetch}
+        while True:
+            try:
+                speculative_builder = speculate(
+                    builder,
+                    {f"n{i}": make_speculator(spec, i) for i in spec.speculators},
+                    policy=SpeculationPolicy(
+                        k=spec.k,
+                        depth=spec.depth,
+                        min_confidence=spec.min_confidence,
+                        max_inflight=spec.max_inflight,
+                        speculator_timeout=0.5,
+                    ),
+                    unsafe={f"n{i}" for i in spec.unsafe},
+                    keys={n: key_v for n in keyed} if spec.custom_key else None,
+                    matches={n: match_v for n in names} if spec.custom_match else None,
+                    prefetch=prefetch or None,
+                )
+                break
+            except ValueError as exc:  # a node whose successors the graph cannot tell: not listed
+                found = re.search(r"prefetch=\{'(n\d+)'\}\): the graph cannot tell", str(exc))
+                if found is None:
+                    raise
+                prefetch.discard(found.group(1))
+        builder = speculative_builder
     return builder.compile(checkpointer=saver, store=oracle.RecordingStore())
 
 
@@ -164,6 +178,8 @@ def expects_adoption(spec: Spec, plain: RunResult) -> bool:
     """Must this example adopt something? When a node that ran (turn 1) has a helpful guess
     within the budget and a node after it that a branch may run, and nothing can spoil it."""
     if spec.store_write is not None and spec.store_read is not None:
+        return False
+    if spec.prefetch:  # a prefetched call may open the latch a branch was meant to (or hold its slot)
         return False
     first = plain.obs.turns[0]
     if "ok" not in first:  # (a node that raises did not, in a first turn that finished)

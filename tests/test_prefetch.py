@@ -9,6 +9,7 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import pytest
@@ -17,7 +18,7 @@ from langgraph.config import get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.memory import InMemoryStore
 
-from langgraph_speculative import SpeculationPolicy, speculate
+from langgraph_speculative import AdaptivePolicy, SpeculationPolicy, speculate
 
 from . import oracle
 from .leftovers import leftover_work
@@ -33,7 +34,12 @@ class S(TypedDict, total=False):
     final: str
 
 
-def _graph(calls: Counter[str], asynchronous: bool, store_writer: bool = False) -> StateGraph:
+def _graph(
+    calls: Counter[str],
+    asynchronous: bool,
+    store_writer: bool = False,
+    route: Callable[[str], str] | None = None,
+) -> StateGraph:
     lock = threading.Lock()
 
     def count(name: str) -> None:
@@ -41,7 +47,7 @@ def _graph(calls: Counter[str], asynchronous: bool, store_writer: bool = False) 
             calls[name] += 1
 
     def route_of(text: str) -> str:
-        return TARGETS[sum(map(ord, text)) % 3]
+        return route(text) if route is not None else TARGETS[sum(map(ord, text)) % 3]
 
     def router(state: S) -> dict[str, Any]:
         count("router")
@@ -113,6 +119,63 @@ def test_prefetch_adopts_the_chosen_successor_and_commits_what_plain_commits(asy
         oracle.assert_report_sound(report)
     assert calls["final"] == plain_calls["final"] == len(texts)  # downstream: once per input
     assert calls["router"] == plain_calls["router"]
+    assert leftover_work() == []
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_adaptive_prefetch_learns_which_successors_pay(asynchronous: bool) -> None:
+    """With an adaptive policy a prefetch launches only the successors whose early calls the
+    graph's runs showed adopted; every successor is checked against the main run's next call,
+    launched or not, so one that starts to be chosen is launched again."""
+    chosen = {"route": "billing"}
+    plain_calls: Counter[str] = Counter()
+    calls: Counter[str] = Counter()
+    plain = _graph(plain_calls, asynchronous, route=lambda _: chosen["route"]).compile(
+        checkpointer=InMemorySaver()
+    )
+    graph = speculate(
+        _graph(calls, asynchronous, route=lambda _: chosen["route"]),
+        {},
+        prefetch={"router"},
+        keys=KEYS,
+        policy=SpeculationPolicy(k=3, adaptive=AdaptivePolicy()),
+    ).compile(checkpointer=InMemorySaver())
+
+    def run(i: int) -> tuple[Counter[str], Any]:
+        before = Counter(calls)
+        cfg: Any = {"configurable": {"thread_id": f"a{i}"}}
+        if asynchronous:
+            want = asyncio.run(plain.ainvoke({"text": f"q{i}"}, cfg))
+            got = asyncio.run(graph.ainvoke({"text": f"q{i}"}, cfg))
+        else:
+            want = plain.invoke({"text": f"q{i}"}, cfg)
+            got = graph.invoke({"text": f"q{i}"}, cfg)
+        assert got == want
+        assert [s.values for s in graph.get_state_history(cfg)] == [
+            s.values for s in plain.get_state_history(cfg)
+        ]
+        report = graph.last_report
+        assert report is not None
+        oracle.assert_report_sound(report)
+        return calls - before, report
+
+    first, report = run(0)  # nothing learned yet: every successor launched
+    assert all(first[t] == 1 for t in TARGETS) and report.node("billing").adopted == 1
+    for i in range(1, 8):
+        made, report = run(i)
+        assert report.node("billing").adopted == 1
+        if i >= 2:  # two misses each: the others' early calls do not pay
+            assert made["shipping"] == made["returns"] == 0, (i, made)
+    rates = graph.speculation.tuning.snapshot()["router"]["prefetch_hit_rates"]
+    assert rates["billing"] > 0.9 and rates["shipping"] < 0.1 and rates["returns"] < 0.1
+
+    chosen["route"] = "returns"  # the router changes its mind: learned without launching
+    made, report = run(8)
+    assert report.node("returns").adopted == 0 and made["returns"] == 1  # the main run's own call
+    for i in range(9, 12):
+        made, report = run(i)
+        assert report.node("returns").adopted == 1 and made["returns"] == 1
+    assert calls["final"] == plain_calls["final"] and calls["router"] == plain_calls["router"]
     assert leftover_work() == []
 
 
