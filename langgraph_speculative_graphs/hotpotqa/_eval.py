@@ -303,7 +303,7 @@ def _print_rows(out: dict[str, Any], k: int) -> None:
             f"{row['per_tool'][t]['top1_acc']:.2f}/{row['per_tool'][t]['topk_acc']:.2f}".ljust(width[t])
             for t in tools
         )
-        print(f"  {label:<13} {row['top1_acc']:.2f}   {row['topk_acc']:.2f}   {cells}")
+        print(f"  {label:<13} {row['top1_acc']:.2f}   {row['topk_acc']:.2f}   {cells}".rstrip())
     a = out["adds"]
     print(f"  truth in the top-{k} of the chat model only: {a['chat_only']} steps, of the rules only: "
           f"{a['rules_only']}, of both: {a['both']}, of neither: {a['neither']}")  # fmt: skip
