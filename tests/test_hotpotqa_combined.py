@@ -101,7 +101,7 @@ def test_combined_guess_order_through_a_real_openai_server(server: OpenAIServer)
     assert spec.guess(q, steps) == [r[1], chat[0], r[0]]
     assert spec.guess(q, steps, 5) == [r[1], chat[0], r[0], chat[2], r[2]]
     assert run_async(spec.aguess(q, steps, 5)) == [r[1], chat[0], r[0], chat[2], r[2]]
-    assert server.count("small") == 3 and spec.errors == []  # one chat call per guess
+    assert server.count("small") == 3 and spec.failures == 0  # one chat call per guess
     assert "write the 5 actions" in server.requests[-1].system and q in server.requests[-1].last_user
     many = run_async(spec.aguess_many([(q, steps), (q, steps)], 3))
     assert many == [[r[1], chat[0], r[0]]] * 2 and server.count("small") == 5
@@ -119,12 +119,13 @@ def test_a_failing_or_unparseable_chat_model_falls_back_to_the_rules(server: Ope
     spec = CombinedActionSpeculator(_spec(server), RULES)
     assert spec.guess(q, steps) == rules
     assert run_async(spec.aguess(q, steps)) == rules
-    assert len(spec.errors) == 2 and "the model is down" in spec.errors[0]  # the server's 500, reported
+    assert spec.failures == 2 and "the model is down" in spec.errors[0]  # the server's 500, reported
+    assert spec.first_error == spec.errors[0]
     assert server.count("small") == 2 and len(server.errors) == 2
 
     server.script = lambda req: "I cannot tell what the agent does next."
     assert spec.guess(q, steps) == rules and run_async(spec.aguess(q, steps)) == rules
-    assert len(spec.errors) == 2  # a reply without an action is no error, just no guesses
+    assert spec.failures == 2  # a reply without an action is no error, just no guesses
 
     with socket.socket() as free:  # a port nothing listens on: the client's connection error
         free.bind(("127.0.0.1", 0))
@@ -132,7 +133,7 @@ def test_a_failing_or_unparseable_chat_model_falls_back_to_the_rules(server: Ope
     gone = CombinedActionSpeculator(
         f"openai:small,base_url=http://127.0.0.1:{port}/v1,api_key=t,max_retries=0"
     )
-    assert run_async(gone.aguess(q, steps)) == rules and "Connection" in gone.errors[0]
+    assert run_async(gone.aguess(q, steps)) == rules and "Connection" in str(gone.first_error)
 
 
 def _mode(run: int, step: int) -> int:

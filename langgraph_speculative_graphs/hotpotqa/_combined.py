@@ -8,6 +8,7 @@ error, a timeout, a reply with no action in it) costs only its guesses: the rule
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any
 
 from ._chat import ChatActionSpeculator
@@ -57,15 +58,19 @@ class CombinedActionSpeculator:
     `chat`: a `ChatActionSpeculator`, or a chat model (string or object) to build one from;
     `rules`: the offline `ActionSpeculator` (the shipped weights when None). One chat call per
     guess. The chat model's failures never reach the caller: the rules' list stands in, and
-    `errors` keeps what failed.
+    `failures`, `errors`, `first_error` keep what failed.
     """
 
     def __init__(self, chat: Any, rules: ActionSpeculator | None = None, k: int = 3) -> None:
         self.chat = chat if isinstance(chat, ChatActionSpeculator) else ChatActionSpeculator(chat, k)
         self.rules = rules if rules is not None else ActionSpeculator()
         self.k = k
-        self.errors: list[str] = []
-        """The chat model's failures (`Type: message`), in the order they happened."""
+        self.failures = 0
+        """How many chat calls failed."""
+        self.errors: deque[str] = deque(maxlen=20)
+        """The last 20 failures (`Type: message`), oldest first (bounded: a graph may run for long)."""
+        self.first_error: str | None = None
+        """The first failure, kept for reports."""
 
     @property
     def latencies(self) -> list[float]:
@@ -73,7 +78,10 @@ class CombinedActionSpeculator:
         return self.chat.latencies
 
     def _failed(self, exc: Exception) -> list[Action]:
-        self.errors.append(f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+        error = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+        self.failures += 1
+        self.errors.append(error)
+        self.first_error = self.first_error or error
         return []
 
     def guess(self, question: str, steps: list[Step], k: int | None = None) -> list[Action]:

@@ -202,9 +202,9 @@ def evaluate_combined(runs: list[dict[str, Any]], speculator: Any, k: int) -> di
             name: {key: v[key] for key in ("top1_acc", "topk_acc", "per_tool")} for name, v in rows.items()
         },
         "adds": what_each_adds(items, chat, rules, k),
-        "chat_errors": len(speculator.errors),
+        "chat_errors": speculator.failures,
         "chat_empty": sum(not c for c in chat),
-        "first_chat_error": speculator.errors[0] if speculator.errors else None,
+        "first_chat_error": speculator.first_error,
         "speculator_median_s": round(statistics.median(latencies), 4) if latencies else None,
     }
 
