@@ -115,6 +115,7 @@ def _react_builder(conf: dict[str, Any]) -> StateGraph:  # type: ignore[type-arg
         depth=int(conf.get("depth", 1)),
         guess_actions=_flag(conf, "guess_actions", True),
         action_speculator=conf.get("action_speculator", "offline"),
+        combine_actions=_flag(conf, "combine_actions", True),
         speculative=_flag(conf, "speculative", True),
     )
 
@@ -128,6 +129,7 @@ async def hotpotqa(config: RunnableConfig) -> StateGraph:  # type: ignore[type-a
     question), `agent_model` ("replay", or a chat-model string), `agent_delay` (1.0 s per
     replayed step), `backend` ("recorded": the runs' own observations, default; "local";
     "live"), `latency` (0.5 s per Search), `k` (3), `depth` (1), `guess_actions` (true),
-    `action_speculator` ("offline"), `speculative` (true).
+    `action_speculator` ("offline", or a chat-model string: merged with the offline ranking unless
+    `combine_actions` is false), `speculative` (true).
     """
     return await asyncio.to_thread(_react_builder, _conf(config))

@@ -211,9 +211,10 @@ def test_eval_hotpotqa_with_a_chat_speculator_twice_in_one_process(
         captured = capsys.readouterr()
         _one_line_err(captured.err)
         out = json.loads(captured.out)
-        assert out["runs"] == 50 and out["speculator"] == f"chat model {redact(spec)}"
+        assert out["runs"] == 50 and f"chat model {redact(spec)}," in out["speculator"]
         assert "sk-loopback" not in captured.out + captured.err and "api_key=***" in out["speculator"]
-        assert out["top1_acc"] == 0.0  # the server guesses chess moves: no action parses
+        assert out["rows"]["chat"]["top1_acc"] == 0.0  # the server guesses chess moves: no action parses
+        assert out["rows"]["combined"] == out["rows"]["rules"] and out["chat_empty"] == out["steps"]
     assert len(openai_server.requests) == 2 * out["steps"]
     assert all(r["user"] == "eval" for r in openai_server.requests)  # model_kwargs reached the body
 

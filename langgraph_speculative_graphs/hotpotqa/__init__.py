@@ -4,6 +4,7 @@ Data: HotpotQA (CC BY-SA 4.0) and Reflexion's recorded runs (MIT); see data/LICE
 """
 
 from ._chat import ChatActionSpeculator
+from ._combined import CombinedActionSpeculator
 from ._graph import ReActState, ReplayReAct, initial_state, make_graph
 from ._speculator import ActionSpeculator
 from ._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession
@@ -11,6 +12,7 @@ from ._wiki import LocalWiki, RecordedWiki, WikipediaAPI, WikiSession
 __all__ = (
     "ActionSpeculator",
     "ChatActionSpeculator",
+    "CombinedActionSpeculator",
     "LocalWiki",
     "ReActState",
     "RecordedWiki",

@@ -13,7 +13,11 @@ matching: same tool, same argument after whitespace trimming.
   shuffles (default 3) give the mean and sd; the same procedure fitted on all
   runs and scored on them (in-sample) and the shipped weights are reported
   beside it;
-- `--speculator MODEL`: a chat model (`openai:gpt-4o-mini`) guesses instead;
+- `--speculator MODEL`: a chat model (`openai:gpt-4o-mini`) guesses too, and three rows are
+  scored on the same steps from one chat call per step: the rules alone, the chat model alone,
+  and the two merged (`_combined.merge`, what the graph uses when a chat model is configured),
+  with what each adds: the steps whose truth is in the top-k of only one of them, of both, of
+  neither;
 - `--backend recorded|local|live`: also score the observation speculator (the
   local mirror's answer to each Search) against that wiki: the runs' recorded
   observations, the local wiki itself, or the live MediaWiki API (network).
@@ -28,10 +32,19 @@ import time
 from typing import Any
 
 from .._common import SpecError, check_chat_spec, load_records, redact, run_async
+from ._combined import CombinedActionSpeculator, merge
 from ._cv import in_sample, nested_cv
 from ._speculator import ActionSpeculator
 
-__all__ = ("add_parser", "check_args", "evaluate", "evaluate_observations", "load_runs")
+__all__ = (
+    "add_parser",
+    "check_args",
+    "evaluate",
+    "evaluate_combined",
+    "evaluate_observations",
+    "load_runs",
+    "what_each_adds",
+)
 
 Guesses = list[tuple[str, str]]
 
@@ -68,7 +81,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--speculator",
         default="offline",
-        help="offline (default) or a chat model, e.g. openai:gpt-4o-mini (options: ,temperature=0)",
+        help="offline (default) or a chat model, e.g. openai:gpt-4o-mini (options: ,temperature=0): "
+        "then the rules alone, the chat model alone and the two combined are scored side by side",
     )
     p.add_argument(
         "--weights", default=None, help="offline speculator weights JSON (default: the shipped ones)"
@@ -154,6 +168,47 @@ def evaluate(runs: list[dict[str, Any]], speculator: Any, k: int) -> dict[str, A
     }
 
 
+def what_each_adds(
+    items: list[tuple[str, Any, tuple[str, str]]], chat: list[Guesses], rules: list[Guesses], k: int
+) -> dict[str, int]:
+    """Steps whose truth is in the top-k of the chat model only, of the rules only, of both, of neither."""
+    out = {"chat_only": 0, "rules_only": 0, "both": 0, "neither": 0}
+    for (_, _, want), c, r in zip(items, chat, rules):
+        in_c = want in [(t, a.strip()) for t, a in c[:k]]
+        in_r = want in [(t, a.strip()) for t, a in r[:k]]
+        key = "both" if in_c and in_r else "chat_only" if in_c else "rules_only" if in_r else "neither"
+        out[key] += 1
+    return out
+
+
+def evaluate_combined(runs: list[dict[str, Any]], speculator: Any, k: int) -> dict[str, Any]:
+    """Score the rules alone, the chat model alone and the two merged on every recorded step, from
+    one chat call per step (`speculator`: a `CombinedActionSpeculator`), and what each adds.
+
+    The top-level figures are the merged list's (what the graph uses); `rows` has all three."""
+    items = _items(runs)
+    parts = run_async(speculator.aguess_parts_many([(q, s) for q, s, _ in items], k))
+    chat, rules = [c for c, _ in parts], [r for _, r in parts]
+    rows = {
+        "rules": score(items, rules, k),
+        "chat": score(items, chat, k),
+        "combined": score(items, [merge(c, r, k) for c, r in parts], k),
+    }
+    latencies = list(speculator.latencies)
+    return {
+        "runs": len(runs),
+        **rows["combined"],
+        "rows": {
+            name: {key: v[key] for key in ("top1_acc", "topk_acc", "per_tool")} for name, v in rows.items()
+        },
+        "adds": what_each_adds(items, chat, rules, k),
+        "chat_errors": speculator.failures,
+        "chat_empty": sum(not c for c in chat),
+        "first_chat_error": speculator.first_error,
+        "speculator_median_s": round(statistics.median(latencies), 4) if latencies else None,
+    }
+
+
 def evaluate_observations(
     runs: list[dict[str, Any]], backend: str, wiki_url: str | None = None
 ) -> dict[str, Any]:
@@ -189,9 +244,7 @@ def evaluate_observations(
 def _speculator(args: argparse.Namespace) -> Any:
     if args.speculator == "offline":
         return ActionSpeculator(weights=args.weights)
-    from ._chat import ChatActionSpeculator
-
-    return ChatActionSpeculator(args.speculator, k=args.k)
+    return CombinedActionSpeculator(args.speculator, ActionSpeculator(weights=args.weights), k=args.k)
 
 
 def _pct(x: float) -> str:
@@ -224,6 +277,8 @@ def _print(out: dict[str, Any], k: int) -> None:
         print(f"  shipped weights (fitted on all runs): "
               f"top-{k} {_pct(s['topk_acc'])} (top-1 {_pct(s['top1_acc'])})")  # fmt: skip
         print(f"  expect on unseen runs: the nested figure ({_pct(tk['mean'])}), or less: {out['caveat']}")
+    elif "rows" in out:
+        _print_rows(out, k)
     else:
         print(f"{out['runs']} runs, {out['steps']} steps: top-1 {out['top1_acc']}, top-{k} {out['topk_acc']}")
         for name, v in out["per_tool"].items():
@@ -233,6 +288,28 @@ def _print(out: dict[str, Any], k: int) -> None:
     if "observations" in out:
         o = out["observations"]
         print(f"  guessed observations vs {o['backend']}: {o['hits']}/{o['searches']} Searches")
+
+
+def _print_rows(out: dict[str, Any], k: int) -> None:
+    """The rules alone, the chat model alone and the two combined, then what each adds."""
+    tools = {t: f"{t} ({v['steps']})" for t, v in out["per_tool"].items()}
+    width = {t: max(len(h), 9) for t, h in tools.items()}
+    print(f"{out['runs']} runs, {out['steps']} steps: {out['speculator']}")
+    print(f"  {'':<13} top-1  top-{k}  " + "  ".join(h.ljust(width[t]) for t, h in tools.items())
+          + f"  (per tool: top-1/top-{k})")  # fmt: skip
+    for name, label in (("rules", "rules alone"), ("chat", "chat alone"), ("combined", "combined")):
+        row = out["rows"][name]
+        cells = "  ".join(
+            f"{row['per_tool'][t]['top1_acc']:.2f}/{row['per_tool'][t]['topk_acc']:.2f}".ljust(width[t])
+            for t in tools
+        )
+        print(f"  {label:<13} {row['top1_acc']:.2f}   {row['topk_acc']:.2f}   {cells}".rstrip())
+    a = out["adds"]
+    print(f"  truth in the top-{k} of the chat model only: {a['chat_only']} steps, of the rules only: "
+          f"{a['rules_only']}, of both: {a['both']}, of neither: {a['neither']}")  # fmt: skip
+    if out["chat_empty"]:
+        print(f"  the chat model gave no action on {out['chat_empty']} steps ({out['chat_errors']} errors, "
+              f"first: {out['first_chat_error']}); the rules' list stood in")  # fmt: skip
 
 
 CAVEAT = (
@@ -276,13 +353,20 @@ def run(args: argparse.Namespace) -> int:
                 "shipped_weights": {key: shipped[key] for key in ("top1_acc", "topk_acc", "per_tool")},
                 "caveat": CAVEAT,
             }
-        else:
+        elif args.speculator == "offline":
             out = evaluate(runs, _speculator(args), args.k)
             out["speculator"] = (
                 "offline (learned ranker over candidates from the question, thoughts and observations)"
-                if args.speculator == "offline"
-                else f"chat model {redact(args.speculator)}"
             )
+        else:
+            out = evaluate_combined(runs, _speculator(args), args.k)
+            where = f"--speculator {redact(args.speculator)!r}"
+            if out["steps"] and out["chat_errors"] == out["steps"]:
+                raise SpecError(
+                    f"{where}: the chat model failed on all {out['steps']} steps (first: "
+                    f"{out['first_chat_error']}); check the model name, its key and base_url"
+                )
+            out["speculator"] = f"rules, chat model {redact(args.speculator)}, and the two combined"
         if args.backend:
             out["observations"] = evaluate_observations(runs, args.backend, args.wiki_url)
     except (FileNotFoundError, ValueError) as exc:

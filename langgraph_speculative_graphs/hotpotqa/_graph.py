@@ -1,7 +1,8 @@
 """The ReAct graph: an agent node that thinks and acts, a tool node that asks the wiki.
 
 Both slow nodes speculate. While the agent thinks, the offline speculator
-guesses its next action from what it has seen so far, and a branch starts the
+(merged with a chat model's guesses when one is configured) guesses its next
+action from what it has seen so far, and a branch starts the
 guessed Search at once; when the agent's action is the guessed one, the main
 run adopts the Search, already answered or in flight. While a Search is in
 flight, the local index guesses its observation, and a branch runs the agent on
@@ -12,18 +13,21 @@ agent's next call.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import operator
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import NotRequired
 
 from langgraph_speculative import AdaptivePolicy, Guess, SpeculationPolicy, speculate
 
-from .._common import ScriptedChatModel
+from .._common import ScriptedChatModel, SpecError, parse_chat_spec, redact
 from ._chat import ChatActionSpeculator, chat_model
+from ._combined import CombinedActionSpeculator
 from ._speculator import ActionSpeculator
 from ._wiki import LocalWiki, WikipediaAPI, WikiSession, parse_action
 
@@ -114,6 +118,18 @@ def _tool_key(state: ReActState) -> str:
     return json.dumps([state["question"], done, p.get("tool"), p.get("arg")])
 
 
+def _check_chat_form(spec: str, where: str) -> None:
+    """`SpecError` (one line naming `where`) unless `spec` reads "provider:model[,key=value...]";
+    the model itself is built at run time."""
+    model, _ = parse_chat_spec(spec, f"{where} {redact(spec)!r}")
+    if ":" not in model:
+        hint = " (did you mean 'offline'?)" if difflib.get_close_matches(model, ["offline"], n=1) else ""
+        raise SpecError(
+            f"{where} {redact(spec)!r}: not a known choice{hint}; use offline, or a chat model "
+            "provider:model, e.g. openai:gpt-4o-mini"
+        )
+
+
 def make_graph(
     *,
     agent_model: Any,
@@ -124,6 +140,7 @@ def make_graph(
     speculative: bool = True,
     guess_actions: bool = True,
     action_speculator: Any = "offline",
+    combine_actions: bool = True,
     depth: int = 1,
     adaptive: AdaptivePolicy | bool | None = None,
 ) -> StateGraph:  # type: ignore[type-arg]
@@ -137,8 +154,11 @@ def make_graph(
     tool node; `guess_actions`: also guess the agent's next action so the
     guessed Searches start while the agent thinks, with `action_speculator`:
     "offline" (`ActionSpeculator`), a chat model string such as
-    "openai:gpt-4o-mini" (`ChatActionSpeculator`, built at run time), or an
-    object with `guess(question, steps, k)`; `k`, `depth`: the speculation
+    "openai:gpt-4o-mini" or a chat model object (built at run time; merged
+    with the offline ranking by `CombinedActionSpeculator`, which falls back
+    to the ranking when the model fails; `combine_actions=False` for the chat
+    model alone, `ChatActionSpeculator`), or an object with
+    `guess(question, steps, k)`; `k`, `depth`: the speculation
     policy; `adaptive`: learn per node which guesses pay (`AdaptivePolicy`, True for its
     defaults; `k`, `depth` become bounds). It pays here where a speculator is often wrong:
     against live or recorded observations the local mirror's guessed observation rarely
@@ -151,6 +171,8 @@ def make_graph(
         if backend in ("live", "wikipedia")
         else backend
     )
+    if isinstance(action_speculator, str) and action_speculator != "offline":
+        _check_chat_form(action_speculator, "action_speculator")
     model = chat_model(agent_model)
 
     async def agent(state: ReActState) -> dict[str, Any]:
@@ -199,13 +221,12 @@ def make_graph(
             obs = mirror.observation(p["tool"], p["arg"], session_after(local, state["steps"]))
             return [Guess({"observation": obs})]
 
-        actions: Any = (
-            mirror
-            if action_speculator == "offline"
-            else ChatActionSpeculator(action_speculator, k)
-            if isinstance(action_speculator, str)
-            else action_speculator
-        )
+        actions: Any = action_speculator
+        if action_speculator == "offline":
+            actions = mirror
+        elif isinstance(action_speculator, (str, BaseChatModel)):
+            chat = ChatActionSpeculator(action_speculator, k)
+            actions = CombinedActionSpeculator(chat, mirror, k) if combine_actions else chat
 
         def searches(ranked: list[tuple[str, str]]) -> list[Guess]:
             return [
