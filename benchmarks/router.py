@@ -20,6 +20,10 @@ repeat), with the same inputs and draws:
 - `prefetch`, `prefetch_k3`: `speculate(builder, {}, prefetch={"router"}, keys=...)` (every route
   launched while the router runs, no speculator) and the same with the speculator at `k=3`.
   Reported as not available while `speculate` takes no `prefetch=`.
+- `prefetch_adaptive`: `prefetch` with `SpeculationPolicy(k=3, adaptive=True)`: it learns, over
+  the warm-up input and the repeats, which routes' early calls pay. With `--skew 0.9` (the router
+  picks the first target 90% of the time, else one of the other two; default: a third each) it
+  stops launching the other two and pays the router's wait on the inputs that go there.
 
 Reported per configuration and p: `ratio` (median wall-clock of the 30 inputs over repeats,
 divided by plain's median at the same p), `ms_per_input_vs_nat` (how far behind nat per input;
@@ -32,6 +36,7 @@ often as plain at p=1, `prefetch` <= nat + 0.01 and `k3` <= nat + 0.03 at p=1.
     python benchmarks/router.py --quick
     python benchmarks/router.py --json                       # 30 inputs, 3 repeats
     python benchmarks/router.py --configs plain,k3,nat --p 1 --json
+    python benchmarks/router.py --configs plain,nat,prefetch,prefetch_adaptive --p 1 --skew 0.9 --json
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from langgraph_speculative import SpeculationPolicy, speculate  # noqa: E402
 
 TARGETS = ("billing", "shipping", "returns")
 HIT_RATES = (0.0, 0.33, 0.67, 1.0)
-CONFIGS = ("plain", "k1", "k3", "nat", "prefetch", "prefetch_k3")
+CONFIGS = ("plain", "k1", "k3", "nat", "prefetch", "prefetch_k3", "prefetch_adaptive")
 
 Node = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -83,10 +88,15 @@ class Workload:
     final_s: float
     speculator_s: float
     seed: int
+    skew: float | None = None
 
     def route(self, query: int) -> str:
-        """The router's real decision for an input (what plain LangGraph commits)."""
-        return TARGETS[random.Random(f"route:{self.seed}:{query}").randrange(3)]
+        """The router's real decision for an input (what plain LangGraph commits): one of the
+        three at random, or with `skew` the first with that chance and else one of the others."""
+        rnd = random.Random(f"route:{self.seed}:{query}")
+        if self.skew is None:
+            return TARGETS[rnd.randrange(3)]
+        return TARGETS[0] if rnd.random() < self.skew else TARGETS[1 + rnd.randrange(2)]
 
     def top_right(self, query: int, p: float) -> bool:
         """Whether the speculator's top guess is right for this input at hit rate p."""
@@ -246,7 +256,7 @@ def make_config(name: str, w: Workload, p: float) -> Config | str:
         if nat_version() is None:
             return "not installed (pip install -e .[bench])"
         return Config(nat_graph(fns).compile(checkpointer=saver), calls, ours=False)
-    if name in ("prefetch", "prefetch_k3"):
+    if name in ("prefetch", "prefetch_k3", "prefetch_adaptive"):
         if not prefetch_supported():
             return "not available (speculate() takes no prefetch= yet)"
         spec = {"router": make_speculator(w, p)} if name == "prefetch_k3" else {}
@@ -255,7 +265,7 @@ def make_config(name: str, w: Workload, p: float) -> Config | str:
             spec,
             prefetch={"router"},
             keys={t: query_key for t in TARGETS},
-            policy=SpeculationPolicy(k=3),
+            policy=SpeculationPolicy(k=3, adaptive=name == "prefetch_adaptive"),
         )
         return Config(g.compile(checkpointer=saver), calls, ours=True)
     raise ValueError(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
@@ -294,6 +304,13 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=None, help="latency multiplier (default 1, quick 0.2)")
     ap.add_argument("--spec-latency", type=float, default=0.03, help="speculator latency at scale 1 (s)")
     ap.add_argument(
+        "--skew",
+        type=float,
+        default=None,
+        help="the router picks the first target with this chance, else one of the others (default: "
+        "each a third)",
+    )
+    ap.add_argument(
         "--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS)
     )
     ap.add_argument("--p", default=None, help="comma-separated hit rates (default 0,0.33,0.67,1)")
@@ -306,6 +323,7 @@ def main() -> None:
         final_s=0.1 * scale,
         speculator_s=args.spec_latency * scale,
         seed=args.seed,
+        skew=args.skew,
     )
     reps = args.repeats or (2 if args.quick else 3)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -319,6 +337,7 @@ def main() -> None:
         "target_s": round(w.target_s, 4),
         "final_s": round(w.final_s, 4),
         "speculator_s": round(w.speculator_s, 4),
+        "skew": w.skew,
         "repeats": reps,
         "nvidia_nat_app": nat_version() or "not installed",
         "prefetch": "available" if prefetch_supported() else "not available",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import inspect
 import pickle
 import threading
@@ -365,7 +366,21 @@ for _name, _value in vars(BaseCheckpointSaver).items():
 
 
 def _takes_task_path(put_writes: Any) -> bool:
-    """Does a saver's `put_writes`/`aput_writes` take `task_path`? (LangGraph asks the same.)"""
+    """Does a saver's `put_writes`/`aput_writes` take `task_path`? (LangGraph asks the same.)
+    Asked once per function: a saver's method is the same function at every step."""
+    fn = getattr(put_writes, "__func__", put_writes)
+    try:
+        return _function_takes_task_path(fn)
+    except TypeError:  # an unhashable callable: asked every time
+        return _signature_has_task_path(fn)
+
+
+@functools.lru_cache(maxsize=256)
+def _function_takes_task_path(put_writes: Any) -> bool:
+    return _signature_has_task_path(put_writes)
+
+
+def _signature_has_task_path(put_writes: Any) -> bool:
     try:
         return inspect.signature(put_writes).parameters.get("task_path") is not None
     except (TypeError, ValueError):
