@@ -208,8 +208,10 @@ class Forks:
                 # another branch of this fork) got for it, whether it has finished or not.
                 try:
                     return await wait(done)
-                except (GraphInterrupt, BranchStop):
+                except GraphInterrupt:
                     raise
+                except BranchStop as stop:  # its own, not the one another branch stored: see below
+                    raise BranchStop(*stop.args) from None
                 except BaseException as exc:
                     handoff = own_command(exc, config, b.name)
                     if handoff is not None:
@@ -223,7 +225,14 @@ class Forks:
             if result is None:
                 settle(fut, exc=exc)
                 del fut  # the exception, kept by the future, holds this frame: no cycle
-                if isinstance(exc, (BranchStop, GraphInterrupt, asyncio.CancelledError)):
+                if isinstance(exc, BranchStop):
+                    # A fresh one: `exc` may be shared (stored for the branches that resume this
+                    # task, or by an early call several branches wait on). The branch that ends
+                    # by it clears its traceback's frames (`_forget_frames`); had another branch
+                    # raised the same object, that would finalize that branch's coroutines still
+                    # suspended with it in flight ("cannot reuse already awaited coroutine").
+                    raise BranchStop(*exc.args) from None
+                if isinstance(exc, (GraphInterrupt, asyncio.CancelledError)):
                     raise
                 raise BranchStop(f"{b.name} failed on a branch: {describe(exc)}") from None
         settle(fut, result=result)

@@ -146,8 +146,9 @@ def make_graph(
 ) -> StateGraph:  # type: ignore[type-arg]
     """A ReAct graph (agent -> tool -> record -> agent ... until Finish or `max_steps`).
 
-    `agent_model`: a chat model or a string (`openai:gpt-4o`, resolved at run
-    time); `backend`: "local" (offline wiki), "live" (or "wikipedia": the
+    `agent_model`: a chat model or a string (`openai:gpt-4o`, built here by
+    LangChain's `init_chat_model`; no request is made until a run);
+    `backend`: "local" (offline wiki), "live" (or "wikipedia": the
     MediaWiki API), or a backend object (`RecordedWiki` replays recorded
     runs); `latency`: seconds per Search; `speculator`: "offline" (the local
     index guesses the observation) or a function state -> guesses for the
