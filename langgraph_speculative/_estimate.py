@@ -82,6 +82,10 @@ class Rate:
         self.hits = self.hits * keep + (1.0 if hit else 0.0)
         self.seen = self.seen * keep + 1.0
 
+    def with_prior(self, prior: float) -> float:
+        """The rate, `prior` weighing 0.4 of an outcome (0 before any outcome with no prior)."""
+        return (self.hits + _PRIOR_WEIGHT * prior) / (self.seen + _PRIOR_WEIGHT)
+
 
 @dataclass
 class Mean:
@@ -160,8 +164,7 @@ class Successors:
 
     def rate(self, name: str, prior: float) -> float:
         """The chance that `name`'s early call is adopted (the prior weighs 0.4 of an outcome)."""
-        r = self.rates.get(name) or Rate()
-        return (r.hits + _PRIOR_WEIGHT * prior) / (r.seen + _PRIOR_WEIGHT)
+        return (self.rates.get(name) or Rate()).with_prior(prior)
 
 
 def _bin(confidence: float | None) -> int:
@@ -205,8 +208,7 @@ def hit_rate(est: Estimates, rank: int, confidence: float | None, prior: float) 
 
 
 def _rate(est: Estimates, rank: int, b: int, prior: float) -> float:
-    r = est.rank(rank)
-    q = (r.hits + (_PRIOR_WEIGHT * prior if rank == 1 else 0.0)) / (r.seen + _PRIOR_WEIGHT)
+    q = est.rank(rank).with_prior(prior if rank == 1 else 0.0)
     if b >= BINS:
         return q
     counts = est.bins[b]
@@ -263,8 +265,9 @@ def choose_successors(
     its price (`guess_value` > 0, each as a guess right with its own rate), likeliest first.
     Before any outcome every successor has the policy's prior, so all of them are worth it."""
     saved = s.saved_s.get(1.0)
-    rated = sorted(((-s.rate(n, policy.prior), i, n) for i, n in enumerate(names)))
-    return [n for q, _, n in rated if guess_value(-q, saved, tokens, policy) > 0]
+    rates = {n: s.rate(n, policy.prior) for n in names}
+    likeliest = sorted(names, key=lambda n: -rates[n])  # stable: the graph's order on a tie
+    return [n for n in likeliest if guess_value(rates[n], saved, tokens, policy) > 0]
 
 
 def observe_successors(

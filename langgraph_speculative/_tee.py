@@ -370,16 +370,12 @@ def _takes_task_path(put_writes: Any) -> bool:
     Asked once per function: a saver's method is the same function at every step."""
     fn = getattr(put_writes, "__func__", put_writes)
     try:
-        return _function_takes_task_path(fn)
-    except TypeError:  # an unhashable callable: asked every time
         return _signature_has_task_path(fn)
+    except TypeError:  # an unhashable callable: asked every time
+        return _signature_has_task_path.__wrapped__(fn)
 
 
 @functools.lru_cache(maxsize=256)
-def _function_takes_task_path(put_writes: Any) -> bool:
-    return _signature_has_task_path(put_writes)
-
-
 def _signature_has_task_path(put_writes: Any) -> bool:
     try:
         return inspect.signature(put_writes).parameters.get("task_path") is not None

@@ -118,12 +118,17 @@ def _items(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], 
     ]
 
 
+def _strict(guesses: Guesses) -> Guesses:
+    """Guesses as the strict match compares them: the argument whitespace-trimmed."""
+    return [(t, a.strip()) for t, a in guesses]
+
+
 def score(items: list[tuple[str, Any, tuple[str, str]]], guesses: list[Guesses], k: int) -> dict[str, Any]:
     """Top-1/top-k accuracy of `guesses` (one list per item), overall and per tool."""
     steps = top1 = topk = 0
     per_tool: dict[str, dict[str, int]] = {}
     for (_, _, want), raw in zip(items, guesses):
-        g = [(t, a.strip()) for t, a in raw]
+        g = _strict(raw)
         hit1, hitk = bool(g) and g[0] == want, want in g[:k]
         steps, top1, topk = steps + 1, top1 + hit1, topk + hitk
         tool = per_tool.setdefault(want[0], {"steps": 0, "top1": 0, "topk": 0})
@@ -174,8 +179,7 @@ def what_each_adds(
     """Steps whose truth is in the top-k of the chat model only, of the rules only, of both, of neither."""
     out = {"chat_only": 0, "rules_only": 0, "both": 0, "neither": 0}
     for (_, _, want), c, r in zip(items, chat, rules):
-        in_c = want in [(t, a.strip()) for t, a in c[:k]]
-        in_r = want in [(t, a.strip()) for t, a in r[:k]]
+        in_c, in_r = want in _strict(c[:k]), want in _strict(r[:k])
         key = "both" if in_c and in_r else "chat_only" if in_c else "rules_only" if in_r else "neither"
         out[key] += 1
     return out
